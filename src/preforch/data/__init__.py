@@ -1,0 +1,1 @@
+"""Reading and writing preference data sets, and the embedded example data."""

@@ -1,0 +1,181 @@
+"""Frozen text encoders: a sentence encoder (mean-pooled, like sentence-transformers) and the hidden state
+of the last prompt token of a causal LM (so the policy itself can be the encoder, as ArmoRM does)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from preforch.errors import PreforchError
+
+EncoderKind = Literal["sentence", "causal_lm"]
+
+
+class TextEncoder(Protocol):
+    """texts → embeddings. Shape: [N, D]."""
+
+    dim: int
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> torch.Tensor: ...
+
+    def identity(self) -> str: ...
+
+
+def _file_fingerprint(folder: Path) -> str:
+    """Cheap identity of a weights folder: size and first MiB of its weight files."""
+    h = hashlib.sha256()
+    for name in sorted(p.name for p in folder.glob("*.safetensors")):
+        path = folder / name
+        h.update(name.encode())
+        h.update(str(path.stat().st_size).encode())
+        with open(path, "rb") as handle:
+            h.update(handle.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+def _check_folder(path: str) -> Path:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise PreforchError(
+            f"{path}: encoder folder not found (give a local folder; hub names are not downloaded offline)"
+        )
+    if not any(folder.glob("*.safetensors")):
+        raise PreforchError(f"{path}: no *.safetensors weights in the encoder folder (pickle weights are refused)")
+    return folder
+
+
+def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first), so padding stays small."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class SentenceEncoder:
+    """A BERT-style encoder with mean pooling over real tokens, optionally L2-normalised.
+
+    Defaults match all-MiniLM-L6-v2 (mean pooling, normalised, 256 tokens).
+    """
+
+    def __init__(self, path: str, max_length: int = 256, normalize: bool = True, device: str = "cpu",
+                 trust_remote_code: bool = False) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        folder = _check_folder(path)
+        self.path = str(folder)
+        self.max_length = max_length
+        self.normalize = normalize
+        self.device = torch.device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True,
+                                                       trust_remote_code=trust_remote_code)
+        self.model = AutoModel.from_pretrained(self.path, local_files_only=True, use_safetensors=True,
+                                               trust_remote_code=trust_remote_code).to(self.device).eval()
+        self.model.requires_grad_(False)
+        self.dim = int(self.model.config.hidden_size)
+        self._fingerprint = _file_fingerprint(folder)
+
+    def identity(self) -> str:
+        return f"sentence:{self._fingerprint}:{self.max_length}:{int(self.normalize)}"
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                               return_tensors="pt")
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    @torch.inference_mode()
+    def token_states(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Last hidden states and attention mask of one batch. Shapes: [N, T, D], [N, T]."""
+        batch = self.tokenize(texts)
+        out = self.model(**batch)
+        return out.last_hidden_state, batch["attention_mask"]
+
+    @staticmethod
+    def mean_pool(states: torch.Tensor, mask: torch.Tensor, normalize: bool) -> torch.Tensor:
+        m = mask.unsqueeze(-1).to(states.dtype)  # [N, T, 1]
+        pooled = (states * m).sum(1) / m.sum(1).clamp_min(1e-9)  # [N, D]
+        return torch.nn.functional.normalize(pooled, dim=-1) if normalize else pooled
+
+    @torch.inference_mode()
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+        out = torch.empty(len(texts), self.dim)
+        batches = length_sorted_batches([len(t) for t in texts], batch_size)
+        for idx in tqdm(batches, desc="encode", disable=not progress, unit="batch"):
+            states, mask = self.token_states([texts[i] for i in idx])
+            out[idx] = self.mean_pool(states, mask, self.normalize).float().cpu()
+        return out
+
+
+class CausalLMEncoder:
+    """Hidden state of the last prompt token of a causal LM (``layer`` = −1 for the last layer).
+
+    With ``chat_template`` the prompt is wrapped as a user turn with the generation prompt appended, so
+    the state is the one the policy has when it starts its reply.
+    """
+
+    def __init__(self, path: str, max_length: int = 512, layer: int = -1, chat_template: bool = True,
+                 device: str = "cpu", trust_remote_code: bool = False) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder = _check_folder(path)
+        self.path = str(folder)
+        self.max_length = max_length
+        self.layer = layer
+        self.device = torch.device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True,
+                                                       trust_remote_code=trust_remote_code)
+        self.chat_template = chat_template and bool(getattr(self.tokenizer, "chat_template", None))
+        self.tokenizer.truncation_side = "left"  # keep the end of the prompt, where the reply starts
+        self.model = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True, use_safetensors=True,
+                                                          trust_remote_code=trust_remote_code)
+        self.model = self.model.to(self.device).eval()
+        self.model.requires_grad_(False)
+        self.dim = int(self.model.config.hidden_size)
+        self._fingerprint = _file_fingerprint(folder)
+
+    def identity(self) -> str:
+        return f"causal_lm:{self._fingerprint}:{self.max_length}:{self.layer}:{int(self.chat_template)}"
+
+    def format(self, prompt: str) -> str:
+        if not self.chat_template:
+            return prompt
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                  add_generation_prompt=True)
+
+    @staticmethod
+    def last_token_state(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Hidden state at each row's last real token (right padding). Shapes: [N, T, D], [N, T] → [N, D]."""
+        last = mask.sum(1).long() - 1  # [N]
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+    @torch.inference_mode()
+    def encode(self, texts: list[str], batch_size: int = 16, progress: bool = False) -> torch.Tensor:
+        out = torch.empty(len(texts), self.dim)
+        formatted = [self.format(t) for t in texts]
+        self.tokenizer.padding_side = "right"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        batches = length_sorted_batches([len(t) for t in formatted], batch_size)
+        for idx in tqdm(batches, desc="encode", disable=not progress, unit="batch"):
+            batch = self.tokenizer([formatted[i] for i in idx], padding=True, truncation=True,
+                                   max_length=self.max_length, add_special_tokens=not self.chat_template,
+                                   return_tensors="pt").to(self.device)
+            hidden = self.model(**batch, output_hidden_states=True).hidden_states[self.layer]  # [B, T, D]
+            out[idx] = self.last_token_state(hidden, batch["attention_mask"]).float().cpu()
+        return out
+
+
+def load_encoder(kind: EncoderKind, path: str | None, max_length: int | None = None, device: str = "cpu",
+                 trust_remote_code: bool = False, layer: int = -1) -> TextEncoder:
+    """Build the encoder an adapter config names; ``path`` None means the embedded default."""
+    from preforch.models.paths import resolve_encoder_path, resolve_policy_path
+
+    if kind == "sentence":
+        return SentenceEncoder(resolve_encoder_path(path), max_length=max_length or 256, device=device,
+                               trust_remote_code=trust_remote_code)
+    if kind == "causal_lm":
+        return CausalLMEncoder(resolve_policy_path(path), max_length=max_length or 512, layer=layer,
+                               device=device, trust_remote_code=trust_remote_code)
+    raise PreforchError(f"encoder kind {kind!r}: expected 'sentence' or 'causal_lm'")
