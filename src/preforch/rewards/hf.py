@@ -1,0 +1,231 @@
+"""A Hugging Face ``AutoModelForSequenceClassification`` reward model as a scorer.
+
+Real reward models differ in how they want their input and which output is the reward, so those are
+settings: the logit (by index or label name), the input template, max length and truncation side,
+dtype and device. Nothing is downloaded when ``HF_HUB_OFFLINE=1``; a hub name is only resolved when
+the user is online and the name is not a local folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from preforch.config import field
+from preforch.errors import PreforchError
+
+logger = logging.getLogger(__name__)
+
+Template = Literal["chat", "plain", "reversed"]
+TruncationSide = Literal["left", "right"]
+DType = Literal["float32", "bfloat16", "float16"]
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "merges.txt",
+                    "special_tokens_map.json", "tokenizer.model", "chat_template.jinja")
+
+
+@dataclass
+class HFScorerConfig:
+    """Settings of one Hugging Face sequence-classification reward model."""
+
+    path: str = field("", help="local model folder, or a hub name (resolved only when online, i.e. "
+                               "HF_HUB_OFFLINE is not 1)")
+    objective: str = field("reward", help="objective name of this model's score column")
+    logit_index: int | None = field(None, help="which logit is the reward (default 0 unless `label` is set)")
+    label: str | None = field(None, help="the label name (config.label2id) whose logit is the reward")
+    template: Template = field("chat", help="input text: chat = tokenizer chat template with user/assistant "
+                                            "turns; plain = prompt + separator + response; reversed = response, "
+                                            "BOS token, prompt (some summary reward models)")
+    separator: str = field("\n\n", help="text between prompt and response for the plain template")
+    max_length: int = field(512, help="longest input in tokens; longer inputs are truncated and counted")
+    truncation_side: TruncationSide = field("left", help="which end to cut from a too-long input (left keeps "
+                                                         "the end of the response for chat/plain)")
+    dtype: DType = field("float32", help="weights dtype")
+    device: str = field("auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:1, ...")
+    batch_size: int = field(16, help="texts per forward pass (batches are length-sorted)")
+    trust_remote_code: bool = field(False, help="allow model code from the model folder (off by default)")
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise PreforchError("hf scorer: setting 'path' is required (a local model folder)")
+        if self.logit_index is not None and self.label is not None:
+            raise PreforchError(f"hf scorer {self.path}: give logit_index or label, not both")
+        if self.logit_index is not None and self.logit_index < 0:
+            raise PreforchError(f"hf scorer {self.path}: logit_index must be >= 0, got {self.logit_index}")
+        if self.max_length < 8:
+            raise PreforchError(f"hf scorer {self.path}: max_length must be >= 8, got {self.max_length}")
+        if self.batch_size < 1:
+            raise PreforchError(f"hf scorer {self.path}: batch_size must be >= 1, got {self.batch_size}")
+        if not self.objective:
+            raise PreforchError(f"hf scorer {self.path}: objective name is empty")
+
+
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set to a true value."""
+    return any(os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """Identity of a model folder: config and tokenizer files in full, size plus first and last MiB of
+    each weights file (cheap, and changes when the weights are retrained)."""
+    h = hashlib.sha256()
+    for name in sorted(["config.json", *_TOKENIZER_FILES]):
+        if (folder / name).is_file():
+            h.update(name.encode())
+            h.update((folder / name).read_bytes())
+    for path in sorted(folder.glob("*.safetensors")):
+        size = path.stat().st_size
+        h.update(path.name.encode())
+        h.update(str(size).encode())
+        with open(path, "rb") as handle:
+            h.update(handle.read(1 << 20))
+            handle.seek(max(0, size - (1 << 20)))
+            h.update(handle.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _check_classifier(config, where: str) -> None:
+    archs = list(getattr(config, "architectures", None) or [])
+    if not any(a.endswith("ForSequenceClassification") for a in archs):
+        what = f"architectures {archs}" if archs else "no architectures in config.json"
+        raise PreforchError(f"{where}: not a sequence classifier ({what}; expected a *ForSequenceClassification "
+                            "model, e.g. one saved from AutoModelForSequenceClassification)")
+
+
+class HFScorer:
+    """Scores (prompt, response) pairs with one reward model's chosen logit. Shape of ``score``: [N, 1].
+
+    ``truncated`` / ``seen`` count the inputs cut to ``max_length`` / all inputs scored so far.
+    """
+
+    def __init__(self, config: HFScorerConfig) -> None:
+        import torch
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        self.config = config
+        local = Path(config.path).expanduser()
+        if local.exists():
+            if not local.is_dir() or not (local / "config.json").is_file():
+                raise PreforchError(f"{config.path}: not a model folder (no config.json)")
+            source, local_only = str(local), True
+        elif hub_offline() or config.path.startswith((".", "/", "~")) or config.path.count("/") > 1:
+            raise PreforchError(f"{config.path}: reward model path does not exist (hub names are only resolved "
+                                "online; HF_HUB_OFFLINE=1 is set)" if hub_offline()
+                                else f"{config.path}: reward model path does not exist")
+        else:
+            source, local_only = config.path, False
+        kwargs = dict(local_files_only=local_only, trust_remote_code=config.trust_remote_code)
+        try:
+            model_config = AutoConfig.from_pretrained(source, **kwargs)
+        except (OSError, ValueError) as err:
+            raise PreforchError(f"{config.path}: cannot read the model config ({_first_line(err)})") from None
+        _check_classifier(model_config, config.path)
+        self.reward_index = self._reward_index(model_config)
+        dtype = getattr(torch, config.dtype)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                source, dtype=dtype, use_safetensors=True, **kwargs)
+        except (OSError, ValueError, KeyError) as err:
+            raise PreforchError(f"{config.path}: cannot load as a sequence classifier ({_first_line(err)})") from None
+        self.device = torch.device(resolve_device(config.device))
+        self.model = self.model.to(self.device).eval()
+        self.model.requires_grad_(False)
+        self.tokenizer.truncation_side = config.truncation_side
+        self.tokenizer.padding_side = "right"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
+        if self.model.config.pad_token_id is None:
+            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        if config.template == "chat" and not getattr(self.tokenizer, "chat_template", None):
+            raise PreforchError(f"{config.path}: template 'chat' but the tokenizer has no chat template; "
+                                "set template: plain (or reversed)")
+        self._fingerprint = (folder_fingerprint(local) if local_only
+                             else f"hub:{config.path}@{getattr(model_config, '_commit_hash', None) or 'unknown'}")
+        self.objectives = [config.objective]
+        self.truncated = 0
+        self.seen = 0
+
+    def _reward_index(self, model_config) -> int:
+        num_labels = int(getattr(model_config, "num_labels", 1))
+        if self.config.label is not None:
+            label2id = {str(k): int(v) for k, v in (getattr(model_config, "label2id", None) or {}).items()}
+            if self.config.label not in label2id:
+                raise PreforchError(f"{self.config.path}: unknown label {self.config.label!r}; the model's labels "
+                                    f"are {sorted(label2id)}")
+            return label2id[self.config.label]
+        index = 0 if self.config.logit_index is None else self.config.logit_index
+        if index >= num_labels:
+            raise PreforchError(f"{self.config.path}: logit_index {index} is out of range; the model has "
+                                f"num_labels={num_labels} (valid: 0..{num_labels - 1})")
+        return index
+
+    def identity(self) -> str:
+        c = self.config
+        settings = json.dumps([self.reward_index, c.template, c.separator, c.max_length, c.truncation_side,
+                               c.dtype], ensure_ascii=True)
+        return f"hf:{self._fingerprint}:{settings}"
+
+    def format(self, prompt: str, response: str) -> str:
+        """The text the model reads for one pair, per ``template``."""
+        tok = self.tokenizer
+        if self.config.template == "chat":
+            return tok.apply_chat_template([{"role": "user", "content": prompt},
+                                            {"role": "assistant", "content": response}], tokenize=False)
+        if self.config.template == "plain":
+            return f"{prompt}{self.config.separator}{response}"
+        bos = tok.bos_token or tok.cls_token or tok.eos_token
+        if bos is None:
+            raise PreforchError(f"{self.config.path}: template 'reversed' needs a BOS (or CLS/EOS) token; "
+                                "the tokenizer has none")
+        return f"{response}{bos}{prompt}"
+
+    def _encode(self, texts: list[str], truncate: bool) -> dict:
+        # The chat template already holds the special tokens it wants.
+        return self.tokenizer(texts, add_special_tokens=self.config.template != "chat", truncation=truncate,
+                              max_length=self.config.max_length if truncate else None,
+                              padding=truncate, return_tensors="pt" if truncate else None)
+
+    def score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+        """Raw reward logits, higher is better. Shape: [N, 1], float64, in input order."""
+        import torch
+
+        from preforch.models.encoders import length_sorted_batches
+
+        texts = [self.format(p, r) for p, r in zip(prompts, responses, strict=True)]
+        out = np.empty((len(texts), 1), dtype=np.float64)  # [N, 1]
+        if not texts:
+            return out
+        lengths = [len(ids) for ids in self._encode(texts, truncate=False)["input_ids"]]
+        cut = sum(n > self.config.max_length for n in lengths)
+        self.truncated += cut
+        self.seen += len(texts)
+        if cut:
+            logger.debug("%s: %d of %d inputs longer than %d tokens were truncated (%s)", self.config.objective,
+                         cut, len(texts), self.config.max_length, self.config.truncation_side)
+        with torch.inference_mode():
+            for idx in length_sorted_batches(lengths, self.config.batch_size):
+                batch = self._encode([texts[i] for i in idx], truncate=True).to(self.device)
+                logits = self.model(**batch).logits  # [B, num_labels]
+                out[idx, 0] = logits[:, self.reward_index].float().cpu().numpy()
+        return out
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
