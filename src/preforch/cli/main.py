@@ -12,6 +12,7 @@ import sys
 COMMAND_MODULES = [
     "preforch.cli.adapter_cmd",
     "preforch.cli.weights_cmd",
+    "preforch.cli.evaluate_cmd",
     "preforch.cli.score_cmd",
     "preforch.cli.rm_cmd",
     "preforch.cli.env_cmd",

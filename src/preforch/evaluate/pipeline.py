@@ -1,0 +1,227 @@
+"""Settings and one-call entry points behind `preforch evaluate adapter` and `preforch evaluate responses`."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from preforch.atomic import staged_dir
+from preforch.config import field
+from preforch.data.load import SCORE_PREFIX, load_preference_data, read_table
+from preforch.errors import PreforchError
+
+log = logging.getLogger(__name__)
+WEIGHT_PREFIX = "weight."
+
+
+@dataclass
+class EvaluateAdapterConfig:
+    """Held-out quality of a trained adapter (KL, top-1, calibration, pairwise accuracy vs fixed weights)."""
+
+    adapter: str | None = field(None, help="adapter folder (from `preforch adapter train`)")
+    data: str | None = field(None, help="preference data with score.<objective> and score_rejected.<objective> "
+                             "columns (raw scores, same objectives as the adapter)")
+    test_data: str | None = field(None, help="held-out data; null = split `data` by prompt with the adapter's "
+                                  "val_fraction and seed (its own validation split when `data` trained it)")
+    val_fraction: float | None = field(None, help="override the share of prompts held out; null = the adapter's")
+    seed: int | None = field(None, help="override the split seed; null = the adapter's")
+    tau: float | None = field(None, help="target temperature for w*; null = the adapter's")
+    resolution: int = field(10, help="simplex lattice resolution for fixed weight vectors (entries i/resolution)")
+    calibration_bins: int = field(10, help="bins of the max weight for the calibration error")
+    kind_column: str = field("kind", help="column naming each row's prompt kind (for per-kind rows)")
+    batch_size: int = field(64, help="prompts per adapter batch")
+    plots: bool = field(True, help="write PNG plots (needs matplotlib, the `plot` extra)")
+    output_dir: str = field("runs/evaluate_adapter", help="folder for report.json, report.md and plots")
+    overwrite: bool = field(False, help="replace an existing output folder")
+
+    def __post_init__(self) -> None:
+        if not self.adapter or not self.data:
+            raise PreforchError("evaluate adapter: settings 'adapter' and 'data' are required")
+        if self.resolution < 1 or self.calibration_bins < 1:
+            raise PreforchError(f"evaluate adapter: resolution ({self.resolution}) and calibration_bins "
+                                f"({self.calibration_bins}) must be >= 1")
+
+
+@dataclass
+class EvaluateResponsesConfig:
+    """Mean normalised rewards of responses under prompt-aware vs fixed weightings; fronts and hypervolume."""
+
+    responses: str | None = field(None, help="rows of prompt, response and score.<objective> (raw); several rows per "
+                                  "prompt = best-of-N candidates; a 'policy' column = one response per policy")
+    adapter: str | None = field(None, help="adapter folder: gives the prompt-aware weights and the normaliser")
+    weights_file: str | None = field(None, help="precomputed prompt-aware weights instead of an adapter: rows of "
+                                     "prompt and weight.<objective>; its prompts must match the responses'")
+    normalizer: str | None = field(None, help="normalizer.json; null = the adapter's, else z-scores fitted on the "
+                                   "responses themselves")
+    mode: Literal["auto", "best_of_n", "policies"] = field("auto", help="auto = policies when a 'policy' column "
+                                                           "exists, else best_of_n")
+    aware_policy: str | None = field(None, help="policies mode: the prompt-aware policy's name")
+    resolution: int = field(10, help="simplex lattice resolution for the fixed weightings (best_of_n)")
+    reference_point: list[float] | None = field(None, help="hypervolume reference point (one per objective); null "
+                                                "= per group, the minimum of all points less 10% of each range")
+    kind_column: str = field("kind", help="column naming each prompt's kind")
+    batch_size: int = field(64, help="prompts per adapter batch")
+    plots: bool = field(True, help="write PNG plots (needs matplotlib, the `plot` extra)")
+    output_dir: str = field("runs/evaluate_responses", help="folder for report.json, report.md and plots")
+    overwrite: bool = field(False, help="replace an existing output folder")
+
+    def __post_init__(self) -> None:
+        if not self.responses:
+            raise PreforchError("evaluate responses: setting 'responses' is required")
+        if self.adapter and self.weights_file:
+            raise PreforchError("evaluate responses: give 'adapter' or 'weights_file', not both")
+        if self.resolution < 1:
+            raise PreforchError(f"evaluate responses: resolution must be >= 1, got {self.resolution}")
+
+
+def run_adapter_evaluation(config: EvaluateAdapterConfig) -> Path:
+    """Load, evaluate, write the report folder; returns its path."""
+    from preforch.adapter import PreferenceAdapter
+    from preforch.evaluate.adapter_eval import evaluate_adapter
+    from preforch.evaluate.report import adapter_markdown, write_adapter_report
+
+    with staged_dir(config.output_dir, overwrite=config.overwrite) as tmp:
+        adapter = PreferenceAdapter.from_pretrained(config.adapter)
+        data = load_preference_data(config.data, require_scores=True, kind_column=config.kind_column)
+        test = None if config.test_data is None else load_preference_data(config.test_data, require_scores=True,
+                                                                          kind_column=config.kind_column)
+        ev = evaluate_adapter(adapter, data, test, val_fraction=config.val_fraction, seed=config.seed, tau=config.tau,
+                              resolution=config.resolution, n_bins=config.calibration_bins,
+                              batch_size=config.batch_size)
+        write_adapter_report(tmp, ev, dataclasses.asdict(config), plots=config.plots)
+    print(adapter_markdown(ev))
+    return Path(config.output_dir)
+
+
+@dataclass
+class ResponseRows:
+    """Parsed responses: distinct prompts in first-seen order, raw scores per candidate or per policy."""
+
+    objectives: list[str]
+    prompts: list[str]
+    kinds: list[str] | None
+    candidates: np.ndarray | None  # [N, G, K] raw
+    policies: dict[str, np.ndarray] | None  # name → [N, K] raw
+
+
+def load_responses(path: str, mode: str = "auto", kind_column: str = "kind") -> ResponseRows:
+    """Read a responses file; every prompt needs the same number of candidates (or one row per policy)."""
+    rows = read_table(path)
+    if not rows:
+        raise PreforchError(f"{path}: no rows")
+    columns = list(rows[0])
+    objectives = [c[len(SCORE_PREFIX):] for c in columns if c.startswith(SCORE_PREFIX)]
+    if len(objectives) < 2 or "prompt" not in columns:
+        raise PreforchError(f"{path}: expected a 'prompt' column and at least 2 score.<objective> columns, got {columns}")
+    if mode == "auto":
+        mode = "policies" if "policy" in columns else "best_of_n"
+    if mode == "policies" and "policy" not in columns:
+        raise PreforchError(f"{path}: mode 'policies' needs a 'policy' column")
+    by_prompt: dict[str, list[int]] = {}
+    kinds: dict[str, str] = {}
+    raw = np.empty((len(rows), len(objectives)))
+    for i, row in enumerate(rows):
+        try:
+            raw[i] = [float(row[f"{SCORE_PREFIX}{o}"]) for o in objectives]
+        except (KeyError, TypeError, ValueError):
+            raise PreforchError(f"{path}: row {i + 1}: score columns {objectives} must all be numbers") from None
+        if not np.isfinite(raw[i]).all():
+            raise PreforchError(f"{path}: row {i + 1}: score is not finite ({raw[i].tolist()})")
+        by_prompt.setdefault(str(row["prompt"]), []).append(i)
+        if kind_column in row:
+            kinds[str(row["prompt"])] = str(row[kind_column])
+    prompts = list(by_prompt)
+    kind_list = [kinds.get(p, "") for p in prompts] if kinds else None
+    if mode == "best_of_n":
+        sizes = {len(v) for v in by_prompt.values()}
+        if len(sizes) != 1:
+            first = next(p for p, v in by_prompt.items() if len(v) != len(by_prompt[prompts[0]]))
+            raise PreforchError(f"{path}: every prompt needs the same number of candidates; prompt {first[:60]!r} has "
+                                f"{len(by_prompt[first])}, the first prompt {len(by_prompt[prompts[0]])}")
+        cands = np.stack([raw[by_prompt[p]] for p in prompts])  # [N, G, K]
+        return ResponseRows(objectives, prompts, kind_list, cands, None)
+    policies: dict[str, dict[str, int]] = {}
+    for i, row in enumerate(rows):
+        policies.setdefault(str(row["policy"]), {})[str(row["prompt"])] = i
+    out = {}
+    for name, where in policies.items():
+        missing = [p for p in prompts if p not in where]
+        if missing:
+            raise PreforchError(f"{path}: policy {name!r} has no response for prompt {missing[0][:60]!r} "
+                                f"({len(missing)} missing); every policy must answer every prompt")
+        out[name] = raw[[where[p] for p in prompts]]  # [N, K]
+    return ResponseRows(objectives, prompts, kind_list, None, out)
+
+
+def load_weights_file(path: str, objectives: list[str], prompts: list[str]) -> np.ndarray:
+    """Prompt-aware weights per prompt from rows of prompt + weight.<objective>. Shape: [N, K]."""
+    from preforch.weighting import check_weights
+
+    rows = read_table(path)
+    names = [c[len(WEIGHT_PREFIX):] for c in (rows[0] if rows else {}) if c.startswith(WEIGHT_PREFIX)]
+    if names != list(objectives):
+        raise PreforchError(f"{path}: weight columns for {names}, expected weight.<objective> for {list(objectives)}")
+    table = {str(r["prompt"]): [r[f"{WEIGHT_PREFIX}{o}"] for o in objectives] for r in rows}
+    missing = [p for p in prompts if p not in table]
+    if missing:
+        raise PreforchError(f"{path}: no weights for prompt {missing[0][:60]!r} ({len(missing)} of {len(prompts)} "
+                            "response prompts missing); the weights file's prompts must match the responses'")
+    return check_weights([table[p] for p in prompts], len(objectives), str(path))
+
+
+def _prompt_aware_weights(config: EvaluateResponsesConfig, adapter, parsed: ResponseRows) -> np.ndarray | None:
+    if adapter is not None:
+        from preforch.evaluate.adapter_eval import predict_once
+
+        return predict_once(adapter, parsed.prompts, config.batch_size)
+    if config.weights_file:
+        return load_weights_file(config.weights_file, parsed.objectives, parsed.prompts)
+    return None
+
+
+def run_responses_evaluation(config: EvaluateResponsesConfig) -> Path:
+    from preforch.evaluate.report import responses_markdown, write_responses_report
+    from preforch.evaluate.responses import evaluate_best_of_n, evaluate_policies
+    from preforch.rewards.normalize import Normalizer
+
+    with staged_dir(config.output_dir, overwrite=config.overwrite) as tmp:
+        parsed = load_responses(config.responses, config.mode, config.kind_column)
+        k = len(parsed.objectives)
+        if config.reference_point is not None and len(config.reference_point) != k:
+            raise PreforchError(f"reference_point has {len(config.reference_point)} entries, the responses have "
+                                f"K={k} objectives {parsed.objectives}")
+        adapter = None
+        if config.adapter:
+            from preforch.adapter import PreferenceAdapter
+
+            adapter = PreferenceAdapter.from_pretrained(config.adapter)
+            adapter.check_objectives(parsed.objectives, f"responses file {config.responses}")
+        raw_all = parsed.candidates.reshape(-1, k) if parsed.candidates is not None else np.vstack(
+            list(parsed.policies.values()))
+        if config.normalizer:
+            norm = Normalizer.load(config.normalizer)
+        elif adapter is not None:
+            norm = adapter.normalizer
+        else:
+            log.info("no normaliser given: fitting z-scores on the responses themselves")
+            norm = Normalizer(parsed.objectives).fit(raw_all)
+        weights = _prompt_aware_weights(config, adapter, parsed)
+        if parsed.candidates is not None:
+            n, g = parsed.candidates.shape[:2]
+            s = norm.transform(parsed.candidates.reshape(-1, k), parsed.objectives).reshape(n, g, k)
+            ev = evaluate_best_of_n(parsed.objectives, s, weights, parsed.kinds, config.resolution,
+                                    config.reference_point)
+        else:
+            scores = {p: norm.transform(v, parsed.objectives) for p, v in parsed.policies.items()}
+            ev = evaluate_policies(parsed.objectives, scores, config.aware_policy, parsed.kinds,
+                                   config.reference_point)
+            ev.aware_weights = weights
+        settings = {**dataclasses.asdict(config), "normalizer_used": norm.to_dict()}
+        write_responses_report(tmp, ev, settings, plots=config.plots)
+    print(responses_markdown(ev))
+    return Path(config.output_dir)

@@ -1,0 +1,106 @@
+"""Reports for people (Markdown) and machines (JSON), plus the plots, written into one folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from preforch.atomic import write_json, write_text
+from preforch.evaluate.adapter_eval import AdapterEvaluation
+from preforch.evaluate.responses import ResponsesEvaluation, weight_label
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+
+
+def _f(x: float | None, digits: int = 3) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def adapter_markdown(ev: AdapterEvaluation, title: str = "Adapter evaluation") -> str:
+    lines = [f"# {title}", "",
+             f"Objectives: {', '.join(ev.objectives)}. Split by prompt: {ev.n_train} training rows, "
+             f"{ev.n_test} test rows. Scores normalised with the adapter's saved normaliser.", "",
+             "## Weights against targets w* (test split)", "",
+             "| group | n | KL(w*‖w) | top-1 agreement | " + " | ".join(f"w.{o}" for o in ev.objectives) + " |",
+             "|---|---|---|---|" + "---|" * len(ev.objectives),
+             f"| all | {ev.n_test} | {_f(ev.kl)} | {_f(ev.top1)} | "
+             + " | ".join(_f(ev.mean_weights[o]) for o in ev.objectives) + " |"]
+    for kind, row in ev.per_kind.items():
+        lines.append(f"| {kind} | {row['n']} | {_f(row['kl'])} | {_f(row['top1'])} | "
+                     + " | ".join(_f(row[f'w.{o}']) for o in ev.objectives) + " |")
+    lines += ["", f"Calibration of the largest weight as confidence in the top objective: ECE = "
+              f"{_f(ev.calibration.ece)} over {len(ev.calibration.bins)} non-empty bins.", ""]
+    if ev.pairwise:
+        lines += ["## Pairwise accuracy of R = Σ w_k·s̃_k on held-out (chosen, rejected) pairs", "",
+                  f"Fixed vectors: the {ev.n_lattice}-point simplex lattice at resolution 1/{ev.resolution}. "
+                  f"Best fixed (chosen on the training split, pooled): {weight_label(ev.best_fixed_weights)}. "
+                  "Ties count ½. *Oracle fixed* is chosen on the test rows themselves (optimistic).", "",
+                  "| group | pairs | adapter | uniform | best fixed | best fixed for kind | oracle fixed | "
+                  "adapter − best fixed |", "|---|---|---|---|---|---|---|---|"]
+        for name, r in ev.pairwise.items():
+            lines.append(f"| {name} | {r.n_pairs} | {_f(r.adapter)} | {_f(r.uniform)} | {_f(r.best_fixed)} | "
+                         f"{_f(r.best_fixed_for_kind)} {weight_label(r.best_fixed_for_kind_weights)} | "
+                         f"{_f(r.oracle_fixed)} | {r.adapter - r.best_fixed:+.3f} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def responses_markdown(ev: ResponsesEvaluation, title: str = "Response evaluation") -> str:
+    what = (f"best-of-{ev.n_candidates} over {ev.n_prompts} prompts; each fixed weighting (the simplex lattice at "
+            f"resolution 1/{ev.resolution}) picks per prompt the candidate maximising R = Σ w_k·s̃_k"
+            if ev.mode == "best_of_n" else f"one response per prompt per policy, {ev.n_prompts} prompts")
+    lines = [f"# {title}", "", f"Objectives: {', '.join(ev.objectives)}; {what}. Points are mean normalised "
+             "rewards per objective (higher is better).", "",
+             "*Location* of the prompt-aware point: dominated (a fixed weighting is at least as good on every "
+             "objective and better on one), on_front, or beyond (it dominates part of the fixed front). Pooled "
+             "means can hide gains that come from giving each prompt kind its own trade-off, so read the per-kind "
+             "rows too.", "",
+             "| group | prompts | prompt-aware point | location | fixed points dominating it | front points it "
+             "dominates | HV fixed | HV fixed + aware | reference point |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, g in ev.groups.items():
+        lines.append(f"| {name} | {g.n_prompts} | {weight_label(g.aware_point) if g.aware_point else '—'} | "
+                     f"{g.location or '—'} | {g.n_dominating} | {g.n_dominated_front} | {_f(g.hv_fixed, 4)} | "
+                     f"{_f(g.hv_with_aware, 4)} | {weight_label(g.reference_point)} |")
+    pooled = next(iter(ev.groups.values()))
+    lines += ["", "## Fixed weightings on the pooled front", "",
+              "| weighting | " + " | ".join(ev.objectives) + " |", "|---|" + "---|" * len(ev.objectives)]
+    for label, point, on in zip(pooled.fixed_labels, pooled.fixed_points, pooled.front):
+        if on:
+            lines.append(f"| {label} | " + " | ".join(_f(x) for x in point) + " |")
+    if pooled.uniform_point is not None:
+        lines.append("| uniform | " + " | ".join(_f(x) for x in pooled.uniform_point) + " |")
+    if pooled.aware_point is not None:
+        lines.append("| **prompt-aware** | " + " | ".join(_f(x) for x in pooled.aware_point) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_adapter_report(folder: Path, ev: AdapterEvaluation, settings: dict, plots: bool = True) -> list[str]:
+    """Write report.json, report.md and the plots into ``folder`` (already staged); returns the file names."""
+    write_json(folder / REPORT_JSON, {"kind": "adapter_evaluation", "settings": settings, "result": ev.to_dict()})
+    write_text(folder / REPORT_MD, adapter_markdown(ev))
+    files = [REPORT_JSON, REPORT_MD]
+    if plots:
+        from preforch.evaluate.plots import plot_reliability, plot_weights_by_kind
+
+        plot_weights_by_kind(ev.objectives, ev.test_weights, ev.test_kinds, folder / "weights_by_kind.png")
+        plot_reliability(ev.calibration.bins, folder / "reliability.png", len(ev.objectives))
+        files += ["weights_by_kind.png", "reliability.png"]
+    return files
+
+
+def write_responses_report(folder: Path, ev: ResponsesEvaluation, settings: dict, plots: bool = True) -> list[str]:
+    write_json(folder / REPORT_JSON, {"kind": "responses_evaluation", "settings": settings, "result": ev.to_dict()})
+    write_text(folder / REPORT_MD, responses_markdown(ev))
+    files = [REPORT_JSON, REPORT_MD]
+    if plots:
+        from preforch.evaluate.plots import plot_front, plot_weights_by_kind
+
+        for name, g in ev.groups.items():
+            safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+            plot_front(ev.objectives, g.fixed_points, g.aware_point, g.uniform_point, folder / f"front_{safe}.png",
+                       title=f"{name}: {g.n_prompts} prompts, prompt-aware point {g.location or 'n/a'}")
+            files.append(f"front_{safe}.png")
+        if ev.aware_weights is not None:
+            plot_weights_by_kind(ev.objectives, ev.aware_weights, ev.kinds, folder / "weights_by_kind.png")
+            files.append("weights_by_kind.png")
+    return files
