@@ -87,6 +87,8 @@ def coerce(value: Any, tp, name: str, source: str) -> Any:
             if not isinstance(value, dict):
                 raise ValueError(value)
             return dict(value)
+    except PreforchError:
+        raise
     except (TypeError, ValueError):
         raise PreforchError(f"{source}: setting {name!r} is {value!r}, expected {_describe(tp)}") from None
     return value
@@ -129,8 +131,10 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         text = f"{f.metadata.get('help', '')} [{_describe(hints[f.name])}; default: {default!r}]"
-        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, metavar="V",
-                           help=text.replace("%", "%%"))
+        is_bool = _unwrap_optional(hints[f.name])[0] is bool
+        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None,
+                           metavar="BOOL" if is_bool else "V", nargs="?" if is_bool else None,
+                           const="true" if is_bool else None, help=text.replace("%", "%%"))
 
 
 def overrides_from(args: argparse.Namespace, cls: type) -> dict:

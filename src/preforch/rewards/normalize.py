@@ -23,7 +23,8 @@ class Normalizer:
 
     - ``zscore`` (default): (s − mean) / std, std floored at 1e-8.
     - ``minmax``: (s − min) / (max − min), so the training range maps to [0, 1].
-    - ``rank``: the empirical CDF of the training scores (interpolated on ``_RANK_GRID`` quantiles), in [0, 1].
+    - ``rank``: the empirical CDF (mid-rank for ties) of the training scores, in [0, 1]; at most ``_RANK_GRID``
+      order statistics are kept per objective.
 
     ``clip`` (optional) bounds s̃ to [−clip, clip] after the transform.
     """
@@ -56,8 +57,10 @@ class Normalizer:
             lo, hi = scores.min(0), scores.max(0)
             self.stats = {"min": lo.tolist(), "max": np.maximum(hi, lo + 1e-8).tolist()}
         else:
-            qs = np.quantile(scores, np.linspace(0.0, 1.0, _RANK_GRID), axis=0)  # [Q, K]
-            self.stats = {"quantiles": qs.T.reshape(-1).tolist()}
+            # Order statistics (all of them, or _RANK_GRID evenly spaced ones): real sample values, so ties
+            # keep their exact mid-rank.
+            pick = np.unique(np.linspace(0, len(scores) - 1, min(len(scores), _RANK_GRID)).round().astype(int))
+            self.stats = {"sorted": np.sort(scores, axis=0)[pick].T.reshape(-1).tolist()}
         return self
 
     def transform(self, scores: np.ndarray, objectives: list[str] | None = None) -> np.ndarray:
@@ -75,9 +78,8 @@ class Normalizer:
             lo, hi = np.asarray(self.stats["min"]), np.asarray(self.stats["max"])
             out = (scores - lo) / (hi - lo)
         else:
-            qs = np.asarray(self.stats["quantiles"]).reshape(len(self.objectives), _RANK_GRID)
-            grid = np.linspace(0.0, 1.0, _RANK_GRID)
-            out = np.stack([_cdf(qs[k], grid, scores[:, k]) for k in range(len(self.objectives))], axis=1)
+            ref = np.asarray(self.stats["sorted"]).reshape(len(self.objectives), -1)  # [K, Q]
+            out = np.stack([_mid_rank(ref[k], scores[:, k]) for k in range(len(self.objectives))], axis=1)
         if self.clip is not None:
             out = np.clip(out, -self.clip, self.clip)
         return out.astype(np.float32)
@@ -134,9 +136,8 @@ def _check_scores(scores: np.ndarray, k: int, what: str) -> np.ndarray:
     return scores
 
 
-def _cdf(quantiles: np.ndarray, grid: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Empirical CDF through quantile interpolation; ties (flat runs) map to their mid-rank."""
-    lo = np.interp(values, quantiles, grid, left=0.0, right=1.0)
-    # np.interp on a flat run returns its right end; average with the left end for a mid-rank.
-    hi = 1.0 - np.interp(-values, -quantiles[::-1], grid, left=0.0, right=1.0)
-    return 0.5 * (lo + hi)
+def _mid_rank(sorted_ref: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Share of reference values below each value, counting ties as half. Shape: [N] → [N] in [0, 1]."""
+    below = np.searchsorted(sorted_ref, values, side="left")
+    upto = np.searchsorted(sorted_ref, values, side="right")
+    return (below + upto) / (2.0 * len(sorted_ref))

@@ -1,0 +1,69 @@
+"""The adapter's settings. Every choice the paper leaves open is here, with its default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from preforch.config import field
+from preforch.errors import PreforchError
+from preforch.models.encoders import EncoderKind
+from preforch.rewards.normalize import NormMethod
+
+LossKind = Literal["forward_kl", "reverse_kl", "pairwise", "mix"]
+Activation = Literal["gelu", "relu", "tanh"]
+
+
+@dataclass
+class AdapterConfig:
+    """PRO preference adapter: frozen prompt encoder → MLP → softmax over K objectives."""
+
+    encoder: EncoderKind = field("sentence", help="prompt encoder: 'sentence' (mean-pooled sentence encoder) or "
+                                 "'causal_lm' (hidden state of the last prompt token of a causal LM, e.g. the policy)")
+    encoder_path: str | None = field(None, help="encoder folder; null = embedded default (MiniLM for 'sentence', "
+                                     "SmolLM2 for 'causal_lm')")
+    encoder_max_length: int | None = field(None, help="max prompt tokens for the encoder; null = 256 (sentence) "
+                                           "or 512 (causal_lm)")
+    encoder_layer: int = field(-1, help="causal_lm only: which hidden layer to read (-1 = last)")
+    trust_remote_code: bool = field(False, help="allow custom model code from the encoder folder")
+    hidden: int = field(256, help="MLP hidden width")
+    layers: int = field(2, help="number of linear layers in the MLP (1 = a linear softmax gate)")
+    dropout: float = field(0.1, help="dropout between MLP layers")
+    activation: Activation = field("gelu", help="MLP activation")
+    norm_method: NormMethod = field("zscore", help="per-objective score normalisation fitted on the training split")
+    norm_clip: float | None = field(5.0, help="clip normalised scores to [-clip, clip]; null = no clipping")
+    tau: float = field(1.0, help="temperature of the targets w* = softmax(s~(x, y+) / tau)")
+    loss: LossKind = field("forward_kl", help="forward_kl = KL(w*||w(x)) (paper); reverse_kl = KL(w(x)||w*); "
+                           "pairwise = Bradley-Terry on w(x)·(s~+ − s~−) (needs rejected responses); mix")
+    mix_weight: float = field(0.5, help="mix only: loss = (1−m)·forward_kl + m·pairwise")
+    pairwise_beta: float = field(1.0, help="scale of the Bradley-Terry logit beta·w(x)·(s~+ − s~−)")
+    lr: float = field(1e-3, help="AdamW learning rate")
+    weight_decay: float = field(0.01, help="AdamW weight decay")
+    batch_size: int = field(64, help="training batch size (prompts)")
+    epochs: int = field(100, help="maximum epochs")
+    patience: int = field(8, help="early stopping: epochs without validation-loss improvement")
+    val_fraction: float = field(0.15, help="share of distinct prompts held out for validation")
+    seed: int = field(0, help="seed for the split, initialisation and batching")
+    device: str = field("cpu", help="torch device for the encoder and the MLP")
+    embed_batch_size: int = field(64, help="prompts per encoder batch")
+    cache_embeddings: bool = field(True, help="cache prompt embeddings on disk (keyed by encoder and texts)")
+
+    def __post_init__(self) -> None:
+        checks = {
+            "encoder": self.encoder in get_args(EncoderKind),
+            "loss": self.loss in get_args(LossKind),
+            "activation": self.activation in get_args(Activation),
+            "hidden": self.hidden >= 1,
+            "layers": self.layers >= 1,
+            "dropout": 0.0 <= self.dropout < 1.0,
+            "tau": self.tau > 0,
+            "mix_weight": 0.0 <= self.mix_weight <= 1.0,
+            "lr": self.lr > 0,
+            "batch_size": self.batch_size >= 1,
+            "epochs": self.epochs >= 1,
+            "patience": self.patience >= 1,
+            "val_fraction": 0.0 < self.val_fraction < 1.0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise PreforchError(f"adapter config: invalid value for {', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}")

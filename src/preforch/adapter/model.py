@@ -1,0 +1,181 @@
+"""The preference adapter: frozen prompt encoder → MLP → softmax over K objectives, and its artifact folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata as md
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from preforch.adapter.config import AdapterConfig
+from preforch.atomic import staged_dir, write_json
+from preforch.errors import PreforchError
+from preforch.rewards.normalize import Normalizer
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+NORMALIZER_NAME = "normalizer.json"
+FORMAT_VERSION = 1
+ARTIFACT_TYPE = "preforch-preference-adapter"
+_ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+class AdapterMLP(nn.Module):
+    """Embeddings → weight logits. Shape: [N, D] → [N, K].
+
+    Inputs are standardised per dimension with statistics of the training embeddings (buffers saved with
+    the weights): sentence embeddings share a large common component, and a causal LM's hidden states
+    have a few huge dimensions, either of which otherwise swamps the prompt-specific signal.
+    """
+
+    def __init__(self, dim: int, k: int, hidden: int, layers: int, dropout: float, activation: str) -> None:
+        super().__init__()
+        self.register_buffer("input_mean", torch.zeros(dim))
+        self.register_buffer("input_std", torch.ones(dim))
+        blocks: list[nn.Module] = []
+        width = dim
+        for _ in range(layers - 1):
+            blocks += [nn.Linear(width, hidden), _ACTIVATIONS[activation](), nn.Dropout(dropout)]
+            width = hidden
+        blocks.append(nn.Linear(width, k))
+        self.net = nn.Sequential(*blocks)
+
+    def fit_input_stats(self, embeddings: torch.Tensor) -> None:
+        """Set the standardisation from training embeddings. Shape: [N, D]."""
+        self.input_mean.copy_(embeddings.mean(0))
+        self.input_std.copy_(embeddings.std(0).clamp_min(1e-6) if len(embeddings) > 1 else torch.ones_like(self.input_std))
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.net((embeddings - self.input_mean) / self.input_std)  # [N, K] logits
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in ("preforch", "torch", "transformers", "safetensors"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+class PreferenceAdapter:
+    """f(x) → w(x) ∈ Δ^{K−1}. The encoder is loaded on first use of :meth:`predict_weights`."""
+
+    def __init__(self, config: AdapterConfig, objectives: list[str], normalizer: Normalizer, dim: int,
+                 mlp: AdapterMLP | None = None, encoder=None) -> None:
+        if len(objectives) < 2:
+            raise PreforchError(f"an adapter needs at least 2 objectives, got {objectives}")
+        if normalizer.objectives != list(objectives):
+            raise PreforchError(f"normalizer objectives {normalizer.objectives} differ from adapter objectives {objectives}")
+        self.config = config
+        self.objectives = list(objectives)
+        self.normalizer = normalizer
+        self.dim = dim
+        self.mlp = mlp or AdapterMLP(dim, len(objectives), config.hidden, config.layers, config.dropout,
+                                     config.activation)
+        self.mlp.to(config.device)
+        self._encoder = encoder
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from preforch.models.encoders import load_encoder
+
+            c = self.config
+            self._encoder = load_encoder(c.encoder, c.encoder_path, c.encoder_max_length, c.device,
+                                         c.trust_remote_code, c.encoder_layer)
+            if self._encoder.dim != self.dim:
+                raise PreforchError(f"encoder {c.encoder_path or 'embedded'} gives {self._encoder.dim}-dim embeddings, "
+                                    f"the adapter was trained on {self.dim}")
+        return self._encoder
+
+    @torch.inference_mode()
+    def predict_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Weights from precomputed prompt embeddings. Shape: [N, D] → [N, K]."""
+        self.mlp.eval()
+        logits = self.mlp(embeddings.to(self.config.device, torch.float32))  # [N, K]
+        return torch.softmax(logits.float(), dim=-1).cpu()
+
+    def predict_weights(self, prompts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """Per-prompt weights over ``objectives``. Shape: [N, K], each row on the simplex."""
+        if isinstance(prompts, str):
+            raise PreforchError("predict_weights takes a list of prompts, got a single string")
+        if not prompts:
+            return np.zeros((0, len(self.objectives)))
+        embeddings = self.encoder.encode(list(prompts), batch_size=batch_size, progress=progress)  # [N, D]
+        out = torch.cat([self.predict_from_embeddings(embeddings[i : i + 4096])
+                         for i in range(0, len(prompts), 4096)])
+        return out.numpy().astype(np.float64)
+
+    def check_objectives(self, objectives: list[str], what: str = "scores") -> None:
+        if list(objectives) != self.objectives:
+            raise PreforchError(f"adapter objectives {self.objectives} differ from the {what}' objectives {list(objectives)}")
+
+    def config_dict(self) -> dict:
+        return {
+            "artifact": ARTIFACT_TYPE,
+            "format_version": FORMAT_VERSION,
+            "objectives": self.objectives,
+            "embedding_dim": self.dim,
+            "adapter": dataclasses.asdict(self.config),
+            "versions": _versions(),
+        }
+
+    def save_pretrained(self, path: str | Path, overwrite: bool = False, extra_files: dict[str, str] | None = None) -> Path:
+        """Write config.json (sorted), model.safetensors and normalizer.json atomically (all or nothing)."""
+        from safetensors.torch import save_file
+
+        with staged_dir(path, overwrite=overwrite) as tmp:
+            state = {k: v.detach().cpu().contiguous() for k, v in self.mlp.state_dict().items()}
+            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "artifact": ARTIFACT_TYPE})
+            write_json(tmp / CONFIG_NAME, self.config_dict())
+            self.normalizer.save(tmp / NORMALIZER_NAME)
+            for name, text in (extra_files or {}).items():
+                (tmp / name).write_text(text, encoding="utf-8")
+        return Path(path)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | None = None, encoder=None) -> PreferenceAdapter:
+        """Rebuild from config.json and load the weights strictly. Errors name the file and the problem."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        folder = Path(path)
+        if not folder.is_dir():
+            raise PreforchError(f"{folder}: adapter folder not found")
+        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        for needed in (config_path, weights_path, folder / NORMALIZER_NAME):
+            if not needed.is_file():
+                raise PreforchError(f"{needed}: missing from the adapter folder")
+        try:
+            meta = json.loads(config_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise PreforchError(f"{config_path}: not valid JSON ({err.msg})") from None
+        if meta.get("artifact") != ARTIFACT_TYPE:
+            raise PreforchError(f"{config_path}: not a preforch adapter (artifact {meta.get('artifact')!r})")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise PreforchError(f"{config_path}: unknown format_version {meta.get('format_version')!r}, "
+                                f"this preforch reads {FORMAT_VERSION}")
+        known = {f.name for f in dataclasses.fields(AdapterConfig)}
+        settings = {k: v for k, v in meta["adapter"].items() if k in known}
+        if device is not None:
+            settings["device"] = device
+        config = AdapterConfig(**settings)
+        normalizer = Normalizer.load(folder / NORMALIZER_NAME)
+        adapter = cls(config, meta["objectives"], normalizer, int(meta["embedding_dim"]), encoder=encoder)
+        try:
+            state = load_file(str(weights_path))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise PreforchError(f"{weights_path}: cannot read the weights (truncated or corrupt?): {err}") from None
+        try:
+            adapter.mlp.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise PreforchError(f"{weights_path}: weights do not match config.json ({first})") from None
+        adapter.mlp.to(config.device).eval()
+        return adapter

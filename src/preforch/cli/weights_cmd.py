@@ -1,0 +1,61 @@
+"""`preforch weights`: per-prompt objective weights from a trained adapter, as JSONL."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("weights", help="infer per-prompt objective weights with an adapter",
+                       description="Infer per-prompt objective weights with a trained adapter. Prompts come from "
+                                   "arguments or --prompts-file; one JSON line per prompt is written.")
+    p.add_argument("--adapter", required=True, help="adapter folder (written by `preforch adapter train`)")
+    p.add_argument("prompts", nargs="*", help="prompts to weigh")
+    p.add_argument("--prompts-file", help="a text file (one prompt per line) or a data file with a 'prompt' column "
+                                          "(.jsonl/.json/.parquet/.csv)")
+    p.add_argument("--output", help="JSONL file to write (default: standard output)")
+    p.add_argument("--batch-size", type=int, default=64, help="prompts per encoder batch (default: 64)")
+    p.add_argument("--device", default=None, help="torch device (default: the adapter's)")
+    p.set_defaults(func=run)
+
+
+def read_prompts(path: str) -> list[str]:
+    """Prompts from a .txt file (one per line) or a data file with a 'prompt' column."""
+    from preforch.data.load import read_table
+    from preforch.errors import PreforchError
+
+    file = Path(path)
+    if file.suffix in (".txt", ""):
+        if not file.is_file():
+            raise PreforchError(f"{file}: prompts file not found")
+        return [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_table(file)
+    if rows and "prompt" not in rows[0]:
+        raise PreforchError(f"{file}: missing column 'prompt' (got {list(rows[0])})")
+    return [str(r["prompt"]) for r in rows]
+
+
+def run(args: argparse.Namespace) -> int:
+    from preforch.adapter import PreferenceAdapter
+    from preforch.atomic import write_text
+    from preforch.errors import PreforchError
+
+    prompts = list(args.prompts) + (read_prompts(args.prompts_file) if args.prompts_file else [])
+    if not prompts:
+        raise PreforchError("no prompts: give them as arguments or with --prompts-file")
+    empty = [i + 1 for i, p in enumerate(prompts) if not p.strip()]
+    if empty:
+        raise PreforchError(f"prompt {empty[0]} is empty")
+    adapter = PreferenceAdapter.from_pretrained(args.adapter, device=args.device)
+    weights = adapter.predict_weights(prompts, batch_size=args.batch_size, progress=len(prompts) > 256)
+    lines = [json.dumps({"prompt": p, "weights": dict(zip(adapter.objectives, map(float, w)))}, ensure_ascii=False)
+             for p, w in zip(prompts, weights)]
+    text = "\n".join(lines) + "\n"
+    if args.output:
+        write_text(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
