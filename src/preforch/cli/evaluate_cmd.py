@@ -6,6 +6,7 @@ import argparse
 
 from preforch.config import add_config_args, build_config, overrides_from
 from preforch.evaluate.pipeline import EvaluateAdapterConfig, EvaluateResponsesConfig
+from preforch.evaluate.recipes import STAGES
 
 
 def add_parser(sub) -> None:
@@ -29,6 +30,12 @@ def add_parser(sub) -> None:
     r.add_argument("--config", help="YAML file of settings (see configs/evaluate_responses.yaml)")
     add_config_args(r, EvaluateResponsesConfig)
     r.set_defaults(func=run_responses)
+    c = s.add_parser("recipe", help="run a recipe: score, train the adapter, evaluate it",
+                     description="Run the sections of a recipe file (configs/recipes/*.yaml) in order: score -> "
+                                 "adapter -> evaluate_adapter; each section holds that command's settings.")
+    c.add_argument("--config", required=True, help="recipe YAML file (see configs/recipes/)")
+    c.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated stages to run [default: {','.join(STAGES)}]")
+    c.set_defaults(func=run_recipe_cmd)
 
 
 def run_adapter(args: argparse.Namespace) -> int:
@@ -43,4 +50,12 @@ def run_responses(args: argparse.Namespace) -> int:
 
     config = build_config(EvaluateResponsesConfig, args.config, overrides_from(args, EvaluateResponsesConfig))
     run_responses_evaluation(config)
+    return 0
+
+
+def run_recipe_cmd(args: argparse.Namespace) -> int:
+    from preforch.evaluate.recipes import read_recipe, run_recipe
+
+    stages = tuple(x for x in args.stages.split(",") if x)
+    run_recipe(read_recipe(args.config), source=args.config, stages=stages)
     return 0

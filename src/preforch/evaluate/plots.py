@@ -61,7 +61,7 @@ def plot_front(objectives: list[str], fixed_points, aware_point, uniform_point, 
     fig, axes = plt.subplots(1, len(pairs), figsize=(4.6 * len(pairs), 4.2), squeeze=False)
     for ax, (i, j) in zip(axes[0], pairs):
         _front_axes(ax, fixed, aware_point, uniform_point, i, j, objectives)
-    axes[0][0].legend(fontsize=8, loc="best")
+    axes[0][0].legend(fontsize=8, loc="lower left", markerscale=0.6, framealpha=0.85)
     if title:
         fig.suptitle(title)
     try:
@@ -78,13 +78,14 @@ def plot_weights_by_kind(objectives: list[str], weights, kinds: list[str] | None
     kinds = kinds if kinds is not None else ["all"] * len(w)
     names = sorted(set(kinds))
     arr = np.asarray(kinds, dtype=object)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(objectives) * len(names)), 4.0))
+    fig, ax = plt.subplots(figsize=(min(14.0, max(5.0, 1.2 * len(objectives) * len(names))), 4.0))
     width = 0.8 / len(names)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for n_i, name in enumerate(names):
         data = [w[arr == name, k] for k in range(len(objectives))]
         pos = np.arange(len(objectives)) + (n_i - (len(names) - 1) / 2) * width
-        box = ax.boxplot(data, positions=pos, widths=width * 0.9, patch_artist=True, showfliers=False)
+        box = ax.boxplot(data, positions=pos, widths=width * 0.9, patch_artist=True, showfliers=False,
+                         medianprops={"color": "k"})
         for patch in box["boxes"]:
             patch.set_facecolor(colors[n_i % len(colors)])
             patch.set_alpha(0.7)

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from preforch.errors import PreforchError
+from preforch.evaluate.adapter_eval import evaluate_adapter_arrays
+from preforch.evaluate.metrics import (
+    calibration,
+    kl_divergence,
+    lattice_pair_outcomes,
+    lattice_selections,
+    pair_outcomes,
+    select_best,
+)
+from preforch.evaluate.pareto import simplex_lattice
+
+
+def test_pair_outcomes_ties_half():
+    chosen = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    rejected = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    assert pair_outcomes([1, 0], chosen, rejected).tolist() == [1.0, 0.0, 0.5]
+    assert pair_outcomes([0.5, 0.5], chosen, rejected).tolist() == [0.5, 0.5, 0.5]
+    lat = simplex_lattice(2, 2)
+    np.testing.assert_allclose(lattice_pair_outcomes(lat, chosen, rejected),
+                               [[1, 0, 0.5], [0.5, 0.5, 0.5], [0, 1, 0.5]])
+
+
+def test_kl_and_calibration():
+    t = np.array([[0.5, 0.5], [0.9, 0.1]])
+    assert kl_divergence(t, t).tolist() == pytest.approx([0.0, 0.0])
+    assert kl_divergence([[1.0, 0.0]], [[0.5, 0.5]])[0] == pytest.approx(np.log(2))
+    # Confident and right, confident and wrong: ECE = mean |acc − conf| in one bin.
+    cal = calibration(np.array([[0.9, 0.1], [0.1, 0.9]]), np.array([[0.95, 0.05], [0.95, 0.05]]), n_bins=5)
+    assert len(cal.bins) == 1 and cal.bins[0]["count"] == 2
+    assert cal.ece == pytest.approx(abs(0.5 - 0.95))
+
+
+def test_best_of_n_selection():
+    s = np.array([[[1.0, 0.0], [0.0, 1.0], [0.6, 0.6]]])  # [1, 3, 2]
+    assert select_best(s, [1.0, 0.0]).tolist() == [0]
+    assert select_best(s, [0.5, 0.5]).tolist() == [2]
+    picked = lattice_selections(s, simplex_lattice(2, 2))
+    np.testing.assert_allclose(picked[:, 0], [[1, 0], [0.6, 0.6], [0, 1]])
+
+
+def test_adapter_arrays_best_fixed_chosen_on_train():
+    # Kind a prefers objective 0, kind b objective 1; a perfect adapter wins every pair.
+    c = np.array([[1.0, 0.0], [0.0, 1.0]] * 4)
+    r = np.array([[0.0, 1.0], [1.0, 0.0]] * 4)
+    kinds = ["a", "b"] * 4
+    w = np.array([[1.0, 0.0], [0.0, 1.0]] * 4)
+    ev = evaluate_adapter_arrays(["x", "y"], w, w, train_chosen=c, train_rejected=r, test_chosen=c, test_rejected=r,
+                                 train_kinds=kinds, test_kinds=kinds, resolution=2)
+    assert ev.pairwise["all"].adapter == 1.0
+    assert ev.pairwise["all"].uniform == 0.5
+    assert ev.pairwise["all"].best_fixed == 0.5  # every single vector gets one kind right at most
+    assert ev.pairwise["a"].best_fixed_for_kind == 1.0 and ev.pairwise["a"].best_fixed_for_kind_weights == [1.0, 0.0]
+    assert ev.kl == pytest.approx(0.0, abs=1e-9) and ev.top1 == 1.0
+    assert set(ev.per_kind) == {"a", "b"}
+
+
+def test_adapter_arrays_k_mismatch_and_nan():
+    w = np.full((2, 2), 0.5)
+    with pytest.raises(PreforchError, match="test_chosen: has 3 objectives"):
+        evaluate_adapter_arrays(["x", "y"], w, w, train_chosen=np.zeros((2, 2)), train_rejected=np.zeros((2, 2)),
+                                test_chosen=np.zeros((2, 3)), test_rejected=np.zeros((2, 3)))
+    with pytest.raises(PreforchError, match="adapter weights: point 1, objective 0 is nan"):
+        evaluate_adapter_arrays(["x", "y"], np.array([[0.5, 0.5], [np.nan, 0.5]]), w)
