@@ -1,0 +1,364 @@
+"""Reward heads on one shared, frozen encoder: one encoder pass over (prompt, response) feeds K small heads.
+
+The encoder input is built at the token level so truncation is deliberate: ``[CLS] prompt-tail [SEP]
+response-head [SEP]``. The response keeps its start (where a refusal or an answer shows), the prompt keeps
+its end (the last human turn, right before the reply). The prompt gets at least ``prompt_tokens`` tokens
+when it has them, and more when the response is short. ``input_format: response`` feeds the response alone.
+
+Each head pools the same token states its own way (mean over all tokens, mean over the response segment,
+or learned attention over the response segment), may combine the pooled response vector with the
+prompt-segment mean (product, difference), and maps the features to one raw reward with a linear layer or
+a small MLP. Adding an objective adds a head, never an encoder pass.
+
+Saved as a folder: ``config.json`` (sorted, with a format version) + ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal, get_args
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from preforch.atomic import staged_dir, write_json
+from preforch.errors import PreforchError
+
+HEADS_FORMAT = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+LOCAL_ENCODER = "encoder"  # config value (and subfolder) for an encoder fine-tuned with the heads
+InputFormat = Literal["prompt_response", "response"]
+Pooling = Literal["mean", "response_mean", "response_attention"]
+Feature = Literal["response", "prompt", "product", "difference"]
+_CHARS_PER_TOKEN_CAP = 12  # texts are cut to this many characters per token budget before tokenising
+
+
+@dataclass
+class HeadSpec:
+    """One head: how it pools the shared token states and how big it is."""
+
+    objective: str
+    pooling: Pooling = "response_mean"
+    features: list[str] = field(default_factory=lambda: ["response"])
+    hidden: int = 0  # 0: a linear head; > 0: Linear → GELU → Dropout → Linear
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.pooling not in get_args(Pooling):
+            raise PreforchError(f"head {self.objective!r}: pooling {self.pooling!r}, expected one of {get_args(Pooling)}")
+        bad = [f for f in self.features if f not in get_args(Feature)]
+        if bad or not self.features or len(set(self.features)) != len(self.features):
+            raise PreforchError(f"head {self.objective!r}: features {self.features}, expected a non-empty subset of "
+                                f"{list(get_args(Feature))}")
+        if self.hidden < 0 or not 0.0 <= self.dropout < 1.0:
+            raise PreforchError(f"head {self.objective!r}: hidden must be >= 0 and dropout in [0, 1)")
+
+
+@dataclass
+class EncodedPairs:
+    """Token states of one encoder pass. Shapes: states [N, T, D]; mask, response_mask [N, T] (0/1)."""
+
+    states: torch.Tensor
+    mask: torch.Tensor
+    response_mask: torch.Tensor
+
+
+def _masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.unsqueeze(-1).to(states.dtype)  # [N, T, 1]
+    return (states * m).sum(1) / m.sum(1).clamp_min(1.0)  # [N, D]
+
+
+class RewardHead(nn.Module):
+    """Pooling + features + linear/MLP over shared token states. Output Shape: [N]."""
+
+    def __init__(self, spec: HeadSpec, dim: int) -> None:
+        super().__init__()
+        self.spec = spec
+        if spec.pooling == "response_attention":
+            self.attention = nn.Linear(dim, 1)
+        width = dim * len(spec.features)
+        self.norm = nn.LayerNorm(width, elementwise_affine=False)  # scale-free features; nothing to save
+        if spec.hidden:
+            self.mlp = nn.Sequential(nn.Linear(width, spec.hidden), nn.GELU(), nn.Dropout(spec.dropout),
+                                     nn.Linear(spec.hidden, 1))
+        else:
+            self.mlp = nn.Sequential(nn.Dropout(spec.dropout), nn.Linear(width, 1))
+
+    def pool(self, enc: EncodedPairs) -> torch.Tensor:
+        """The pooled features this head reads. Shape: [N, F]."""
+        states = enc.states.float()  # [N, T, D]
+        if self.spec.pooling == "mean":
+            response = _masked_mean(states, enc.mask)
+        elif self.spec.pooling == "response_mean":
+            response = _masked_mean(states, enc.response_mask)
+        else:
+            logits = self.attention(states).squeeze(-1)  # [N, T]
+            logits = logits.masked_fill(enc.response_mask == 0, torch.finfo(logits.dtype).min)
+            response = torch.einsum("nt,ntd->nd", logits.softmax(-1), states)  # [N, D]
+        prompt = None
+        if any(f != "response" for f in self.spec.features):
+            prompt_mask = enc.mask * (1 - enc.response_mask)  # includes [CLS]/[SEP], so never empty
+            prompt = _masked_mean(states, prompt_mask)  # [N, D]
+        parts = {"response": response, "prompt": prompt}
+        if prompt is not None:
+            parts["product"] = response * prompt
+            parts["difference"] = response - prompt
+        return self.norm(torch.cat([parts[f] for f in self.spec.features], dim=-1))  # [N, F]
+
+    def forward_features(self, features: torch.Tensor) -> torch.Tensor:
+        return self.mlp(features).squeeze(-1)  # [N]
+
+    def forward(self, enc: EncodedPairs) -> torch.Tensor:
+        return self.forward_features(self.pool(enc))  # [N]
+
+
+@dataclass
+class HeadsConfig:
+    """What a heads folder's config.json holds (besides the format and library versions)."""
+
+    heads: list[HeadSpec]
+    encoder: str = "embedded:minilm"
+    encoder_fingerprint: str = ""
+    input_format: InputFormat = "prompt_response"
+    max_length: int = 256
+    prompt_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        names = [h.objective for h in self.heads]
+        if not names or len(set(names)) != len(names):
+            raise PreforchError(f"heads: objectives must be non-empty and unique, got {names}")
+        if self.input_format not in get_args(InputFormat):
+            raise PreforchError(f"heads: input_format {self.input_format!r}, expected one of {get_args(InputFormat)}")
+        if self.input_format == "response" and any(f != "response" for h in self.heads for f in h.features):
+            raise PreforchError("heads: input_format 'response' has no prompt, so only the 'response' feature works")
+        if not 8 <= self.max_length <= 512 or not 0 <= self.prompt_tokens < self.max_length - 3:
+            raise PreforchError(f"heads: max_length {self.max_length} must be in [8, 512] and prompt_tokens "
+                                f"{self.prompt_tokens} below max_length - 3")
+
+    def shared_key(self) -> tuple:
+        """Heads can share one pass only when these agree."""
+        return (self.encoder_fingerprint, self.input_format, self.max_length, self.prompt_tokens)
+
+
+class SharedEncoderHeads:
+    """A Scorer: K reward heads over ONE frozen encoder pass. ``score`` returns raw rewards [N, K]."""
+
+    def __init__(self, config: HeadsConfig, encoder=None, heads: nn.ModuleDict | None = None,
+                 device: str = "cpu", encoder_path: str | None = None) -> None:
+        from preforch.models.encoders import SentenceEncoder
+        from preforch.models.paths import resolve_encoder_path
+
+        self.config = config
+        if encoder is None:
+            encoder = SentenceEncoder(encoder_path or resolve_encoder_path(config.encoder),
+                                      max_length=config.max_length, normalize=False, device=device)
+        self.encoder = encoder
+        self.device = encoder.device
+        if not config.encoder_fingerprint:
+            config.encoder_fingerprint = encoder._fingerprint
+        elif config.encoder_fingerprint != encoder._fingerprint:
+            raise PreforchError(f"heads were trained on encoder {config.encoder_fingerprint}, but {encoder.path} "
+                                f"is {encoder._fingerprint}; use the encoder they were trained on")
+        self.heads = heads if heads is not None else nn.ModuleDict(
+            {h.objective: RewardHead(h, encoder.dim) for h in config.heads})
+        self.heads.to(self.device).eval()
+
+    @property
+    def objectives(self) -> list[str]:
+        return [h.objective for h in self.config.heads]
+
+    def identity(self) -> str:
+        from safetensors.torch import save
+
+        import hashlib
+
+        digest = hashlib.sha256(save({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}))
+        digest.update(json.dumps(self._config_dict(), sort_keys=True).encode())
+        return f"shared_heads:{self.encoder._fingerprint}:{digest.hexdigest()[:16]}"
+
+    # ---- encoder input -------------------------------------------------------------------------------------
+    def build_inputs(self, prompts: list[str], responses: list[str]) -> list[tuple[list[int], int]]:
+        """Token ids per row and where the response starts: ``[CLS] prompt-tail [SEP] response-head [SEP]``."""
+        tok = self.encoder.tokenizer
+        cfg = self.config
+        budget = cfg.max_length - (3 if cfg.input_format == "prompt_response" else 2)
+        cap = cfg.max_length * _CHARS_PER_TOKEN_CAP
+        r_ids = tok([r[:cap] for r in responses], add_special_tokens=False, verbose=False)["input_ids"]
+        if cfg.input_format == "response":
+            return [([tok.cls_token_id] + r[:budget] + [tok.sep_token_id], 1) for r in r_ids]
+        p_ids = tok([p[-cap:] for p in prompts], add_special_tokens=False, verbose=False)["input_ids"]
+        out = []
+        for p, r in zip(p_ids, r_ids):
+            n_prompt = min(len(p), max(cfg.prompt_tokens, budget - len(r)))
+            n_resp = min(len(r), budget - n_prompt)
+            p_kept = p[len(p) - n_prompt:]
+            out.append(([tok.cls_token_id] + p_kept + [tok.sep_token_id] + r[:n_resp] + [tok.sep_token_id],
+                        n_prompt + 2))
+        return out
+
+    def encoder_forward(self, rows: list[tuple[list[int], int]], grad: bool = False) -> EncodedPairs:
+        """One encoder pass over prepared rows (right-padded). Shapes: [N, T, D], [N, T], [N, T]."""
+        n, t = len(rows), max(len(ids) for ids, _ in rows)
+        ids = torch.full((n, t), self.encoder.tokenizer.pad_token_id or 0, dtype=torch.long)
+        mask = torch.zeros(n, t, dtype=torch.long)
+        resp = torch.zeros(n, t, dtype=torch.long)
+        types = torch.zeros(n, t, dtype=torch.long)
+        for i, (row, start) in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row)
+            mask[i, : len(row)] = 1
+            resp[i, start : len(row) - 1] = 1  # response tokens, without the final [SEP]
+            if self.config.input_format == "prompt_response":
+                types[i, start : len(row)] = 1
+        ids, mask, types = ids.to(self.device), mask.to(self.device), types.to(self.device)
+        with torch.set_grad_enabled(grad), torch.inference_mode(not grad):
+            states = self.encoder.model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+        return EncodedPairs(states, mask, resp.to(self.device))
+
+    def encode_pairs(self, prompts: list[str], responses: list[str]) -> EncodedPairs:
+        """Token states of one batch (no batching inside). Shapes: [N, T, D], [N, T], [N, T]."""
+        _check_lengths(prompts, responses)
+        return self.encoder_forward(self.build_inputs(prompts, responses))
+
+    # ---- scoring -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _score(self, names: list[str], prompts: list[str], responses: list[str], batch_size: int,
+               progress: bool) -> np.ndarray:
+        _check_lengths(prompts, responses)
+        rows = self.build_inputs(prompts, responses)
+        out = np.empty((len(rows), len(names)), dtype=np.float64)
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))  # length-sorted batches
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        for idx in tqdm(batches, desc="score heads", disable=not progress, unit="batch"):
+            enc = self.encoder_forward([rows[i] for i in idx])
+            cols = [self.heads[name](enc).double().cpu() for name in names]  # K × [B]
+            out[idx] = torch.stack(cols, dim=1).numpy()  # [B, K]
+        return out
+
+    def score(self, prompts: list[str], responses: list[str], batch_size: int = 32,
+              progress: bool = False) -> np.ndarray:
+        """All K heads from one encoder pass per batch. Shape: [N, K], float64 raw rewards."""
+        return self._score(self.objectives, prompts, responses, batch_size, progress)
+
+    def score_head(self, objective: str, prompts: list[str], responses: list[str], batch_size: int = 32,
+                   progress: bool = False) -> np.ndarray:
+        """One head alone (its own encoder pass). Shape: [N], float64."""
+        if objective not in self.heads:
+            raise PreforchError(f"no head {objective!r}; heads: {self.objectives}")
+        return self._score([objective], prompts, responses, batch_size, progress)[:, 0]
+
+    # ---- save / load ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"heads.{k}": v for k, v in self.heads.state_dict().items()}
+
+    def _config_dict(self) -> dict:
+        data = asdict(self.config)
+        data["format_version"] = HEADS_FORMAT
+        data["objectives"] = self.objectives
+        return data
+
+    def save_pretrained(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` into ``path`` atomically."""
+        with staged_dir(path, overwrite=overwrite) as tmp:
+            self.write_files(tmp)
+        return Path(path)
+
+    def write_files(self, folder: Path) -> None:
+        """Write config.json + model.safetensors into an existing (staged) folder."""
+        import safetensors
+        import transformers
+        from safetensors.torch import save_file
+
+        from preforch import __version__
+
+        data = self._config_dict()
+        data["library_versions"] = {"preforch": __version__, "torch": torch.__version__.split("+")[0],
+                                    "transformers": transformers.__version__, "safetensors": safetensors.__version__}
+        write_json(folder / CONFIG_NAME, data)
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
+                  str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "cpu", encoder=None,
+                        encoder_path: str | None = None) -> SharedEncoderHeads:
+        """Rebuild from config.json and load model.safetensors strictly (missing/extra/misshaped keys fail)."""
+        config, tensors = read_heads_folder(path)
+        if encoder is None and encoder_path is None and config.encoder == LOCAL_ENCODER:
+            encoder_path = str(Path(path) / LOCAL_ENCODER)  # a fine-tuned encoder saved with the heads
+        model = cls(config, encoder=encoder, device=device, encoder_path=encoder_path)
+        model.load_tensors(tensors, source=str(Path(path) / WEIGHTS_NAME))
+        return model
+
+    def load_tensors(self, tensors: dict[str, torch.Tensor], source: str) -> None:
+        expected = self.state_dict()
+        missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        if missing or extra:
+            raise PreforchError(f"{source}: weights do not match the config (missing {missing[:5]}, "
+                                f"unexpected {extra[:5]})")
+        for key, value in expected.items():
+            if tuple(tensors[key].shape) != tuple(value.shape):
+                raise PreforchError(f"{source}: tensor {key!r} has shape {tuple(tensors[key].shape)}, "
+                                    f"expected {tuple(value.shape)}")
+        self.heads.load_state_dict({k[len("heads."):]: v for k, v in tensors.items()}, strict=True)
+        self.heads.to(self.device).eval()
+
+    @classmethod
+    def combine(cls, parts: list[SharedEncoderHeads]) -> SharedEncoderHeads:
+        """Several heads folders as one scorer with one encoder pass; they must share encoder and input."""
+        if not parts:
+            raise PreforchError("combine: no heads given")
+        first = parts[0].config
+        for other in parts[1:]:
+            if other.config.shared_key() != first.shared_key():
+                raise PreforchError(f"combine: heads {other.objectives} use encoder/input {other.config.shared_key()}, "
+                                    f"but {parts[0].objectives} use {first.shared_key()}; they cannot share one pass")
+        config = HeadsConfig(heads=[h for p in parts for h in p.config.heads], encoder=first.encoder,
+                             encoder_fingerprint=first.encoder_fingerprint, input_format=first.input_format,
+                             max_length=first.max_length, prompt_tokens=first.prompt_tokens)
+        heads = nn.ModuleDict({name: p.heads[name] for p in parts for name in p.objectives})
+        return cls(config, encoder=parts[0].encoder, heads=heads)
+
+
+def read_heads_folder(path: str | Path) -> tuple[HeadsConfig, dict[str, torch.Tensor]]:
+    """Parse and check a heads folder; every problem is a one-line PreforchError naming the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(path)
+    cfg_path, w_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    if not folder.is_dir():
+        raise PreforchError(f"{folder}: heads folder not found")
+    if not cfg_path.is_file():
+        raise PreforchError(f"{cfg_path}: missing (a heads folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
+    if not w_path.is_file():
+        raise PreforchError(f"{w_path}: missing (a heads folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
+    try:
+        data = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise PreforchError(f"{cfg_path}: not valid JSON ({err.msg})") from None
+    version = data.get("format_version")
+    if version != HEADS_FORMAT:
+        raise PreforchError(f"{cfg_path}: format_version {version!r}, expected {HEADS_FORMAT}")
+    try:
+        heads = [HeadSpec(**h) for h in data["heads"]]
+        config = HeadsConfig(heads=heads, encoder=data["encoder"], encoder_fingerprint=data["encoder_fingerprint"],
+                             input_format=data["input_format"], max_length=int(data["max_length"]),
+                             prompt_tokens=int(data["prompt_tokens"]))
+    except (KeyError, TypeError) as err:
+        raise PreforchError(f"{cfg_path}: bad or missing setting ({err})") from None
+    if data.get("objectives", config_objectives := [h.objective for h in heads]) != config_objectives:
+        raise PreforchError(f"{cfg_path}: objectives {data.get('objectives')} disagree with heads {config_objectives}")
+    try:
+        tensors = load_file(str(w_path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise PreforchError(f"{w_path}: unreadable safetensors file ({str(err).splitlines()[0]})") from None
+    return config, tensors
+
+
+def _check_lengths(prompts: list[str], responses: list[str]) -> None:
+    if len(prompts) != len(responses):
+        raise PreforchError(f"score: {len(prompts)} prompts but {len(responses)} responses")

@@ -1,0 +1,392 @@
+"""Train one reward head with the Bradley–Terry loss −log σ(r(x, y⁺) − r(x, y⁻)) on chosen/rejected pairs.
+
+The encoder is frozen by default: its token states are computed once per text and cached, so each epoch
+only runs the small head. Pairs are split BY PROMPT into held-out / validation / training: a held-out
+prompt's pairs are never trained on nor used for early stopping (validation comes from the training part).
+The output folder is a heads folder (config.json + model.safetensors) plus MODEL_CARD.md and metrics.json.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from preforch.config import field, to_dict
+from preforch.errors import PreforchError
+from preforch.rewards.heads import (EncodedPairs, HeadsConfig, HeadSpec, InputFormat, Pooling,
+                                    SharedEncoderHeads)
+from preforch.types import PreferenceData
+
+log = logging.getLogger(__name__)
+EMBEDDED_DATA = {"embedded:hh": "load_hh", "embedded:ultrafeedback": "load_ultrafeedback"}
+
+
+@dataclass
+class RMTrainConfig:
+    """Settings of `preforch rm train`."""
+
+    data: str = field("embedded:hh", help="preference data file (needs a rejected column), or embedded:hh / "
+                                          "embedded:ultrafeedback (ties dropped)")
+    objective: str = field("harmless", help="objective name of the trained head")
+    output_dir: str = field("runs/rm", help="folder written: config.json, model.safetensors, MODEL_CARD.md, metrics.json")
+    overwrite: bool = field(False, help="replace an existing output folder")
+    encoder: str = field("embedded:minilm", help="sentence encoder folder, or embedded:minilm")
+    input_format: InputFormat = field("prompt_response", help="encoder input: [CLS] prompt-tail [SEP] response-head "
+                                                              "[SEP], or the response alone")
+    max_length: int = field(256, help="encoder tokens per (prompt, response)")
+    prompt_tokens: int = field(64, help="tokens the prompt's end keeps at least (more when the response is short)")
+    pooling: Pooling = field("response_mean", help="how the head pools the token states")
+    features: list[str] = field(["response"], help="pooled features: response, prompt, product, difference")
+    hidden: int = field(0, help="MLP hidden width; 0 means a linear head")
+    dropout: float = field(0.0, help="dropout in the head")
+    finetune_encoder: bool = field(False, help="also train the encoder (slow; no embedding cache)")
+    encoder_lr: float = field(2e-5, help="encoder learning rate when finetune_encoder")
+    epochs: int = field(40, help="maximum epochs")
+    patience: int = field(6, help="stop after this many epochs without a better validation loss")
+    batch_size: int = field(64, help="pairs per step")
+    lr: float = field(1e-3, help="head learning rate (AdamW)")
+    weight_decay: float = field(0.01, help="AdamW weight decay")
+    heldout_fraction: float = field(0.2, help="share of PROMPTS held out for the final accuracy")
+    val_fraction: float = field(0.1, help="share of the remaining prompts used for early stopping")
+    seed: int = field(0, help="seed for the split, initialisation and shuffling")
+    limit: int | None = field(None, help="use only the first N pairs (tests, quick runs)")
+    bootstrap: int = field(1000, help="bootstrap resamples (over held-out prompts) for the 95% interval")
+    encode_batch_size: int = field(32, help="rows per encoder pass")
+    device: str = field("cpu", help="torch device")
+    progress: bool = field(True, help="show progress bars")
+    references: dict = field({}, help="reference accuracies measured elsewhere (name: accuracy), shown in the card")
+
+    def __post_init__(self) -> None:
+        if self.input_format not in get_args(InputFormat) or self.pooling not in get_args(Pooling):
+            raise PreforchError(f"rm train: input_format {self.input_format!r} / pooling {self.pooling!r} unknown")
+        for name in ("heldout_fraction", "val_fraction"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise PreforchError(f"rm train: {name} must be in (0, 1), got {getattr(self, name)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.bootstrap < 0:
+            raise PreforchError("rm train: epochs, batch_size and patience must be >= 1, bootstrap >= 0")
+        if not self.objective:
+            raise PreforchError("rm train: objective must be a non-empty name")
+        self.head_spec()  # validates pooling/features/hidden/dropout
+
+    def head_spec(self) -> HeadSpec:
+        return HeadSpec(objective=self.objective, pooling=self.pooling, features=list(self.features),
+                        hidden=self.hidden, dropout=self.dropout)
+
+
+@dataclass
+class RMTrainResult:
+    model: SharedEncoderHeads
+    metrics: dict
+
+
+def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """Mean of −log σ(r⁺ − r⁻). Shapes: [N], [N] → []."""
+    return -F.logsigmoid(chosen - rejected).mean()
+
+
+def pairwise_accuracy(chosen: np.ndarray, rejected: np.ndarray) -> np.ndarray:
+    """Per pair: 1 if r⁺ > r⁻, 0.5 on a tie, else 0. Shape: [N]."""
+    return (chosen > rejected).astype(np.float64) + 0.5 * (chosen == rejected)
+
+
+def bootstrap_interval(values: np.ndarray, groups: np.ndarray, n: int, seed: int) -> tuple[float, float]:
+    """95% percentile interval of the mean, resampling whole groups (prompts) with replacement."""
+    if n == 0 or len(values) == 0:
+        return float("nan"), float("nan")
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    sums = np.bincount(inverse, weights=values, minlength=len(uniq))
+    counts = np.bincount(inverse, minlength=len(uniq)).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(uniq), size=(n, len(uniq)))  # [B, G]
+    means = sums[picks].sum(1) / counts[picks].sum(1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def split_by_prompt(prompts: list[str], heldout_fraction: float, val_fraction: float,
+                    seed: int) -> dict[str, np.ndarray]:
+    """Row indices of train / val / heldout; all pairs of one prompt land in the same split."""
+    uniq = sorted(set(prompts))
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    n_held = max(1, int(round(heldout_fraction * len(uniq))))
+    n_val = max(1, int(round(val_fraction * (len(uniq) - n_held))))
+    if len(uniq) - n_held - n_val < 1:
+        raise PreforchError(f"rm train: only {len(uniq)} distinct prompts; need at least 3 to split by prompt")
+    part = {}
+    for rank, j in enumerate(order):
+        part[uniq[j]] = "heldout" if rank < n_held else "val" if rank < n_held + n_val else "train"
+    labels = np.array([part[p] for p in prompts])
+    return {name: np.flatnonzero(labels == name) for name in ("train", "val", "heldout")}
+
+
+def load_pairs(data: str, limit: int | None = None) -> PreferenceData:
+    """``embedded:hh`` / ``embedded:ultrafeedback`` or any file `load_preference_data` reads; needs rejected."""
+    if data in EMBEDDED_DATA:
+        from preforch.data import example
+
+        pairs = getattr(example, EMBEDDED_DATA[data])()
+    elif data.startswith("embedded:"):
+        raise PreforchError(f"data {data!r}: unknown embedded set; expected one of {sorted(EMBEDDED_DATA)}")
+    else:
+        from preforch.data.load import load_preference_data
+
+        pairs = load_preference_data(data)
+    if pairs.rejected is None:
+        raise PreforchError(f"{pairs.source}: no 'rejected' column; reward-model training needs chosen/rejected pairs")
+    if limit is not None:
+        pairs = pairs.subset(np.arange(min(limit, len(pairs))))
+    if len(pairs) < 3:
+        raise PreforchError(f"{pairs.source}: {len(pairs)} pairs; at least 3 are needed")
+    return pairs
+
+
+class StateCache:
+    """Frozen-encoder token states per row, computed once (float16, trimmed to each row's length)."""
+
+    def __init__(self, model: SharedEncoderHeads, prompts: list[str], responses: list[str], batch_size: int,
+                 progress: bool) -> None:
+        rows = model.build_inputs(prompts, responses)
+        self.states: list[torch.Tensor] = [torch.empty(0)] * len(rows)
+        self.starts = [start for _, start in rows]
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        for idx in tqdm(batches, desc="encode (cached)", disable=not progress, unit="batch"):
+            enc = model.encoder_forward([rows[i] for i in idx])
+            for b, i in enumerate(idx):
+                self.states[i] = enc.states[b, : len(rows[i][0])].to(torch.float16).cpu().clone()  # [T, D]
+
+    def collate(self, idx: list[int] | np.ndarray, device) -> EncodedPairs:
+        t = max(self.states[i].shape[0] for i in idx)
+        d = self.states[idx[0]].shape[1]
+        states = torch.zeros(len(idx), t, d)
+        mask = torch.zeros(len(idx), t, dtype=torch.long)
+        resp = torch.zeros(len(idx), t, dtype=torch.long)
+        for b, i in enumerate(idx):
+            n = self.states[i].shape[0]
+            states[b, :n] = self.states[i].float()
+            mask[b, :n] = 1
+            resp[b, self.starts[i] : n - 1] = 1
+        return EncodedPairs(states.to(device), mask.to(device), resp.to(device))
+
+
+class PairScorer:
+    """Rewards of rows (chosen rows 0..N−1, rejected rows N..2N−1) for the head being trained."""
+
+    def __init__(self, model: SharedEncoderHeads, config: RMTrainConfig, pairs: PreferenceData,
+                 cache: StateCache | None) -> None:
+        self.model, self.config = model, config
+        self.head = model.heads[config.objective]
+        self.cache = cache
+        self.rows = None
+        self.features = None
+        if config.finetune_encoder:
+            self.rows = model.build_inputs(pairs.prompts * 2, pairs.chosen + (pairs.rejected or []))
+        elif config.pooling != "response_attention":  # pooling has no parameters: pool once
+            with torch.no_grad():
+                n = len(cache.states)
+                chunks = [self.head.pool(cache.collate(list(range(i, min(i + 256, n))), model.device))
+                          for i in range(0, n, 256)]
+            self.features = torch.cat(chunks)  # [2N, F]
+
+    def __call__(self, idx: np.ndarray) -> torch.Tensor:
+        """Shape: [len(idx)]."""
+        if self.features is not None:
+            return self.head.forward_features(self.features[idx])
+        if self.rows is not None:
+            rows = [self.rows[i] for i in idx]
+            return self.head(self.model.encoder_forward(rows, grad=torch.is_grad_enabled()))
+        return self.head(self.cache.collate(idx, self.model.device))
+
+
+def _rewards(scorer: PairScorer, idx: np.ndarray, n: int, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Rewards of the chosen and rejected responses of pairs ``idx``. Shapes: [M], [M]."""
+    out = []
+    with torch.no_grad():
+        for rows in (idx, idx + n):
+            out.append(np.concatenate([scorer(rows[i : i + batch]).double().cpu().numpy()
+                                       for i in range(0, len(rows), batch)]) if len(rows) else np.zeros(0))
+    return out[0], out[1]
+
+
+def _val_loss(scorer: PairScorer, idx: np.ndarray, n: int) -> float:
+    c, r = _rewards(scorer, idx, n)
+    return float(bradley_terry_loss(torch.from_numpy(c), torch.from_numpy(r)))
+
+
+def build_model(config: RMTrainConfig, encoder=None) -> SharedEncoderHeads:
+    heads_cfg = HeadsConfig(heads=[config.head_spec()], encoder=config.encoder, input_format=config.input_format,
+                            max_length=config.max_length, prompt_tokens=config.prompt_tokens)
+    return SharedEncoderHeads(heads_cfg, encoder=encoder, device=config.device)
+
+
+def train_reward_head(config: RMTrainConfig, pairs: PreferenceData | None = None, encoder=None,
+                      cache: StateCache | None = None) -> RMTrainResult:
+    """Train one head; returns the model and metrics (nothing is written; see :func:`run_rm_train`).
+
+    ``cache`` lets several runs on the same data and encoder input share one encoder pass.
+    """
+    t0 = time.perf_counter()
+    pairs = pairs if pairs is not None else load_pairs(config.data, config.limit)
+    torch.manual_seed(config.seed)
+    model = build_model(config, encoder)
+    n = len(pairs)
+    split = split_by_prompt(pairs.prompts, config.heldout_fraction, config.val_fraction, config.seed)
+    if config.finetune_encoder:
+        model.encoder.model.train().requires_grad_(True)
+    elif cache is None:
+        cache = StateCache(model, pairs.prompts * 2, pairs.chosen + pairs.rejected, config.encode_batch_size,
+                           config.progress)
+    t_encode = time.perf_counter() - t0
+    scorer = PairScorer(model, config, pairs, cache)
+    groups = [{"params": list(model.heads.parameters()), "lr": config.lr}]
+    if config.finetune_encoder:
+        groups.append({"params": list(model.encoder.model.parameters()), "lr": config.encoder_lr})
+    optim = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    gen = np.random.default_rng(config.seed)
+    best = (float("inf"), 0, copy.deepcopy(model.heads.state_dict()), None)
+    history = []
+    bar = tqdm(range(1, config.epochs + 1), desc=f"train {config.objective}", disable=not config.progress)
+    for epoch in bar:
+        model.heads.train()
+        if config.finetune_encoder:
+            model.encoder.model.train()
+        losses = []
+        train_idx = gen.permutation(split["train"])
+        for i in range(0, len(train_idx), config.batch_size):
+            idx = train_idx[i : i + config.batch_size]
+            r = scorer(np.concatenate([idx, idx + n]))  # [2B]
+            loss = bradley_terry_loss(r[: len(idx)], r[len(idx) :])
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            losses.append(loss.item())
+        model.heads.eval()
+        model.encoder.model.eval()
+        val = _val_loss(scorer, split["val"], n)
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val})
+        bar.set_postfix(train=f"{history[-1]['train_loss']:.4f}", val=f"{val:.4f}")
+        if val < best[0] - 1e-6:
+            enc_state = copy.deepcopy(model.encoder.model.state_dict()) if config.finetune_encoder else None
+            best = (val, epoch, copy.deepcopy(model.heads.state_dict()), enc_state)
+        elif epoch - best[1] >= config.patience:
+            break
+    model.heads.load_state_dict(best[2])
+    if best[3] is not None:
+        model.encoder.model.load_state_dict(best[3])
+    model.heads.eval()
+    model.encoder.model.eval().requires_grad_(False)
+    metrics = evaluate_split(scorer, pairs, split, config)
+    metrics.update(best_epoch=best[1], epochs_run=len(history), history=history,
+                   encode_seconds=round(t_encode, 2), train_seconds=round(time.perf_counter() - t0 - t_encode, 2),
+                   config=to_dict(config))
+    return RMTrainResult(model=model, metrics=metrics)
+
+
+def evaluate_split(scorer: PairScorer, pairs: PreferenceData, split: dict[str, np.ndarray],
+                   config: RMTrainConfig) -> dict:
+    """Pairwise accuracy per split, the held-out bootstrap interval and length baselines on held-out pairs."""
+    n = len(pairs)
+    out: dict = {"n_pairs": {k: int(len(v)) for k, v in split.items()},
+                 "n_prompts": {k: len({pairs.prompts[i] for i in v}) for k, v in split.items()}}
+    for name, idx in split.items():
+        c, r = _rewards(scorer, idx, n)
+        acc = pairwise_accuracy(c, r)
+        out[f"{name}_accuracy"] = float(acc.mean())
+        if name == "heldout":
+            groups = np.array([pairs.prompts[i] for i in idx], dtype=object)
+            out["heldout_accuracy_ci95"] = list(bootstrap_interval(acc, groups.astype(str), config.bootstrap,
+                                                                   config.seed))
+    held = split["heldout"]
+    short_c = np.array([-len(pairs.chosen[i].split()) for i in held], dtype=np.float64)
+    short_r = np.array([-len(pairs.rejected[i].split()) for i in held], dtype=np.float64)
+    out["baselines"] = {"shorter_reply_wins": float(pairwise_accuracy(short_c, short_r).mean()),
+                        "longer_reply_wins": float(pairwise_accuracy(-short_c, -short_r).mean())}
+    return out
+
+
+def run_rm_train(config: RMTrainConfig) -> RMTrainResult:
+    """Train, then write the heads folder + MODEL_CARD.md + metrics.json into ``config.output_dir``."""
+    from preforch.atomic import staged_dir, write_json, write_text
+
+    out = Path(config.output_dir)
+    if out.exists() and not config.overwrite:  # fail before the training, not after
+        raise PreforchError(f"{out}: output folder exists; pass --overwrite (overwrite: true) to replace it")
+    pairs = load_pairs(config.data, config.limit)
+    result = train_reward_head(config, pairs)
+    result.metrics["data"] = {"source": config.data if config.data.startswith("embedded:") else pairs.source,
+                              "pairs": len(pairs)}
+    with staged_dir(out, overwrite=config.overwrite) as tmp:
+        if config.finetune_encoder:
+            from preforch.models.encoders import _file_fingerprint
+            from preforch.rewards.heads import LOCAL_ENCODER
+
+            result.model.encoder.model.save_pretrained(tmp / LOCAL_ENCODER, safe_serialization=True)
+            result.model.encoder.tokenizer.save_pretrained(tmp / LOCAL_ENCODER)
+            result.model.config.encoder = LOCAL_ENCODER
+            result.model.config.encoder_fingerprint = _file_fingerprint(tmp / LOCAL_ENCODER)
+        result.model.write_files(tmp)
+        write_json(tmp / "metrics.json", result.metrics)
+        write_text(tmp / "MODEL_CARD.md", render_model_card(result.metrics))
+    log.info("held-out accuracy %.3f (95%% CI %.3f–%.3f) on %d pairs; wrote %s", result.metrics["heldout_accuracy"],
+             *result.metrics["heldout_accuracy_ci95"], result.metrics["n_pairs"]["heldout"], out)
+    return result
+
+
+def render_model_card(metrics: dict) -> str:
+    """MODEL_CARD.md: data, split, seed, settings, held-out accuracy with its interval, and baselines."""
+    cfg = metrics["config"]
+    lo, hi = metrics["heldout_accuracy_ci95"]
+    n, p = metrics["n_pairs"], metrics["n_prompts"]
+    settings = {k: cfg[k] for k in ("input_format", "max_length", "prompt_tokens", "pooling", "features", "hidden",
+                                     "dropout", "finetune_encoder", "epochs", "patience", "batch_size", "lr",
+                                     "weight_decay")}
+    lines = [
+        f"# Reward head: {cfg['objective']}",
+        "",
+        f"A Bradley–Terry reward head (−log σ(r(x, y⁺) − r(x, y⁻))) on the frozen encoder `{cfg['encoder']}`"
+        f"{' (fine-tuned)' if cfg['finetune_encoder'] else ''}. Raw scores are unbounded logits: higher is "
+        f"more {cfg['objective']}; compare them within an objective, and normalise before mixing objectives.",
+        "",
+        "## Data and split",
+        "",
+        f"- Data: `{metrics.get('data', {}).get('source', cfg['data'])}`, {sum(n.values())} pairs.",
+        f"- Split by prompt (seed {cfg['seed']}): train {n['train']} pairs ({p['train']} prompts), validation "
+        f"(early stopping) {n['val']} pairs ({p['val']} prompts), held out {n['heldout']} pairs "
+        f"({p['heldout']} prompts). No held-out prompt was used for training or early stopping.",
+        "",
+        "## Held-out pairwise accuracy",
+        "",
+        f"**{metrics['heldout_accuracy']:.3f}** (95% bootstrap interval over held-out prompts, "
+        f"{cfg['bootstrap']} resamples: {lo:.3f}–{hi:.3f}) on {n['heldout']} held-out pairs. "
+        f"Train {metrics['train_accuracy']:.3f}, validation {metrics['val_accuracy']:.3f}.",
+        "",
+        "| baseline (same held-out pairs unless noted) | accuracy |",
+        "| --- | --- |",
+        f"| the shorter reply wins | {metrics['baselines']['shorter_reply_wins']:.3f} |",
+        f"| the longer reply wins | {metrics['baselines']['longer_reply_wins']:.3f} |",
+    ]
+    lines += [f"| {name} (reference, measured elsewhere on this data) | {value} |"
+              for name, value in sorted(cfg.get("references", {}).items())]
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"Best epoch {metrics['best_epoch']} of {metrics['epochs_run']} run; encoding {metrics['encode_seconds']} s, "
+        f"head training {metrics['train_seconds']} s.",
+        "",
+        "Settings: " + ", ".join(f"`{k}={v}`" for k, v in settings.items()) + ".",
+        "",
+        "Limits: small data, one language (English), and the labels' own biases (HH harmless raters reward "
+        "refusals; UltraFeedback is GPT-4-rated). The HH text is red-team material.",
+        "",
+    ]
+    return "\n".join(lines)

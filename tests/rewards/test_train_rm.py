@@ -1,0 +1,142 @@
+"""Reward-head training: Bradley–Terry math, the split by prompt, a tiny real run, the CLI and the built-ins."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from preforch.errors import PreforchError
+from preforch.rewards.train_rm import (RMTrainConfig, bootstrap_interval, bradley_terry_loss, load_pairs,
+                                       pairwise_accuracy, run_rm_train, split_by_prompt, train_reward_head)
+
+FILLER = "the a cat dog house river tree car road music book water light city stone cloud".split()
+
+
+def test_bradley_terry_loss_hand_worked():
+    # −log σ(1 − 0) = log(1 + e^−1) = 0.3132617; −log σ(0) = log 2 = 0.6931472; −log σ(−2) = log(1 + e^2) = 2.1269280
+    loss = bradley_terry_loss(torch.tensor([1.0, 0.5, -1.0]), torch.tensor([0.0, 0.5, 1.0]))
+    assert math.isclose(float(loss), (0.3132617 + 0.6931472 + 2.1269280) / 3, rel_tol=1e-6)
+    assert math.isclose(float(bradley_terry_loss(torch.tensor([3.0]), torch.tensor([1.0]))),
+                        math.log1p(math.exp(-2.0)), rel_tol=1e-6)
+
+
+def test_pairwise_accuracy_and_bootstrap():
+    acc = pairwise_accuracy(np.array([1.0, 0.0, 2.0, 1.0]), np.array([0.0, 1.0, 2.0, 0.5]))
+    np.testing.assert_array_equal(acc, [1.0, 0.0, 0.5, 1.0])
+    values = np.r_[np.ones(70), np.zeros(30)]
+    groups = np.arange(100).astype(str)
+    lo, hi = bootstrap_interval(values, groups, 2000, seed=0)
+    assert lo < 0.7 < hi and 0.58 < lo and hi < 0.8
+    assert (lo, hi) == bootstrap_interval(values, groups, 2000, seed=0)
+
+
+def test_split_by_prompt_never_shares_a_prompt():
+    prompts = [f"p{i % 40}" for i in range(200)]  # 40 prompts, 5 pairs each
+    split = split_by_prompt(prompts, 0.2, 0.1, seed=3)
+    sets = {k: {prompts[i] for i in v} for k, v in split.items()}
+    assert not (sets["train"] & sets["heldout"]) and not (sets["val"] & sets["heldout"])
+    assert not (sets["train"] & sets["val"])
+    assert sum(len(v) for v in split.values()) == 200 and len(sets["heldout"]) == 8 and len(sets["val"]) == 3
+    again = split_by_prompt(prompts, 0.2, 0.1, seed=3)
+    assert all(np.array_equal(split[k], again[k]) for k in split)
+
+
+def synthetic_pairs(path, n: int = 160, seed: int = 0):
+    """The chosen reply says "thanks" and the rejected one "idiot"; everything else is random filler."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        filler = lambda: " ".join(rng.choice(FILLER) for _ in range(rng.randint(3, 8)))  # noqa: E731
+        rows.append({"prompt": f"question {i}: {filler()}?", "chosen": f"{filler()} thanks {filler()}",
+                     "rejected": f"{filler()} idiot {filler()}"})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def tiny_config(tmp_path, tiny_encoder_dir, **kw) -> RMTrainConfig:
+    base = dict(data=str(synthetic_pairs(tmp_path / "pairs.jsonl")), encoder=str(tiny_encoder_dir),
+                output_dir=str(tmp_path / "rm"), max_length=32, prompt_tokens=8, epochs=15, patience=15,
+                batch_size=16, lr=3e-3, bootstrap=200, progress=False, objective="polite")
+    base.update(kw)
+    return RMTrainConfig(**base)
+
+
+def test_tiny_training_learns_the_feature_and_writes_a_loadable_folder(tmp_path, tiny_encoder_dir):
+    from preforch.rewards.heads import SharedEncoderHeads
+
+    config = tiny_config(tmp_path, tiny_encoder_dir)
+    result = run_rm_train(config)
+    m = result.metrics
+    assert m["heldout_accuracy"] >= 0.85 and m["train_accuracy"] >= 0.85, m
+    assert m["n_pairs"]["heldout"] == 32 and sum(m["n_pairs"].values()) == 160
+    assert m["history"][-1]["train_loss"] < m["history"][0]["train_loss"]
+    out = tmp_path / "rm"
+    for name in ("config.json", "model.safetensors", "MODEL_CARD.md", "metrics.json"):
+        assert (out / name).is_file(), name
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Held-out pairwise accuracy" in card and f"{m['heldout_accuracy']:.3f}" in card
+    loaded = SharedEncoderHeads.from_pretrained(out)
+    scores = loaded.score(["q?", "q?"], ["well thanks", "you idiot"])
+    assert loaded.objectives == ["polite"] and scores[0, 0] > scores[1, 0]
+
+
+def test_same_seed_same_run(tmp_path, tiny_encoder_dir):
+    config = tiny_config(tmp_path, tiny_encoder_dir, epochs=3, limit=60)
+    first, again = (train_reward_head(config, load_pairs(config.data, config.limit)).metrics for _ in range(2))
+    assert again["history"] == first["history"] and again["heldout_accuracy"] == first["heldout_accuracy"]
+
+
+def test_attention_pooling_and_encoder_finetuning_change_parameters(tmp_path, tiny_encoder_dir):
+    config = tiny_config(tmp_path, tiny_encoder_dir, pooling="response_attention", finetune_encoder=True,
+                         features=["response", "product"], hidden=8, epochs=1, limit=30, encoder_lr=1e-3)
+    from preforch.rewards.train_rm import build_model
+
+    before = build_model(config)
+    enc_before = {k: v.clone() for k, v in before.encoder.model.state_dict().items()}
+    result = run_rm_train(config)
+    after = result.model
+    assert any(not torch.equal(enc_before[k], v) for k, v in after.encoder.model.state_dict().items())
+    assert any(not torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
+    assert (tmp_path / "rm" / "encoder" / "model.safetensors").is_file()
+    from preforch.rewards.heads import SharedEncoderHeads
+
+    loaded = SharedEncoderHeads.from_pretrained(tmp_path / "rm")  # finds its own fine-tuned encoder
+    np.testing.assert_allclose(loaded.score(["q"], ["thanks"]), after.score(["q"], ["thanks"]), atol=1e-5)
+
+
+def test_bad_input(tmp_path, tiny_encoder_dir):
+    no_rejected = tmp_path / "chosen_only.jsonl"
+    no_rejected.write_text(json.dumps({"prompt": "p", "chosen": "c"}) + "\n")
+    with pytest.raises(PreforchError, match="no 'rejected' column"):
+        load_pairs(str(no_rejected))
+    with pytest.raises(PreforchError, match="unknown embedded set"):
+        load_pairs("embedded:nope")
+    with pytest.raises(PreforchError, match="heldout_fraction"):
+        RMTrainConfig(heldout_fraction=1.5)
+    with pytest.raises(PreforchError, match="pooling"):
+        RMTrainConfig(pooling="max")
+    (tmp_path / "rm").mkdir()
+    with pytest.raises(PreforchError, match="output folder exists"):
+        run_rm_train(tiny_config(tmp_path, tiny_encoder_dir))
+
+
+def test_cli_help_and_run(tmp_path, tiny_encoder_dir, capsys):
+    from preforch.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["rm", "train", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "--pooling" in text and "--finetune-encoder" in text and "Bradley" in text
+    config = tmp_path / "rm.yaml"
+    config.write_text(f"data: {synthetic_pairs(tmp_path / 'p.jsonl', n=60)}\nencoder: {tiny_encoder_dir}\n"
+                      f"output_dir: {tmp_path / 'out'}\nmax_length: 32\nprompt_tokens: 8\nepochs: 2\nprogress: false\n")
+    assert main(["rm", "train", "--config", str(config), "--objective", "kind", "--bootstrap", "50"]) == 0
+    assert "held-out pairwise accuracy" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["config"]["objective"] == "kind"
+    assert main(["rm", "train", "--config", str(config)]) == 2  # the folder exists now
