@@ -1,0 +1,176 @@
+"""Loading a causal-LM policy and sampling replies from it: chat template, left padding, seeded,
+length-sorted batches, only the new tokens decoded, results in input order. Shape: [N][G] texts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from tqdm.auto import tqdm
+
+from preforch.config import field
+from preforch.errors import PreforchError
+from preforch.models.encoders import length_sorted_batches
+
+log = logging.getLogger(__name__)
+
+DType = Literal["float32", "bfloat16", "float16", "auto"]
+
+
+@dataclass
+class GenerationConfig:
+    """How replies are sampled."""
+
+    max_new_tokens: int = field(64, help="new tokens per reply, at most")
+    num_return_sequences: int = field(1, help="replies per prompt (G)")
+    do_sample: bool = field(True, help="sample (true) or decode greedily (false; then G must be 1)")
+    temperature: float = field(0.7, help="sampling temperature (> 0)")
+    top_p: float = field(0.9, help="nucleus sampling mass in (0, 1]")
+    seed: int = field(0, help="random seed; each batch is seeded from it, so a run repeats exactly")
+    batch_size: int = field(8, help="prompts per forward batch (each batch holds batch_size x G rows)")
+    chat_template: bool = field(True, help="wrap each prompt as a user turn with the tokenizer's chat template")
+    max_prompt_length: int = field(1024, help="prompt tokens kept, counted from the end")
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "num_return_sequences", "batch_size", "max_prompt_length"):
+            if getattr(self, name) < 1:
+                raise PreforchError(f"generation setting {name!r} must be >= 1, got {getattr(self, name)}")
+        if self.do_sample and self.temperature <= 0:
+            raise PreforchError(f"generation temperature must be > 0 when sampling, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise PreforchError(f"generation top_p must be in (0, 1], got {self.top_p}")
+        if not self.do_sample and self.num_return_sequences > 1:
+            raise PreforchError(f"greedy decoding gives identical replies: num_return_sequences is "
+                                f"{self.num_return_sequences}, expected 1 (or set do_sample: true)")
+
+
+class LoadedPolicy(NamedTuple):
+    """A causal LM and its tokenizer (unpacks as ``model, tokenizer = load_policy(...)``)."""
+
+    model: Any
+    tokenizer: Any
+
+
+def _torch_dtype(dtype: DType):
+    import torch
+
+    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
+    if dtype not in table:
+        raise PreforchError(f"dtype {dtype!r}: expected one of {list(table)}")
+    return table[dtype]
+
+
+def load_policy(path_or_embedded: str | None = None, dtype: DType = "float32", device: str = "cpu",
+                trust_remote_code: bool = False) -> LoadedPolicy:
+    """Load a policy: ``None`` / ``embedded:smollm2`` (converted on first use), a local folder, or a hub name.
+
+    Weights load from safetensors only. A hub name is looked up only when the user configured one; with
+    ``HF_HUB_OFFLINE=1`` only the local hub cache is consulted.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from preforch.models.paths import resolve_policy_path
+
+    name = resolve_policy_path(path_or_embedded)
+    local = Path(name).is_dir()
+    if not local and (name.startswith((".", "/", "~")) or Path(name).suffix):
+        raise PreforchError(f"{name}: policy folder not found")
+    if local and not any(Path(name).glob("*.safetensors")):
+        raise PreforchError(f"{name}: no *.safetensors weights in the policy folder (pickle weights are refused)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(name, local_files_only=local, use_safetensors=True,
+                                                     dtype=_torch_dtype(dtype),
+                                                     trust_remote_code=trust_remote_code)
+    except OSError as err:
+        raise PreforchError(f"{name}: cannot load a causal LM ({str(err).splitlines()[0]})") from None
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedPolicy(model.to(device).eval(), tokenizer)
+
+
+def format_prompts(tokenizer, prompts: list[str], chat_template: bool = True) -> tuple[list[str], bool]:
+    """Prompts as the model sees them, and whether the chat template was applied.
+
+    With ``chat_template`` and a tokenizer that has one, each prompt becomes a user turn followed by the
+    assistant's generation prompt; without a template the prompt text is used as is.
+    """
+    if chat_template and getattr(tokenizer, "chat_template", None):
+        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                               add_generation_prompt=True) for p in prompts]
+        return texts, True
+    if chat_template:
+        log.warning("the tokenizer has no chat template; prompts are used as plain text")
+    return list(prompts), False
+
+
+@contextlib.contextmanager
+def _padding(tokenizer, side: str, truncation_side: str):
+    old = (tokenizer.padding_side, tokenizer.truncation_side)
+    tokenizer.padding_side, tokenizer.truncation_side = side, truncation_side
+    try:
+        yield
+    finally:
+        tokenizer.padding_side, tokenizer.truncation_side = old
+
+
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 64, num_return_sequences: int = 1,
+             do_sample: bool = True, temperature: float = 0.7, top_p: float = 0.9, seed: int = 0,
+             batch_size: int = 8, chat_template: bool = True, progress: bool = False) -> list[list[str]]:
+    """Sample ``num_return_sequences`` replies per prompt. Shape: [N][G] texts, in input order."""
+    config = GenerationConfig(max_new_tokens=max_new_tokens, num_return_sequences=num_return_sequences,
+                              do_sample=do_sample, temperature=temperature, top_p=top_p, seed=seed,
+                              batch_size=batch_size, chat_template=chat_template)
+    return generate_with_config(model, tokenizer, prompts, config, progress=progress)
+
+
+def generate_with_config(model, tokenizer, prompts: list[str], config: GenerationConfig,
+                         progress: bool = False) -> list[list[str]]:
+    """:func:`generate` with a :class:`GenerationConfig`. Shape: [N][G] texts, in input order."""
+    import torch
+
+    if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
+        raise PreforchError("generate: prompts must be a list of strings")
+    if not prompts:
+        return []
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    texts, templated = format_prompts(tokenizer, prompts, config.chat_template)
+    # The template already holds the special tokens the model expects; plain text gets the tokenizer's own.
+    add_special = not templated
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=add_special)["input_ids"]]
+    batches = length_sorted_batches(lengths, config.batch_size)
+    g = config.num_return_sequences
+    out: list[list[str]] = [[] for _ in prompts]
+    gen_kwargs = _generation_kwargs(model, tokenizer, config)
+    device = next(model.parameters()).device
+    fork_devices = [device] if device.type == "cuda" else []
+    with _padding(tokenizer, "left", "left"), torch.random.fork_rng(devices=fork_devices):
+        for b, idx in enumerate(tqdm(batches, desc="generate", disable=not progress, unit="batch")):
+            torch.manual_seed(config.seed * 1_000_003 + b)
+            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                              max_length=config.max_prompt_length, add_special_tokens=add_special,
+                              return_tensors="pt").to(device)
+            with torch.inference_mode():
+                ids = model.generate(**batch, **gen_kwargs)  # [B * G, T + new]
+            new = ids[:, batch["input_ids"].shape[1]:]  # [B * G, new]
+            replies = tokenizer.batch_decode(new, skip_special_tokens=True)
+            for j, i in enumerate(idx):
+                out[i] = [r.strip() for r in replies[j * g:(j + 1) * g]]
+    return out
+
+
+def _generation_kwargs(model, tokenizer, config: GenerationConfig) -> dict:
+    kwargs: dict = {"max_new_tokens": config.max_new_tokens, "num_return_sequences": config.num_return_sequences,
+                    "do_sample": config.do_sample, "pad_token_id": tokenizer.pad_token_id}
+    if config.do_sample:
+        kwargs.update(temperature=config.temperature, top_p=config.top_p, top_k=0)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    if getattr(model.generation_config, "eos_token_id", None) is None and tokenizer.eos_token_id is not None:
+        kwargs["eos_token_id"] = tokenizer.eos_token_id
+    return kwargs
