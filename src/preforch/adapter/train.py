@@ -31,6 +31,7 @@ class TrainResult:
     report: AdapterReport
     train_index: np.ndarray  # rows used for training
     val_index: np.ndarray  # rows held out (their prompts never appear in training)
+    val_embeddings: torch.Tensor  # [V, D] prompt embeddings of the held-out rows
 
 
 def split_by_prompt(prompts: list[str], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -180,7 +181,8 @@ def train_adapter(config: AdapterConfig, data: PreferenceData, encoder=None, pro
     report = _report(adapter, emb[va], target[va], kinds, n_train=len(train_idx), n_val=len(val_idx),
                      epochs=len(history), best_epoch=best_epoch, train_seconds=time.perf_counter() - started,
                      history=history)
-    return TrainResult(adapter=adapter, report=report, train_index=train_idx, val_index=val_idx)
+    return TrainResult(adapter=adapter, report=report, train_index=train_idx, val_index=val_idx,
+                       val_embeddings=emb[va].cpu())
 
 
 def format_report(report: AdapterReport) -> str:
