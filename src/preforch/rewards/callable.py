@@ -22,10 +22,11 @@ def as_score_matrix(values: Any, n: int, objectives: Sequence[str], who: str) ->
         out = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise PreforchError(f"scorer {who}: output is not numeric ({err})") from None
+    shape = tuple(out.shape)
     if out.ndim == 1 and k == 1:
         out = out[:, None]  # [N, 1]
     if out.shape != (n, k):
-        raise PreforchError(f"scorer {who}: returned shape {tuple(out.shape)} for {n} responses, "
+        raise PreforchError(f"scorer {who}: returned shape {shape} for {n} responses, "
                             f"expected [{n}, {k}] (objectives {list(objectives)})")
     return out
 

@@ -129,7 +129,7 @@ class HFScorer:
                                 else f"{config.path}: reward model path does not exist")
         else:
             source, local_only = config.path, False
-        kwargs = dict(local_files_only=local_only, trust_remote_code=config.trust_remote_code)
+        kwargs = {"local_files_only": local_only, "trust_remote_code": config.trust_remote_code}
         try:
             model_config = AutoConfig.from_pretrained(source, **kwargs)
         except (OSError, ValueError) as err:

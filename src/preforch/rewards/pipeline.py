@@ -22,7 +22,13 @@ from typing import Any
 import numpy as np
 
 from preforch.config import coerce, field
-from preforch.data.load import REJECTED_SCORE_PREFIX, SCORE_PREFIX, read_table, to_preference_data, write_table
+from preforch.data.load import (
+    REJECTED_SCORE_PREFIX,
+    SCORE_PREFIX,
+    read_table,
+    to_preference_data,
+    write_table,
+)
 from preforch.errors import PreforchError
 from preforch.rewards.cache import ScoreCache
 from preforch.rewards.multi import MultiScorer
@@ -128,7 +134,8 @@ def _build_builtin(spec: dict, device: str, where: str) -> Scorer:
         from preforch.models.builtin import load_builtin_scorer
     except ImportError as err:
         raise PreforchError(f"{where}: the built-in reward models are not available ({err})") from None
-    options = {k: v for k, v in spec.items() if k != "type"}
+    options = _spec_options(spec, ["device", "batch_size"], where)
+    options.setdefault("device", device)
     return load_builtin_scorer(**options)
 
 
@@ -152,6 +159,9 @@ SCORER_TYPES = {
 
 def build_scorers(specs: list[dict], device: str = "cpu", source: str = "scorers") -> list[Scorer]:
     """One scorer per spec; errors name the spec (1-based)."""
+    from preforch.rewards.hf import resolve_device
+
+    device = resolve_device(device)
     scorers = []
     for i, spec in enumerate(specs, 1):
         where = f"{source}[{i}] ({spec.get('type') if isinstance(spec, dict) else spec!r})"
