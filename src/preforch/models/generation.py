@@ -156,7 +156,9 @@ def generate_with_config(model, tokenizer, prompts: list[str], config: Generatio
                               max_length=config.max_prompt_length, add_special_tokens=add_special,
                               return_tensors="pt").to(device)
             with torch.inference_mode():
-                ids = model.generate(**batch, **gen_kwargs)  # [B * G, T + new]
+                # Only ids and mask: some tokenizers add token_type_ids, which causal LMs refuse.
+                ids = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                     **gen_kwargs)  # [B * G, T + new]
             new = ids[:, batch["input_ids"].shape[1]:]  # [B * G, new]
             replies = tokenizer.batch_decode(new, skip_special_tokens=True)
             for j, i in enumerate(idx):
