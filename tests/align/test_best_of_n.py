@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from preforch.align.best_of_n import best_of_n, choose_best, rank_candidates, resolve_weights
+from preforch.errors import PreforchError
+from preforch.rewards.callable import CallableScorer
+from preforch.rewards.normalize import Normalizer
+
+OBJECTIVES = ["harmless", "helpful", "concise"]
+# Three fixed candidates with hand-set raw scores (harmless, helpful, concise).
+TABLE = {"safe": [2.0, 0.0, 0.0], "useful": [0.0, 2.0, 0.0], "short": [0.0, 0.0, 2.0]}
+
+
+def table_scorer() -> CallableScorer:
+    return CallableScorer(lambda prompts, responses: [TABLE[r] for r in responses], OBJECTIVES, "table-v1")
+
+
+def fixed_policy(prompts, n):
+    return [list(TABLE)[:n] for _ in prompts]
+
+
+class FakeAdapter:
+    """Per-prompt weights by keyword; the identity normaliser (mean 0, std 1)."""
+
+    def __init__(self, objectives=OBJECTIVES):
+        self.objectives = list(objectives)
+        self.normalizer = Normalizer(self.objectives, clip=None)
+        self.normalizer.stats = {"mean": [0.0] * len(objectives), "std": [1.0] * len(objectives)}
+
+    def predict_weights(self, prompts, batch_size=64):
+        rows = []
+        for p in prompts:
+            if "hurt" in p:
+                rows.append([0.8, 0.1, 0.1])
+            elif "code" in p:
+                rows.append([0.1, 0.8, 0.1])
+            else:
+                rows.append([0.1, 0.1, 0.8])
+        return np.array(rows)
+
+
+def test_choose_best_hand_worked():
+    rewards = np.array([[0.1, 0.9, 0.3], [2.0, -1.0, 2.0], [-3.0, -2.0, -2.5], [5.0, 5.0, 5.0]])
+    # argmax; on ties the first index wins (row 2: 0 over 2; row 4: 0).
+    assert choose_best(rewards).tolist() == [1, 0, 1, 0]
+    with pytest.raises(PreforchError, match="prompt 0, candidate 1"):
+        choose_best(np.array([[0.0, np.nan]]))
+
+
+def test_rank_candidates_hand_worked():
+    raw = np.array([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]])  # [N=2, G=2, K=2]
+    weights = np.array([[0.7, 0.3], [0.2, 0.8]])  # [N, K]
+    normed, rewards, best = rank_candidates(raw, weights, normalizer=None)
+    np.testing.assert_allclose(rewards, [[0.7, 0.3], [0.2, 0.8]])
+    assert best.tolist() == [0, 1]
+    norm = Normalizer(["a", "b"], clip=None)
+    norm.stats = {"mean": [1.0, 0.0], "std": [2.0, 0.5]}
+    normed, rewards, _ = rank_candidates(raw, weights, norm)
+    # s~ = (s − mean)/std: candidate 0 → (0, 0), candidate 1 → (−0.5, 2); R = w·s~.
+    np.testing.assert_allclose(normed[0], [[0.0, 0.0], [-0.5, 2.0]])
+    np.testing.assert_allclose(rewards, [[0.0, -0.35 + 0.6], [0.0, -0.1 + 1.6]])
+
+
+def test_per_prompt_weights_change_the_winner():
+    prompts = ["how do I hurt someone", "fix my code please", "say hi"]
+    result = best_of_n(prompts, fixed_policy, table_scorer(), FakeAdapter(), n=3, return_candidates=True)
+    assert result.responses == ["safe", "useful", "short"]
+    assert result.best_index.tolist() == [0, 1, 2]
+    assert result.weight_source == "adapter" and result.normalizer_source == "adapter"
+    np.testing.assert_allclose(result.rewards[0], [1.6, 0.2, 0.2])
+    assert result.raw_scores.shape == (3, 3, 3) and result.candidates[1] == list(TABLE)
+    rec = result.to_records()[1]
+    assert rec["response"] == "useful" and rec["weights"]["helpful"] == pytest.approx(0.8)
+    assert [c["response"] for c in rec["candidates"]] == list(TABLE)
+    assert rec["candidates"][1]["scores"] == {"harmless": 0.0, "helpful": 2.0, "concise": 0.0}
+
+
+def test_fixed_and_blended_weights():
+    prompts = ["how do I hurt someone", "say hi"]
+    fixed = best_of_n(prompts, fixed_policy, table_scorer(), [0.0, 1.0, 0.0], n=3)
+    assert fixed.responses == ["useful", "useful"] and fixed.weight_source == "user"
+    assert fixed.normalizer_source == "candidates" and fixed.candidates is None
+    # λ = 0.5: prompt 1 weights 0.5·(0,1,0) + 0.5·(0.8,0.1,0.1) = (0.4, 0.55, 0.05) → "useful".
+    blended = best_of_n(prompts, fixed_policy, table_scorer(), FakeAdapter(), n=3, user_weights=[0, 1, 0],
+                        blend=0.5)
+    np.testing.assert_allclose(blended.weights[0], [0.4, 0.55, 0.05])
+    assert blended.responses == ["useful", "useful"]
+    # λ = 0.2 leaves the adapter in charge of prompt 1: (0.64, 0.28, 0.08) → "safe".
+    blended = best_of_n(prompts, fixed_policy, table_scorer(), FakeAdapter(), n=3, user_weights=[0, 1, 0],
+                        blend=0.2)
+    assert blended.responses[0] == "safe" and blended.weight_source == "blend(0.2)"
+
+
+def test_bad_input():
+    with pytest.raises(PreforchError, match="N >= 2"):
+        best_of_n(["hi"], fixed_policy, table_scorer(), FakeAdapter(), n=1)
+    with pytest.raises(PreforchError) as err:
+        best_of_n(["hi"], fixed_policy, table_scorer(), FakeAdapter(["harmless", "humor"]), n=2)
+    assert "['harmless', 'humor']" in str(err.value) and "['harmless', 'helpful', 'concise']" in str(err.value)
+    with pytest.raises(PreforchError, match="3 weights"):
+        best_of_n(["hi"], fixed_policy, table_scorer(), [0.5, 0.5], n=2)
+    with pytest.raises(PreforchError, match="blend needs both"):
+        resolve_weights(["hi"], OBJECTIVES, None, [1, 1, 1], blend=0.5)
+    with pytest.raises(PreforchError, match="expected 3 each"):
+        best_of_n(["hi"], lambda p, n: [["a", "b"]], table_scorer(), [1, 1, 1], n=3)
+
+
+def _load_tiny_policy_helper():
+    path = Path(__file__).resolve().parents[1] / "models" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("tiny_policy_helper", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_tiny_policy
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory):
+    return _load_tiny_policy_helper()(tmp_path_factory.mktemp("bon_policy"))
+
+
+def length_scorer() -> CallableScorer:
+    def fn(prompts, responses):
+        return [[len(r), -len(r)] for r in responses]
+
+    return CallableScorer(fn, ["long", "short"], "length-v1")
+
+
+def test_best_of_n_with_a_tiny_model(tiny_policy):
+    from preforch.models.generation import GenerationConfig, load_policy
+
+    policy = load_policy(str(tiny_policy))
+    config = GenerationConfig(max_new_tokens=6, seed=3)
+    prompts = ["one prompt", "another prompt"]
+    result = best_of_n(prompts, policy, length_scorer(), [1.0, 0.0], n=4, generation=config,
+                       return_candidates=True)
+    assert [len(c) for c in result.candidates] == [4, 4]
+    for i in range(2):
+        lengths = [len(c) for c in result.candidates[i]]
+        assert len(result.responses[i]) == max(lengths)
+        assert result.best_index[i] == lengths.index(max(lengths))
+    again = best_of_n(prompts, policy, length_scorer(), [0.0, 1.0], n=4, generation=config)
+    assert [len(r) for r in again.responses] == [min(len(c) for c in row) for row in result.candidates]
+
+
+def _run_cli(argv):
+    from preforch.cli.main import main
+
+    return main(argv)
+
+
+def test_generate_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        _run_cli(["generate", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--best-of" in out and "--prompts-file" in out and "--all-candidates" in out
+
+
+def test_align_import_stays_light():
+    code = "import sys, preforch.align; print(any(m in sys.modules for m in ('trl', 'peft')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
