@@ -1,0 +1,114 @@
+"""`preforch align grpo|rloo`: TRL's GRPOTrainer / RLOOTrainer on R(x, y) = Σ_k w_k(x)·s̃_k(x, y).
+
+One combined reward function (:class:`~preforch.align.rewards.ScalarizedReward`) reads each prompt's weights from
+the ``pro_weights`` column. GRPO's ``normalize_then_sum`` would standardise each reward function inside a
+prompt's group and cancel a per-prompt weight if the objectives were separate reward functions; with one combined
+function the weights act before any group statistics, and ``sum_then_normalize`` (our default) keeps it so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from preforch.align.config import GRPOJob, RLOOJob
+from preforch.align.data import has_chat_template, load_rows, policy_prompt, prompts_from_rows
+from preforch.align.rewards import PROMPT_TEXT_COLUMN, WEIGHTS_COLUMN, ScalarizedReward, prompt_weights
+from preforch.align.runs import (
+    RunParts,
+    base_report,
+    common_trl_args,
+    complete_checkpoint_callback,
+    load_parts,
+    lora_config,
+    prepare_run_dir,
+    save_final,
+    use_lora,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AlignResult:
+    """A finished training run. ``final_dir``: the saved policy; ``report``: what align_report.json holds."""
+
+    final_dir: Path
+    report: dict
+    trainer: object
+    seconds: float
+
+
+def build_prompt_dataset(prompts: list[str], weights: np.ndarray, chat: bool):
+    """Rows TRL trains on: prompt (chat turn or text), prompt_text, pro_weights. Shape of weights: [N, K]."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({
+        "prompt": [policy_prompt(p, chat) for p in prompts],
+        PROMPT_TEXT_COLUMN: list(prompts),
+        WEIGHTS_COLUMN: [[float(v) for v in row] for row in weights],
+    })
+
+
+def _trainer_class(job: GRPOJob):
+    if isinstance(job, RLOOJob):
+        from trl import RLOOConfig, RLOOTrainer
+
+        return RLOOTrainer, RLOOConfig, {"normalize_advantages": job.normalize_advantages}
+    from trl import GRPOConfig, GRPOTrainer
+
+    return GRPOTrainer, GRPOConfig, {"loss_type": job.loss_type, "scale_rewards": job.scale_rewards,
+                                     "multi_objective_aggregation": job.aggregation}
+
+
+def _check_batch(job: GRPOJob) -> None:
+    from preforch.errors import PreforchError
+
+    total = job.per_device_train_batch_size * job.gradient_accumulation_steps
+    if total % job.num_generations:
+        raise PreforchError(f"{type(job).__name__}: per_device_train_batch_size x gradient_accumulation_steps "
+                            f"({total}) must be a multiple of num_generations ({job.num_generations})")
+
+
+def run_rl(job: GRPOJob, scorer=None, adapter=None, policy=None, callbacks=None,
+           prompts: list[str] | None = None) -> AlignResult:
+    """Train with GRPO (a GRPOJob) or RLOO (an RLOOJob); returns where the policy went and the report.
+
+    ``scorer`` / ``adapter`` / ``policy`` (a (model, tokenizer) pair) / ``prompts`` override what the config
+    names (tests and benchmarks pass objects).
+    """
+    _check_batch(job)
+    resume_from = prepare_run_dir(job)
+    parts: RunParts = load_parts(job, scorer=scorer, adapter=adapter, policy=policy)
+    if prompts is None:
+        rows, source = load_rows(job.data, job.limit, job.seed)
+        prompts = prompts_from_rows(rows, job.prompt_column, source)
+    weights = prompt_weights(prompts, job.weights, len(parts.objectives), parts.adapter, job.user_weights,
+                             job.blend)  # [N, K]
+    dataset = build_prompt_dataset(prompts, weights, has_chat_template(parts.tokenizer))
+    reward = ScalarizedReward(parts.scorer, parts.normalizer)
+    trainer_cls, config_cls, extra = _trainer_class(job)
+    args = config_cls(**common_trl_args(job), num_generations=job.num_generations,
+                      max_completion_length=job.max_completion_length, temperature=job.temperature,
+                      beta=job.beta, **extra)
+    parts.tokenizer.padding_side = "left"
+    trainer = trainer_cls(model=parts.model, reward_funcs=reward, args=args, train_dataset=dataset,
+                          processing_class=parts.tokenizer,
+                          peft_config=lora_config(job) if use_lora(job, parts.embedded) else None,
+                          callbacks=[complete_checkpoint_callback(job.config_hash()), *(callbacks or [])])
+    route = "rloo" if isinstance(job, RLOOJob) else "grpo"
+    if resume_from:
+        log.info("resuming from %s", resume_from)
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - start
+    report = base_report(job, parts, trainer, route, {
+        "prompts": len(prompts), "resumed_from": resume_from, "train_seconds": seconds,
+        "mean_weights": dict(zip(parts.objectives, weights.mean(0).round(6).tolist())),
+    })
+    final = save_final(trainer, job, report)
+    return AlignResult(final, report, trainer, seconds)
