@@ -1,0 +1,80 @@
+"""Settings of `preforch serve`: what to load, how to answer, and the limits that protect the worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from preforch.config import field
+from preforch.errors import PreforchError
+
+Strategy = Literal["sample", "best_of_n"]
+DType = Literal["float32", "bfloat16", "float16", "auto"]
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+@dataclass
+class ServeConfig:
+    """`preforch serve`: an HTTP service for prompt-aware weights, scores and chat completions."""
+
+    host: str = field("127.0.0.1", help="address to bind; loopback by default (0.0.0.0 exposes the server)")
+    port: int = field(8000, help="TCP port (0 = any free port)")
+    adapter: str = field("", help="trained adapter folder (config.json, model.safetensors, normalizer.json)")
+    scorers: list[dict] = field([{"type": "builtin"}],
+                                help="reward scorer specs (as in `preforch score`); their objectives must be the "
+                                     "adapter's; [] = no scoring (then /v1/score and best-of-N are off)")
+    policy: str | None = field("embedded:smollm2", help="causal LM folder for /v1/chat/completions, or "
+                                                        "embedded:smollm2; null = no chat endpoint")
+    model_name: str = field("preforch", help="model id reported by /v1/models and in completions")
+    device: str = field("cpu", help="torch device for the adapter, the scorers and the policy")
+    dtype: DType = field("float32", help="policy weights dtype")
+    trust_remote_code: bool = field(False, help="allow custom model code from the policy folder")
+    threads: int | None = field(None, help="torch CPU threads (null = torch's default)")
+    strategy: Strategy = field("best_of_n", help="default chat strategy: plain sampling, or best-of-N candidates "
+                                                 "ranked by R under the request's weights")
+    best_of: int = field(4, help="default N for best-of-N")
+    default_max_tokens: int = field(64, help="new tokens per reply when the request gives no max_tokens")
+    temperature: float = field(0.7, help="default sampling temperature (0 = greedy)")
+    top_p: float = field(0.9, help="default nucleus sampling mass")
+    default_blend: float = field(0.5, help="blend factor λ when a request asks for mode 'blend' without one: "
+                                           "w = λ·w_user + (1−λ)·w(x)")
+    chat_template: bool = field(True, help="format messages with the policy tokenizer's chat template")
+    max_prompt_tokens: int = field(1024, help="policy prompt tokens kept (from the end) when generating")
+    max_prompt_chars: int = field(8000, help="limit: characters of one prompt (or of all chat messages); "
+                                             "longer requests get a 422")
+    max_batch: int = field(64, help="limit: prompts (or pairs) per /v1/weights or /v1/score request")
+    max_best_of: int = field(8, help="limit: N of best-of-N")
+    max_tokens: int = field(256, help="limit: max_tokens / max_completion_tokens of a chat request")
+    max_queue: int = field(32, help="requests waiting for the model at once; more get a 503")
+    score_batch_size: int = field(64, help="responses per scorer batch")
+    access_log: bool = field(True, help="log one line per request (method, path, status; never bodies)")
+    log_level: LogLevel = field("info", help="server log level")
+
+    def __post_init__(self) -> None:
+        if not self.adapter:
+            raise PreforchError("serve: setting 'adapter' is required (a folder written by `preforch adapter train`)")
+        positive = ("best_of", "default_max_tokens", "max_prompt_tokens", "max_prompt_chars", "max_batch",
+                    "max_best_of", "max_tokens", "max_queue", "score_batch_size")
+        bad = [f"{name}={getattr(self, name)!r} (expected >= 1)" for name in positive if getattr(self, name) < 1]
+        if not 0 <= self.port <= 65535:
+            bad.append(f"port={self.port!r} (expected 0..65535)")
+        if not 0.0 <= self.temperature <= 2.0:
+            bad.append(f"temperature={self.temperature!r} (expected 0..2)")
+        if not 0.0 < self.top_p <= 1.0:
+            bad.append(f"top_p={self.top_p!r} (expected in (0, 1])")
+        if not 0.0 <= self.default_blend <= 1.0:
+            bad.append(f"default_blend={self.default_blend!r} (expected 0..1)")
+        if self.threads is not None and self.threads < 1:
+            bad.append(f"threads={self.threads!r} (expected >= 1 or null)")
+        if bad:
+            raise PreforchError(f"serve: invalid setting(s) {', '.join(bad)}")
+        if self.best_of > self.max_best_of:
+            raise PreforchError(f"serve: best_of={self.best_of} exceeds max_best_of={self.max_best_of}")
+        if self.default_max_tokens > self.max_tokens:
+            raise PreforchError(f"serve: default_max_tokens={self.default_max_tokens} exceeds "
+                                f"max_tokens={self.max_tokens}")
+        if self.strategy == "best_of_n" and not self.scorers:
+            raise PreforchError("serve: strategy 'best_of_n' needs scorers; configure some or use strategy 'sample'")
+        for i, spec in enumerate(self.scorers, 1):
+            if not isinstance(spec, dict) or "type" not in spec:
+                raise PreforchError(f"serve: scorer {i} is {spec!r}; expected a mapping with a 'type'")

@@ -1,0 +1,68 @@
+"""Running the app with uvicorn: one worker process, loopback by default, access log without bodies."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+from preforch.serve.config import ServeConfig
+from preforch.serve.engine import ServeEngine
+
+log = logging.getLogger(__name__)
+
+#: uvicorn's access line is method, path, HTTP version and status; it never carries a body.
+ACCESS_FORMAT = '%(asctime)s %(client_addr)s "%(request_line)s" %(status_code)s'
+
+
+def log_config(level: str) -> dict:
+    """uvicorn's logging set-up, spelled out so nothing but the access line is written per request."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s"},
+            "access": {"()": "uvicorn.logging.AccessFormatter", "fmt": ACCESS_FORMAT, "use_colors": False},
+        },
+        "handlers": {
+            "default": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"},
+            "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stderr"},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": level.upper(), "propagate": False},
+            "uvicorn.error": {"level": level.upper()},
+            "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def uvicorn_config(app, config: ServeConfig, port: int | None = None, install_logging: bool = True):
+    """A ``uvicorn.Config`` for ``app`` with the server settings (one worker; HTTP/1.1 keep-alive)."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=config.host, port=config.port if port is None else port, workers=1,
+                          access_log=config.access_log, log_level=config.log_level,
+                          log_config=log_config(config.log_level) if install_logging else None,
+                          server_header=False, proxy_headers=False)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(config: ServeConfig, engine: ServeEngine | None = None) -> None:
+    """Load the models (unless ``engine`` is given), then serve until interrupted."""
+    import uvicorn
+
+    from preforch.serve.app import create_app
+
+    if config.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("binding %s: the server is reachable from other machines; it has no authentication",
+                    config.host)
+    engine = engine or ServeEngine.load(config)
+    server = uvicorn.Server(uvicorn_config(create_app(engine), config))
+    log.info("serving %s on http://%s:%d (docs at /docs, schema at /openapi.json)", config.model_name,
+             config.host, config.port)
+    server.run()

@@ -1,0 +1,121 @@
+"""Tiny models for the server tests: a random Llama policy with MiniLM's tokenizer and a chat template, a
+random adapter on the tiny BERT encoder over the objectives of two rule scorers, and the loaded engine."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+)
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+#: The rule scorers the engine loads from specs; the adapter weighs the same objectives.
+SCORERS = [{"type": "rule", "name": "concise"}, {"type": "rule", "name": "sentiment", "objective": "positive"}]
+OBJECTIVES = ["concise", "positive"]
+
+
+def make_policy(folder: Path, hidden: int = 16) -> Path:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from preforch.models.paths import minilm_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in TOKENIZER_FILES:
+        if (minilm_path() / name).is_file():
+            shutil.copy(minilm_path() / name, folder / name)
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = CHAT_TEMPLATE
+    tok.eos_token = "[SEP]"
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+                         bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id, pad_token_id=tok.pad_token_id,
+                         tie_word_embeddings=True)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+def make_adapter(folder: Path, encoder_dir: Path) -> Path:
+    """A random (untrained) adapter; its normaliser is fitted on made-up raw scores."""
+    import torch
+
+    from preforch.adapter import AdapterConfig, PreferenceAdapter
+    from preforch.rewards.normalize import Normalizer
+
+    torch.manual_seed(0)
+    config = AdapterConfig(encoder_path=str(encoder_dir), hidden=16, dropout=0.0, cache_embeddings=False)
+    rng = np.random.default_rng(0)
+    raw = np.stack([-np.log1p(rng.integers(1, 40, 200)), rng.uniform(-1, 1, 200)], axis=1)  # [200, 2]
+    adapter = PreferenceAdapter(config, OBJECTIVES, Normalizer(OBJECTIVES).fit(raw), dim=32)
+    with torch.no_grad():  # spread the logits so prompts get visibly different weights
+        adapter.mlp.net[-1].weight.mul_(20.0)
+    adapter.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def serve_policy_dir(tmp_path_factory) -> Path:
+    return make_policy(tmp_path_factory.mktemp("serve_policy"))
+
+
+@pytest.fixture(scope="session")
+def serve_adapter_dir(tmp_path_factory, tiny_encoder_dir) -> Path:
+    return make_adapter(tmp_path_factory.mktemp("serve") / "adapter", tiny_encoder_dir)
+
+
+@pytest.fixture(scope="session")
+def serve_config(serve_policy_dir, serve_adapter_dir):
+    from preforch.serve.config import ServeConfig
+
+    return ServeConfig(adapter=str(serve_adapter_dir), scorers=SCORERS, policy=str(serve_policy_dir),
+                       model_name="tiny", best_of=3, max_best_of=4, default_max_tokens=6, max_tokens=16,
+                       max_batch=8, max_prompt_chars=400, access_log=True)
+
+
+@pytest.fixture(scope="session")
+def engine(serve_config):
+    from preforch.serve.engine import ServeEngine
+
+    return ServeEngine.load(serve_config)
+
+
+@pytest.fixture(scope="session")
+def client(engine):
+    from fastapi.testclient import TestClient
+
+    from preforch.serve.app import create_app
+
+    with TestClient(create_app(engine)) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def live_server(engine):
+    """The real uvicorn server on a free loopback port, in a thread; yields its base URL."""
+    import uvicorn
+
+    from preforch.serve.app import create_app
+    from preforch.serve.server import free_port, uvicorn_config
+
+    port = free_port()
+    # install_logging=False: uvicorn's records reach the root logger, so tests can read them.
+    server = uvicorn.Server(uvicorn_config(create_app(engine), engine.config, port=port, install_logging=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
