@@ -89,3 +89,10 @@ def test_not_a_cache_file(tmp_path):
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(PreforchError, match="not a usable score cache"):
         ScoreCache(bad)
+
+
+def test_default_location_follows_the_cache_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("PREFORCH_CACHE", str(tmp_path / "root"))
+    with ScoreCache() as cache:
+        cache.put_many("id", [pair_key("p", "r")], np.array([[1.5]]))
+    assert (tmp_path / "root" / "scores.sqlite").is_file()

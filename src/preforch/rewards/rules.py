@@ -22,12 +22,18 @@ import numpy as np
 from preforch.errors import PreforchError
 
 
-def _require(module: str, pip_name: str):
+def _require(module: str, pip_name: str, load: bool = True):
+    """Import ``module`` (or, with ``load=False``, only check that it is installed)."""
     import importlib
+    import importlib.util
 
     try:
+        if not load:
+            if importlib.util.find_spec(module.split(".")[0]) is None:
+                raise ImportError(module)
+            return None
         return importlib.import_module(module)
-    except ImportError:
+    except (ImportError, ValueError):  # ValueError: find_spec of a module set to None in sys.modules
         raise PreforchError(f"rule scorer needs the package {pip_name!r}: pip install {pip_name} "
                             "(or pip install 'preforch[rules]')") from None
 
@@ -61,13 +67,15 @@ class SentimentScorer:
 
     def __init__(self, objective: str = "positive") -> None:
         self.objectives = [objective]
-        vader = _require("vaderSentiment.vaderSentiment", "vaderSentiment")
-        self._analyzer = vader.SentimentIntensityAnalyzer()
+        _require("vaderSentiment", "vaderSentiment", load=False)
+        self._analyzer = None  # loaded on first use: a fully cached run never pays for it
 
     def identity(self) -> str:
         return f"rule:sentiment:vader_compound:{_version('vaderSentiment')}"
 
     def score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+        if self._analyzer is None:
+            self._analyzer = _require("vaderSentiment.vaderSentiment", "vaderSentiment").SentimentIntensityAnalyzer()
         return np.array([[self._analyzer.polarity_scores(r)["compound"]] for r in responses],
                         dtype=np.float64).reshape(-1, 1)
 
@@ -77,7 +85,8 @@ class ProfanityScorer:
 
     def __init__(self, objective: str = "non_profane") -> None:
         self.objectives = [objective]
-        self._predict_prob = _require("profanity_check", "alt-profanity-check").predict_prob
+        _require("profanity_check", "alt-profanity-check", load=False)
+        self._predict_prob = None  # loaded on first use (scikit-learn takes seconds to import)
 
     def identity(self) -> str:
         return f"rule:profanity:one_minus_p:{_version('alt-profanity-check')}"
@@ -85,6 +94,8 @@ class ProfanityScorer:
     def score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         if not responses:
             return np.zeros((0, 1))
+        if self._predict_prob is None:
+            self._predict_prob = _require("profanity_check", "alt-profanity-check").predict_prob
         p = np.asarray(self._predict_prob(list(responses)), dtype=np.float64)  # [N]
         return (1.0 - p).reshape(-1, 1)
 
