@@ -182,3 +182,9 @@ def test_builtin_spec_when_shipped():
     (scorer,) = build_scorers([{"type": "builtin", "device": "cpu"}])
     out = score_rows(make_rows(2), scorer)
     assert {"score.harmless", "score.helpful", "score.concise"} <= set(out[0])
+
+
+def test_existing_score_columns_are_replaced_or_kept():
+    rows = [{"prompt": "p", "chosen": "a b", "rejected": "c", "score.concise": 9.0, "score.humor": 0.5}]
+    out = score_rows(rows, ConcisenessScorer())
+    assert out[0]["score.concise"] == pytest.approx(-np.log(3)) and out[0]["score.humor"] == 0.5

@@ -197,10 +197,13 @@ def score_preference_data(data: PreferenceData, multi: MultiScorer, row_offset: 
 
 def attach_scores(rows: list[dict[str, Any]], objectives: list[str], chosen: np.ndarray,
                   rejected: np.ndarray | None) -> list[dict[str, Any]]:
-    """``rows`` with ``score.<objective>`` (and ``score_rejected.<objective>``) columns set (new dicts)."""
+    """``rows`` with ``score.<objective>`` (and ``score_rejected.<objective>``) columns set (new dicts).
+
+    Columns of the same name are replaced; score columns of other objectives are kept as they were.
+    """
     out = []
     for i, row in enumerate(rows):
-        new = {k: v for k, v in row.items() if not k.startswith((SCORE_PREFIX, REJECTED_SCORE_PREFIX))}
+        new = dict(row)
         for k, name in enumerate(objectives):
             new[f"{SCORE_PREFIX}{name}"] = float(chosen[i, k])
         if rejected is not None:
