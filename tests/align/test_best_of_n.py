@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -112,19 +112,6 @@ def test_bad_input():
         best_of_n(["hi"], lambda p, n: [["a", "b"]], table_scorer(), [1, 1, 1], n=3)
 
 
-def _load_tiny_policy_helper():
-    path = Path(__file__).resolve().parents[1] / "models" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("tiny_policy_helper", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_tiny_policy
-
-
-@pytest.fixture(scope="module")
-def tiny_policy(tmp_path_factory):
-    return _load_tiny_policy_helper()(tmp_path_factory.mktemp("bon_policy"))
-
-
 def length_scorer() -> CallableScorer:
     def fn(prompts, responses):
         return [[len(r), -len(r)] for r in responses]
@@ -133,9 +120,9 @@ def length_scorer() -> CallableScorer:
 
 
 def test_best_of_n_with_a_tiny_model(tiny_policy):
-    from preforch.models.generation import GenerationConfig, load_policy
+    from preforch.models.generation import GenerationConfig
 
-    policy = load_policy(str(tiny_policy))
+    policy = tiny_policy
     config = GenerationConfig(max_new_tokens=6, seed=3)
     prompts = ["one prompt", "another prompt"]
     result = best_of_n(prompts, policy, length_scorer(), [1.0, 0.0], n=4, generation=config,
@@ -147,6 +134,36 @@ def test_best_of_n_with_a_tiny_model(tiny_policy):
         assert result.best_index[i] == lengths.index(max(lengths))
     again = best_of_n(prompts, policy, length_scorer(), [0.0, 1.0], n=4, generation=config)
     assert [len(r) for r in again.responses] == [min(len(c) for c in row) for row in result.candidates]
+
+
+def words_and_vowels() -> CallableScorer:
+    """The objectives of the shared ``tiny_adapter_dir`` fixture: words in the reply, share of vowels."""
+
+    def fn(prompts, responses):
+        out = []
+        for r in responses:
+            letters = [c for c in r.lower() if c.isalpha()]
+            out.append([len(r.split()), sum(c in "aeiou" for c in letters) / max(1, len(letters))])
+        return out
+
+    return CallableScorer(fn, ["length", "vowels"], "tests.best_of_n.words_vowels:v1")
+
+
+def test_best_of_n_with_a_trained_adapter(tiny_policy, tiny_adapter_dir):
+    from preforch.adapter import PreferenceAdapter
+    from preforch.models.generation import GenerationConfig
+
+    adapter = PreferenceAdapter.from_pretrained(tiny_adapter_dir)
+    prompts = ["how do I sort a list in python", "tell me a funny joke about cats"]
+    result = best_of_n(prompts, tiny_policy, words_and_vowels(), adapter, n=3,
+                       generation=GenerationConfig(max_new_tokens=8, seed=1), return_candidates=True)
+    expected_w = adapter.predict_weights(prompts)  # [N, K]
+    np.testing.assert_allclose(result.weights, expected_w)
+    normed = adapter.normalizer.transform(result.raw_scores.reshape(-1, 2)).reshape(2, 3, 2)  # [N, G, K]
+    rewards = (normed * expected_w[:, None, :]).sum(-1)  # [N, G]
+    np.testing.assert_allclose(result.rewards, rewards, rtol=1e-6)
+    assert result.best_index.tolist() == rewards.argmax(1).tolist()
+    assert result.responses == [result.candidates[i][j] for i, j in enumerate(rewards.argmax(1))]
 
 
 def _run_cli(argv):
@@ -161,6 +178,52 @@ def test_generate_help(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "--best-of" in out and "--prompts-file" in out and "--all-candidates" in out
+
+
+TINY_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny" / "generate.yaml"
+
+
+def test_generate_cli_plain(tiny_policy_dir, tmp_path, capsys):
+    out = tmp_path / "plain.jsonl"
+    rc = _run_cli(["generate", "--policy", str(tiny_policy_dir), "--prompts", "hello there", "a, b and c",
+                   "--num-return-sequences", "2", "--max-new-tokens", "4", "--progress", "false",
+                   "--output", str(out)])
+    assert rc == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == ["hello there", "a, b and c"]
+    assert [len(r["responses"]) for r in rows] == [2, 2]
+    assert _run_cli(["generate", "--policy", str(tiny_policy_dir), "--prompts", "x", "--output", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_generate_cli_best_of_fixed_weights(tiny_policy_dir, tmp_path, prompts_file):
+    out = tmp_path / "best.jsonl"
+    rc = _run_cli(["generate", "--config", str(TINY_CONFIG), "--policy", str(tiny_policy_dir),
+                   "--prompts-file", str(prompts_file), "--limit", "4", "--weights", "1,0", "--all-candidates",
+                   "--output", str(out)])
+    assert rc == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 4  # the config's two inline prompts, then two from the file (limit 4)
+    for row in rows:
+        assert set(row["weights"]) == {"concise", "positive"} and row["weights"]["concise"] == 1.0
+        assert len(row["candidates"]) == 3
+        rewards = [c["reward"] for c in row["candidates"]]
+        assert row["best_index"] == rewards.index(max(rewards))
+        assert row["response"] == row["candidates"][row["best_index"]]["response"]
+        # weights (1, 0): the chosen reply is one of the most concise (fewest words).
+        concise = [c["scores"]["concise"] for c in row["candidates"]]
+        assert row["scores"]["concise"] == max(concise)
+
+
+def test_generate_cli_bad_input(tiny_policy_dir, tiny_adapter_dir, capsys):
+    base = ["generate", "--config", str(TINY_CONFIG), "--policy", str(tiny_policy_dir)]
+    assert _run_cli([*base, "--best-of", "1"]) == 2
+    assert "N >= 2" in capsys.readouterr().err
+    assert _run_cli([*base, "--weights", "null", "--adapter", str(tiny_adapter_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "['length', 'vowels']" in err and "['concise', 'positive']" in err
+    assert _run_cli([*base, "--weights", "1,2,3"]) == 2
+    assert "2 weights" in capsys.readouterr().err
 
 
 def test_align_import_stays_light():

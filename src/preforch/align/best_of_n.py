@@ -16,7 +16,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from preforch.config import field
 from preforch.errors import PreforchError
+from preforch.models.generation import DType, GenerationConfig
 from preforch.rewards.normalize import Normalizer
 from preforch.rewards.scorer import Scorer
 from preforch.weighting import blend_weights, check_weights, scalarize
@@ -168,7 +170,7 @@ def sample_candidates(policy, prompts: list[str], n: int, generation=None, progr
     if callable(policy) and not isinstance(policy, tuple):
         out = policy(list(prompts), n)
     else:
-        from preforch.models.generation import GenerationConfig, generate_with_config
+        from preforch.models.generation import generate_with_config
 
         config = generation or GenerationConfig()
         if not config.do_sample:
@@ -234,3 +236,140 @@ def _pick_normalizer(given: Normalizer | None, adapter, raw: np.ndarray,
     # Fixed weights without a saved normaliser: z-score over this call's candidates, so no objective
     # dominates R only because its raw scale is larger.
     return Normalizer(objectives).fit(raw.reshape(-1, raw.shape[-1])), "candidates"
+
+
+# ---- the `preforch generate` job ---------------------------------------------------------------------------
+
+
+@dataclass
+class GenerateJobConfig(GenerationConfig):
+    """Settings of `preforch generate`: plain sampling, or best-of-N with prompt-aware weights."""
+
+    policy: str = field("embedded:smollm2", help="policy: embedded:smollm2, a local folder, or a hub name (online only)")
+    dtype: DType = field("float32", help="policy dtype")
+    device: str = field("cpu", help="torch device of the policy, the scorers and the adapter")
+    trust_remote_code: bool = field(False, help="allow custom model code from the policy folder")
+    prompts: list[str] = field([], help="prompts given inline (YAML list, or --prompts P1 P2 ...)")
+    prompts_file: str | None = field(None, help="prompts file: .txt (one per line) or a table with a 'prompt' "
+                                                 "column (.jsonl/.json/.parquet/.csv, optionally .gz)")
+    limit: int | None = field(None, help="use only the first LIMIT prompts")
+    best_of: int | None = field(None, help="best-of-N: sample N >= 2 replies per prompt and keep the best by "
+                                           "R = sum_k w_k s~_k; null = plain sampling")
+    scorers: list[dict] = field([{"type": "builtin"}], help="best-of-N scorer specs (as in `preforch score`)")
+    score_batch_size: int = field(64, help="candidates per scoring batch")
+    adapter: str | None = field(None, help="adapter folder: per-prompt weights w(x) and its saved normaliser")
+    weights: list[float] | None = field(None, help="fixed weights, one per objective in the scorers' order")
+    blend: float | None = field(None, help="with an adapter and weights: lambda*weights + (1-lambda)*w(x); "
+                                           "null with both = the fixed weights, normalised by the adapter")
+    all_candidates: bool = field(False, help="best-of-N: also write every candidate with its scores and R")
+    output: str | None = field(None, help="JSONL output file; null = print to stdout")
+    overwrite: bool = field(False, help="replace an existing output file")
+    progress: bool = field(True, help="show progress bars")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.prompts and not self.prompts_file:
+            raise PreforchError("generate: give prompts (--prompts ... or --prompts-file FILE)")
+        if self.best_of is not None and self.best_of < 2:
+            raise PreforchError(f"best-of-N needs N >= 2 candidates per prompt, got best_of {self.best_of}")
+        if self.best_of is None and (self.adapter or self.weights or self.all_candidates or self.blend is not None):
+            raise PreforchError("generate: adapter, weights, blend and all_candidates only apply with best_of N")
+        if self.best_of is not None and not self.do_sample:
+            raise PreforchError("best-of-N needs sampled candidates: set do_sample: true")
+        if self.blend is not None and not (self.adapter and self.weights):
+            raise PreforchError("generate: blend needs both an adapter and fixed weights")
+        if self.blend is not None and not 0.0 <= self.blend <= 1.0:
+            raise PreforchError(f"generate: blend must be in [0, 1], got {self.blend}")
+        if self.best_of is not None and not (self.adapter or self.weights):
+            raise PreforchError("best-of-N needs weights: give --adapter DIR, --weights w1,w2,..., or both")
+        if self.output and not self.output.endswith(".jsonl"):
+            raise PreforchError(f"{self.output}: output must be a .jsonl file")
+        if self.limit is not None and self.limit < 1:
+            raise PreforchError(f"generate: limit must be >= 1, got {self.limit}")
+
+    def generation(self) -> GenerationConfig:
+        return GenerationConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(GenerationConfig)})
+
+
+@dataclass
+class GenerateJobResult:
+    """What `preforch generate` wrote: one record per prompt, the objectives (best-of-N) and timing."""
+
+    records: list[dict[str, Any]]
+    objectives: list[str]
+    output: str | None
+    seconds: float
+
+
+def read_prompts(config: GenerateJobConfig) -> list[str]:
+    """Inline prompts followed by the prompts file's, cut to ``limit``."""
+    from pathlib import Path
+
+    prompts = list(config.prompts)
+    if config.prompts_file:
+        path = Path(config.prompts_file)
+        if not path.is_file():
+            raise PreforchError(f"{path}: prompts file not found")
+        if path.name.endswith((".txt", ".txt.gz")):
+            import gzip
+
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rt", encoding="utf-8") as handle:
+                prompts += [line.rstrip("\n") for line in handle if line.strip()]
+        else:
+            from preforch.data.load import read_table
+
+            for i, row in enumerate(read_table(path), 1):
+                if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
+                    raise PreforchError(f"{path}: row {i} has no text in column 'prompt'")
+                prompts.append(row["prompt"])
+    if not prompts:
+        raise PreforchError(f"{config.prompts_file or 'prompts'}: no prompts found")
+    return prompts[: config.limit] if config.limit else prompts
+
+
+def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
+    """Plain sampling, or best-of-N scored by the configured scorers; writes JSONL when ``output`` is set."""
+    import json
+    import time
+    from pathlib import Path
+
+    from preforch.atomic import write_text
+    from preforch.models.generation import generate_with_config, load_policy
+
+    if config.output and Path(config.output).exists() and not config.overwrite:
+        raise PreforchError(f"{config.output}: output file exists; pass --overwrite (overwrite: true) to replace it")
+    prompts = read_prompts(config)
+    scorer, adapter, objectives = None, None, []
+    if config.best_of is not None:  # load and check scorers/adapter before the slow generation
+        from preforch.rewards.multi import MultiScorer
+        from preforch.rewards.pipeline import build_scorers
+
+        scorer = MultiScorer(build_scorers(config.scorers, device=config.device), batch_size=config.score_batch_size,
+                             progress=config.progress)
+        objectives = list(scorer.objectives)
+        if config.adapter:
+            from preforch.adapter import PreferenceAdapter
+
+            adapter = PreferenceAdapter.from_pretrained(config.adapter, device=config.device)
+            check_objectives(objectives, adapter.objectives, f"adapter {config.adapter}")
+        if config.weights is not None:
+            check_weights(config.weights, len(objectives), f"weights for objectives {objectives}")
+    policy = load_policy(config.policy, config.dtype, config.device, config.trust_remote_code)
+    start = time.perf_counter()
+    if config.best_of is None:
+        replies = generate_with_config(policy.model, policy.tokenizer, prompts, config.generation(),
+                                       progress=config.progress)  # [N][G]
+        records = [{"index": i, "prompt": p, "responses": r} for i, (p, r) in enumerate(zip(prompts, replies))]
+    else:
+        first = adapter if adapter is not None else config.weights
+        result = best_of_n(prompts, policy, scorer, first, config.best_of,
+                           user_weights=config.weights if adapter is not None else None, blend=config.blend,
+                           generation=config.generation(), return_candidates=config.all_candidates,
+                           progress=config.progress)
+        records = [{"index": i, **rec} for i, rec in enumerate(result.to_records())]
+    seconds = time.perf_counter() - start
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    if config.output:
+        write_text(config.output, text)
+    return GenerateJobResult(records, objectives, config.output, seconds)

@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "preforch.cli.evaluate_cmd",
     "preforch.cli.score_cmd",
     "preforch.cli.rm_cmd",
+    "preforch.cli.generate_cmd",
     "preforch.cli.models_cmd",
     "preforch.cli.serve_cmd",
     "preforch.cli.env_cmd",
