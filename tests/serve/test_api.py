@@ -199,9 +199,8 @@ def test_full_queue_answers_503(engine, client):
     thread.start()
     try:
         entered.wait(10)
-        with pytest.raises(ServerBusy):
-            with engine.exclusive():
-                pass
+        with pytest.raises(ServerBusy), engine.exclusive():
+            pass
         response = client.post("/v1/weights", json={"prompts": ["a"]})
         assert response.status_code == 503 and "busy" in response.json()["detail"]
     finally:

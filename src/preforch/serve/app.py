@@ -11,8 +11,11 @@ from __future__ import annotations
 import logging
 import traceback
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from preforch import __version__
 from preforch.errors import PreforchError
@@ -50,10 +53,35 @@ def _guard(fn, *args):
         raise HTTPException(status_code=500, detail=f"internal error ({type(err).__name__})") from None
 
 
+def _field(loc) -> str:
+    return ".".join(str(part) for part in loc if part != "body")
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 body (``detail``, every error with its ``loc``) plus an OpenAI-style ``error`` object, whose
+    message the official client puts in its exception text."""
+    errors = jsonable_encoder(exc.errors())
+    first = errors[0] if errors else {"loc": ["body"], "msg": "invalid request"}
+    message = "; ".join(f"{_field(e.get('loc', ())) or 'body'}: {e.get('msg', '')}" for e in errors[:5])
+    return JSONResponse(status_code=422, content={
+        "detail": errors,
+        "error": {"message": message, "type": "invalid_request_error", "param": _field(first.get("loc", ())) or None,
+                  "code": "invalid_value"}})
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    kind = "server_busy" if exc.status_code == 503 else "server_error" if exc.status_code >= 500 else "invalid_request_error"
+    return JSONResponse(status_code=exc.status_code, headers=getattr(exc, "headers", None),
+                        content={"detail": exc.detail, "error": {"message": str(exc.detail), "type": kind,
+                                                                 "param": None, "code": None}})
+
+
 def create_app(engine: ServeEngine) -> FastAPI:
     """The application around a loaded :class:`ServeEngine`."""
     app = FastAPI(title="preforch", version=__version__, description=DESCRIPTION)
     app.state.engine = engine
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
     @app.get("/health", response_model=s.HealthResponse, summary="readiness and what is loaded")
     async def health() -> s.HealthResponse:

@@ -254,7 +254,7 @@ class ServeEngine:
         if self.config.chat_template and getattr(tokenizer, "chat_template", None):
             try:
                 text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-            except Exception as err:  # a template may refuse some role orders (e.g. two system turns)
+            except Exception as err:  # noqa: BLE001 - a template may refuse some role orders (e.g. two system turns)
                 raise RequestError(("body", "messages"), f"the chat template refused these messages: "
                                                          f"{type(err).__name__}") from None
             bos = tokenizer.bos_token
