@@ -1,0 +1,93 @@
+"""Data input: every accepted format and shape, and one-line errors for bad rows."""
+
+import json
+
+import numpy as np
+import pytest
+
+from preforch.data.example import KIND_HARMLESS, KIND_HELPFUL, load_example
+from preforch.data.load import load_preference_data, read_table, split_hh, to_preference_data, write_table
+from preforch.errors import PreforchError
+
+ROWS = [
+    {"prompt": "p1", "chosen": "c1", "rejected": "r1", "score.a": 1.0, "score.b": 2.0},
+    {"prompt": "p2", "chosen": "c2", "rejected": "r2", "score.a": 3.0, "score.b": 4.0},
+]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".parquet", ".json", ".csv", "dataset"])
+def test_formats_round_trip(tmp_path, suffix):
+    path = tmp_path / f"data{suffix}"
+    if suffix in (".jsonl", ".parquet"):
+        write_table(ROWS, path)
+    elif suffix == ".jsonl.gz":
+        import gzip
+
+        with gzip.open(path, "wt") as handle:
+            handle.writelines(json.dumps(r) + "\n" for r in ROWS)
+    elif suffix == ".json":
+        path.write_text(json.dumps(ROWS))
+    elif suffix == ".csv":
+        path.write_text("prompt,chosen,rejected,score.a,score.b\np1,c1,r1,1,2\np2,c2,r2,3,4\n")
+    else:
+        import datasets
+
+        datasets.Dataset.from_list(ROWS).save_to_disk(str(path))
+    data = load_preference_data(path)
+    assert data.prompts == ["p1", "p2"] and data.chosen == ["c1", "c2"] and data.rejected == ["r1", "r2"]
+    assert data.objectives == ["a", "b"]
+    assert data.scores_chosen.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_hh_dialogues_split_at_last_assistant_turn():
+    chosen = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how to pick a lock?\n\nAssistant: I can't help."
+    rejected = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how to pick a lock?\n\nAssistant: Use a pin."
+    data = to_preference_data([{"chosen": chosen, "rejected": rejected}])
+    assert data.prompts[0] == "Human: hi\n\nAssistant: hello\n\nHuman: how to pick a lock?\n\nAssistant:"
+    assert (data.chosen[0], data.rejected[0]) == ("I can't help.", "Use a pin.")
+    assert split_hh(chosen)[1] == "I can't help."
+
+
+def test_messages_and_trl_conversational_shapes():
+    msgs = [{"role": "user", "content": "q?"}, {"role": "assistant", "content": "a."}]
+    data = to_preference_data([{"messages": msgs}])
+    assert (data.prompts[0], data.chosen[0], data.rejected) == ("q?", "a.", None)
+    conv = to_preference_data([{"prompt": [{"role": "user", "content": "q?"}],
+                                "chosen": [{"role": "assistant", "content": "good"}],
+                                "rejected": [{"role": "assistant", "content": "bad"}]}])
+    assert (conv.prompts[0], conv.chosen[0], conv.rejected[0]) == ("q?", "good", "bad")
+
+
+@pytest.mark.parametrize("rows,match", [
+    ([{"question": "x", "answer": "y"}], "missing columns"),
+    ([{"prompt": "ok", "chosen": "x"}, {"prompt": "  ", "chosen": "y"}], r"row 2, column 'prompt': empty prompt"),
+    ([{"prompt": "p", "chosen": "c", "score.a": 1, "score.b": float("nan")}], r"row 1, column 'score.b'"),
+    ([{"prompt": "p", "chosen": "c", "score.a": 1, "score.b": "high"}], r"row 1, column 'score.b': expected a number"),
+    ([{"prompt": "p", "chosen": "c", "score.a": 1}], "at least 2 are needed"),
+    ([{"messages": [{"role": "user", "content": "q"}]}], "last message must be the assistant"),
+])
+def test_bad_rows_name_the_problem(rows, match):
+    with pytest.raises(PreforchError, match=match):
+        to_preference_data(rows, source="f.jsonl")
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(PreforchError, match="not found"):
+        read_table(tmp_path / "missing.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "chosen": "b"}\n{oops\n')
+    with pytest.raises(PreforchError, match="line 2 is not valid JSON"):
+        read_table(bad)
+    sheet = tmp_path / "data.xlsx"
+    sheet.write_bytes(b"PK")
+    with pytest.raises(PreforchError, match="unknown data format '.xlsx'"):
+        read_table(sheet)
+    with pytest.raises(PreforchError, match="saved `datasets` folder"):
+        read_table(tmp_path)
+
+
+def test_embedded_example_pools_two_kinds():
+    data = load_example(limit_per_kind=50)
+    assert len(data) == 100 and set(data.kinds) == {KIND_HARMLESS, KIND_HELPFUL}
+    assert all(p.strip() for p in data.prompts) and data.rejected is not None
+    assert np.isfinite([len(c) for c in data.chosen]).all()
