@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "preforch.cli.generate_cmd",
     "preforch.cli.models_cmd",
     "preforch.cli.serve_cmd",
+    "preforch.cli.align_cmd",
     "preforch.cli.env_cmd",
 ]
 

@@ -1,0 +1,202 @@
+"""`preforch align conditioned`: Rewards-in-Context (Yang et al. 2024) with prompt-aware desired scores.
+
+Training: each response's normalised scores are appended to its prompt as tags, and the policy is fine-tuned
+(TRL SFTTrainer, loss on the response only) to continue a tagged prompt with that response. Inference: the
+adapter's w(x) is mapped to desired scores (``ric``: target_k = w_k/‖w‖₂·(high_k − low_k) + low_k, with low/high
+quantiles of the training scores) and those tags are appended instead. The tag suffix is removed with
+``str.removesuffix``: ``rstrip`` of the tag's characters also eats the prompt's own trailing characters.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from preforch.align.config import ConditionedJob
+from preforch.align.data import has_chat_template, load_rows, policy_completion, policy_prompt, preference_rows
+from preforch.align.grpo import AlignResult
+from preforch.align.rewards import prompt_weights
+from preforch.align.runs import (
+    FINAL_DIR,
+    base_report,
+    common_trl_args,
+    complete_checkpoint_callback,
+    load_parts,
+    lora_config,
+    prepare_run_dir,
+    save_final,
+    use_lora,
+)
+from preforch.atomic import write_json
+from preforch.errors import PreforchError
+
+log = logging.getLogger(__name__)
+CONDITIONING_NAME = "conditioning.json"
+TAG_SEPARATOR = "\n\n"
+_TAG_RE = re.compile(r"<(?P<name>[^<>:]+): (?P<value>-?\d+(?:\.\d+)?)>")
+
+
+@dataclass
+class Conditioning:
+    """How scores become tags. ``low``/``high``: per objective, the mapping's range (training-score quantiles)."""
+
+    objectives: list[str]
+    decimals: int
+    mapping: str
+    low: list[float]
+    high: list[float]
+
+    def to_dict(self) -> dict:
+        return {"format_version": 1, "objectives": self.objectives, "decimals": self.decimals,
+                "mapping": self.mapping, "low": self.low, "high": self.high}
+
+    @classmethod
+    def load(cls, path: str | Path) -> Conditioning:
+        import json
+
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(data["objectives"], int(data["decimals"]), data["mapping"], data["low"], data["high"])
+
+
+def format_tags(objectives: list[str], values, decimals: int) -> str:
+    """The tag suffix for one response. ``values``: [K] normalised scores."""
+    body = " ".join(f"<{name}: {float(v):.{decimals}f}>" for name, v in zip(objectives, values))
+    return f"{TAG_SEPARATOR}{body}"
+
+
+def parse_tags(text: str, objectives: list[str]) -> np.ndarray:
+    """The scores of a tag suffix (the last tag of each objective). Shape: [K]."""
+    found = {m.group("name"): float(m.group("value")) for m in _TAG_RE.finditer(text)}
+    missing = [o for o in objectives if o not in found]
+    if missing:
+        raise PreforchError(f"no tag for objective(s) {missing} in {text[-200:]!r}")
+    return np.array([found[o] for o in objectives])
+
+
+def tag_prompt(prompt: str, objectives: list[str], values, decimals: int) -> str:
+    return prompt + format_tags(objectives, values, decimals)
+
+
+def strip_tags(tagged: str, objectives: list[str], values, decimals: int) -> str:
+    """The prompt without its tag suffix (``str.removesuffix``, never ``rstrip``)."""
+    suffix = format_tags(objectives, values, decimals)
+    if not tagged.endswith(suffix):
+        raise PreforchError(f"prompt does not end with the expected tags {suffix!r}")
+    return tagged.removesuffix(suffix)
+
+
+def desired_scores(weights: np.ndarray, conditioning: Conditioning) -> np.ndarray:
+    """Weights → desired normalised scores. Shape: [N, K] → [N, K].
+
+    ric: w/‖w‖₂ (RiC's mapping; a one-hot w asks for the top of one objective and the bottom of the others);
+    linear: w/max(w).
+    """
+    w = np.asarray(weights, dtype=np.float64)  # [N, K]
+    if conditioning.mapping == "ric":
+        unit = w / np.maximum(np.linalg.norm(w, axis=-1, keepdims=True), 1e-12)
+    elif conditioning.mapping == "linear":
+        unit = w / np.maximum(w.max(axis=-1, keepdims=True), 1e-12)
+    else:
+        raise PreforchError(f"unknown tag mapping {conditioning.mapping!r}; expected ric or linear")
+    low, high = np.asarray(conditioning.low), np.asarray(conditioning.high)
+    return unit * (high - low) + low  # [N, K]
+
+
+def conditioned_prompts(prompts: list[str], weights: np.ndarray, conditioning: Conditioning) -> list[str]:
+    """Prompts with desired-score tags for generation. Shapes: [N], weights [N, K] → [N]."""
+    targets = desired_scores(weights, conditioning)
+    return [tag_prompt(p, conditioning.objectives, t, conditioning.decimals) for p, t in zip(prompts, targets)]
+
+
+def _training_examples(job: ConditionedJob, parts, rows, source) -> tuple[list[str], list[str], np.ndarray]:
+    """Prompts, responses and their normalised scores ([M, K]); existing score columns are used when they match."""
+    data = preference_rows(rows, source, job.prompt_column)
+    use_rejected = job.use_rejected and data.rejected is not None
+    prompts = data.prompts + (data.prompts if use_rejected else [])
+    responses = data.chosen + ((data.rejected or []) if use_rejected else [])
+    given = (data.objectives == parts.objectives and data.scores_chosen is not None
+             and (not use_rejected or data.scores_rejected is not None))
+    if given:
+        raw = np.vstack([data.scores_chosen, data.scores_rejected]) if use_rejected else data.scores_chosen
+    else:
+        raw = np.asarray(parts.scorer.score(prompts, responses), dtype=np.float64)  # [M, K]
+    return prompts, responses, parts.normalizer.transform(raw).astype(np.float64)
+
+
+def run_conditioned(job: ConditionedJob, scorer=None, adapter=None, policy=None, callbacks=None) -> AlignResult:
+    """Tag, fine-tune with SFT, save output_dir/final with conditioning.json (the tag format and mapping)."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    resume_from = prepare_run_dir(job)
+    parts = load_parts(job, scorer=scorer, adapter=adapter, policy=policy)
+    rows, source = load_rows(job.data, job.limit, job.seed)
+    if "chosen" not in rows[0] and "messages" not in rows[0]:
+        raise PreforchError(f"{source}: conditioned training needs responses: a 'chosen' column (or 'messages'); "
+                            f"columns are {list(rows[0])}")
+    prompts, responses, scores = _training_examples(job, parts, rows, source)
+    conditioning = Conditioning(parts.objectives, job.tag_decimals, job.tag_mapping,
+                                np.quantile(scores, job.tag_low_quantile, axis=0).round(4).tolist(),
+                                np.quantile(scores, job.tag_high_quantile, axis=0).round(4).tolist())
+    chat = has_chat_template(parts.tokenizer)
+    dataset = Dataset.from_dict({
+        "prompt": [policy_prompt(tag_prompt(p, parts.objectives, s, job.tag_decimals), chat)
+                   for p, s in zip(prompts, scores)],
+        "completion": [policy_completion(r, chat) for r in responses],
+    })
+    extra = {"num_train_epochs": job.num_train_epochs, "max_steps": -1} if job.num_train_epochs else {}
+    args = SFTConfig(**{**common_trl_args(job), **extra}, max_length=job.max_length, completion_only_loss=True)
+    parts.tokenizer.padding_side = "right"
+    trainer = SFTTrainer(model=parts.model, args=args, train_dataset=dataset, processing_class=parts.tokenizer,
+                         peft_config=lora_config(job) if use_lora(job, parts.embedded) else None,
+                         callbacks=[complete_checkpoint_callback(job.config_hash()), *(callbacks or [])])
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - start
+    report = base_report(job, parts, trainer, "conditioned", {
+        "examples": len(responses), "resumed_from": resume_from, "train_seconds": seconds,
+        "conditioning": conditioning.to_dict(),
+    })
+    final = save_final(trainer, job, report)
+    write_json(final / CONDITIONING_NAME, conditioning.to_dict())
+    return AlignResult(final, report, trainer, seconds)
+
+
+def generate_conditioned(final_dir: str | Path, prompts: list[str], weights_mode: str = "adapter", adapter=None,
+                         user_weights=None, blend: float = 0.5, policy=None, **generation) -> list[list[str]]:
+    """Generate from a conditioned policy with desired-score tags from w(x) (or fixed/blended weights). [N][G]."""
+    from preforch.models.generation import generate
+
+    conditioning = Conditioning.load(Path(final_dir) / CONDITIONING_NAME)
+    weights = prompt_weights(prompts, weights_mode, len(conditioning.objectives), adapter, user_weights, blend)
+    if policy is None:
+        policy = load_final_policy(final_dir)
+    model, tokenizer = policy
+    return generate(model, tokenizer, conditioned_prompts(prompts, weights, conditioning), **generation)
+
+
+def load_final_policy(final_dir: str | Path):
+    """A trained policy from ``final/``: a PEFT adapter over its base model, or full weights."""
+    from preforch.models.generation import LoadedPolicy, load_policy
+
+    final = Path(final_dir)
+    if (final / "adapter_config.json").is_file():
+        from peft import AutoPeftModelForCausalLM
+        from transformers import AutoTokenizer
+
+        model = AutoPeftModelForCausalLM.from_pretrained(str(final)).merge_and_unload().eval()
+        tokenizer = AutoTokenizer.from_pretrained(str(final))
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return LoadedPolicy(model, tokenizer)
+    return load_policy(str(final))
+
+
+__all__ = ["FINAL_DIR", "Conditioning", "conditioned_prompts", "desired_scores", "format_tags",
+           "generate_conditioned", "load_final_policy", "parse_tags", "run_conditioned", "strip_tags", "tag_prompt"]

@@ -1,0 +1,201 @@
+"""`preforch align dpo`: prompt-aware pair labels, then TRL's DPOTrainer.
+
+For each prompt: its responses (chosen/rejected columns, several candidate columns, or samples from the policy)
+are scored, normalised, and ranked by R = Σ_k w_k(x)·s̃_k; the best and the worst form one pair, kept only if
+R(best) − R(worst) >= min_margin.
+
+MODPO-style margin (``margin_mode: modpo``): TRL 1.16's DPO has no per-example logit offset, so a minimal
+subclass shifts the precomputed reference log-prob of the chosen response by m/β. The DPO logit
+β·[(log π(y⁺) − log π_ref(y⁺)) − (log π(y⁻) − log π_ref(y⁻))] then becomes that logit − m with
+m = margin_scale·Σ_{j≠k} w_j(x)·(s̃_j(y⁺) − s̃_j(y⁻)), k = modpo_objective: the DPO term learns what the other
+objectives' scores do not already explain (MODPO, Zhou et al. 2023, without its 1/w_k rescaling of β).
+TRL's logged ``rewards/chosen`` and ``rewards/margins`` include the shift.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from preforch.align.config import DPOJob
+from preforch.align.data import (
+    candidates_from_rows,
+    has_chat_template,
+    load_rows,
+    policy_completion,
+    policy_prompt,
+    preference_rows,
+    prompts_from_rows,
+)
+from preforch.align.grpo import AlignResult
+from preforch.align.rewards import prompt_weights
+from preforch.align.runs import (
+    REPORT_NAME,
+    base_report,
+    common_trl_args,
+    complete_checkpoint_callback,
+    load_parts,
+    lora_config,
+    prepare_run_dir,
+    save_final,
+    use_lora,
+)
+from preforch.atomic import write_json
+from preforch.data.load import write_table
+from preforch.errors import PreforchError
+
+log = logging.getLogger(__name__)
+PAIRS_NAME = "pairs.jsonl"
+
+
+@dataclass
+class PairSet:
+    """Kept pairs. ``index``: source row of each pair; ``margin``: the MODPO offset (zeros without it);
+    ``gap``: R(chosen) − R(rejected); ``dropped``: rows whose best pair fell below min_margin."""
+
+    index: list[int]
+    chosen: list[str]
+    rejected: list[str]
+    gap: list[float]
+    margin: list[float]
+    dropped: int
+
+
+def make_pairs(candidates: list[list[str]], normalized: list[np.ndarray], weights: np.ndarray, min_margin: float,
+               other_objectives: np.ndarray | None = None, margin_scale: float = 1.0) -> PairSet:
+    """Best-vs-worst pair per row by R. Shapes: normalized[i] [G_i, K], weights [N, K];
+    ``other_objectives`` [K] 0/1 mask of the objectives whose weighted difference is the MODPO margin."""
+    out = PairSet([], [], [], [], [], 0)
+    for i, (cands, s) in enumerate(zip(candidates, normalized)):
+        r = s @ weights[i]  # [G_i]
+        best, worst = int(np.argmax(r)), int(np.argmin(r))
+        gap = float(r[best] - r[worst])
+        if best == worst or gap < min_margin:
+            out.dropped += 1
+            continue
+        margin = 0.0
+        if other_objectives is not None:
+            margin = margin_scale * float((weights[i] * other_objectives) @ (s[best] - s[worst]))
+        out.index.append(i)
+        out.chosen.append(cands[best])
+        out.rejected.append(cands[worst])
+        out.gap.append(gap)
+        out.margin.append(margin)
+    return out
+
+
+def collect_candidates(job: DPOJob, rows, source: str, parts) -> tuple[list[str], list[list[str]]]:
+    """Prompts and their candidate responses, from the source ``pairs_from`` picks. Shape: [N], [N][G]."""
+    mode = job.pairs_from
+    if mode == "auto":
+        has_pair = "chosen" in rows[0] and ("rejected" in rows[0] or "prompt" not in rows[0])
+        mode = "candidates" if job.candidate_columns else "columns" if has_pair and "rejected" in rows[0] else "sample"
+    if mode == "columns":
+        missing = [c for c in ("chosen", "rejected") if c not in rows[0]]
+        if missing:
+            raise PreforchError(f"{source}: pairs_from 'columns' needs columns 'chosen' and 'rejected'; missing "
+                                f"{missing} (columns are {list(rows[0])})")
+        data = preference_rows(rows, source, job.prompt_column)
+        return data.prompts, [[c, r] for c, r in zip(data.chosen, data.rejected or [])]
+    prompts = prompts_from_rows(rows, job.prompt_column, source)
+    if mode == "candidates":
+        return prompts, candidates_from_rows(rows, job.candidate_columns, source)
+    from preforch.models.generation import generate
+
+    samples = generate(parts.model, parts.tokenizer, prompts, max_new_tokens=job.sample_max_new_tokens,
+                       num_return_sequences=job.num_samples, temperature=job.sample_temperature, seed=job.seed,
+                       chat_template=has_chat_template(parts.tokenizer), progress=job.progress)
+    return prompts, samples
+
+
+def score_candidates(prompts: list[str], candidates: list[list[str]], scorer, normalizer) -> list[np.ndarray]:
+    """Normalised scores of every candidate, one [G_i, K] array per prompt (one scorer call for all)."""
+    flat_p = [p for p, c in zip(prompts, candidates) for _ in c]
+    flat_r = [r for c in candidates for r in c]
+    s = normalizer.transform(np.asarray(scorer.score(flat_p, flat_r), dtype=np.float64)).astype(np.float64)
+    out, start = [], 0
+    for c in candidates:
+        out.append(s[start:start + len(c)])  # [G_i, K]
+        start += len(c)
+    return out
+
+
+def _modpo_trainer_class():
+    from trl import DPOTrainer
+
+    class MarginDPOTrainer(DPOTrainer):
+        """DPOTrainer whose precomputed reference log-probs of the chosen responses are shifted by margin/β,
+        which subtracts the margin from the DPO logit (see the module docstring)."""
+
+        def __init__(self, *args, margins: list[float], **kwargs) -> None:
+            self._pro_margins = list(margins)
+            super().__init__(*args, **kwargs)
+
+        def _precompute_ref_logps(self, dataset, name, batch_size):
+            out = super()._precompute_ref_logps(dataset, name, batch_size)
+            if name != "train":
+                return out
+            if len(out) != len(self._pro_margins):
+                raise PreforchError(f"modpo: {len(out)} training rows but {len(self._pro_margins)} margins")
+            shifted = [float(v) + m / self.beta for v, m in zip(out["ref_chosen_logps"], self._pro_margins)]
+            return out.remove_columns("ref_chosen_logps").add_column("ref_chosen_logps", shifted)
+
+    return MarginDPOTrainer
+
+
+def run_dpo(job: DPOJob, scorer=None, adapter=None, policy=None, callbacks=None) -> AlignResult:
+    """Label pairs by R, write them to output_dir/pairs.jsonl, train DPO, save output_dir/final."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    resume_from = prepare_run_dir(job)
+    parts = load_parts(job, scorer=scorer, adapter=adapter, policy=policy)
+    rows, source = load_rows(job.data, job.limit, job.seed)
+    prompts, candidates = collect_candidates(job, rows, source, parts)
+    weights = prompt_weights(prompts, job.weights, len(parts.objectives), parts.adapter, job.user_weights,
+                             job.blend)  # [N, K]
+    normalized = score_candidates(prompts, candidates, parts.scorer, parts.normalizer)
+    others = None
+    if job.margin_mode == "modpo":
+        if job.modpo_objective not in parts.objectives:
+            raise PreforchError(f"dpo: modpo_objective {job.modpo_objective!r} is not one of {parts.objectives}")
+        others = np.array([o != job.modpo_objective for o in parts.objectives], dtype=np.float64)  # [K]
+    pairs = make_pairs(candidates, normalized, weights, job.min_margin, others, job.margin_scale)
+    if not pairs.index:
+        raise PreforchError(f"{source}: no pairs left: the margin filter (min_margin={job.min_margin}) dropped all "
+                            f"{pairs.dropped} of {len(prompts)} prompts' pairs; lower min_margin or add responses")
+    log.info("dpo: %d pairs kept, %d dropped by min_margin=%s", len(pairs.index), pairs.dropped, job.min_margin)
+    write_table([{"prompt": prompts[i], "chosen": c, "rejected": r, "gap": g, "margin": m,
+                  "weights": weights[i].tolist()}
+                 for i, c, r, g, m in zip(pairs.index, pairs.chosen, pairs.rejected, pairs.gap, pairs.margin)],
+                Path(job.output_dir) / PAIRS_NAME)
+    chat = has_chat_template(parts.tokenizer)
+    dataset = Dataset.from_dict({
+        "prompt": [policy_prompt(prompts[i], chat) for i in pairs.index],
+        "chosen": [policy_completion(c, chat) for c in pairs.chosen],
+        "rejected": [policy_completion(r, chat) for r in pairs.rejected],
+    })
+    args = DPOConfig(**common_trl_args(job), beta=job.beta, max_length=job.max_length,
+                     precompute_ref_log_probs=job.margin_mode == "modpo")
+    kwargs = dict(model=parts.model, args=args, train_dataset=dataset, processing_class=parts.tokenizer,
+                  peft_config=lora_config(job) if use_lora(job, parts.embedded) else None,
+                  callbacks=[complete_checkpoint_callback(job.config_hash()), *(callbacks or [])])
+    parts.tokenizer.padding_side = "right"
+    if job.margin_mode == "modpo":
+        trainer = _modpo_trainer_class()(**kwargs, margins=pairs.margin)
+    else:
+        trainer = DPOTrainer(**kwargs)
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - start
+    report = base_report(job, parts, trainer, "dpo", {
+        "prompts": len(prompts), "pairs": len(pairs.index), "dropped": pairs.dropped, "resumed_from": resume_from,
+        "train_seconds": seconds, "mean_gap": float(np.mean(pairs.gap)), "mean_margin": float(np.mean(pairs.margin)),
+    })
+    final = save_final(trainer, job, report)
+    write_json(Path(job.output_dir) / REPORT_NAME, {k: v for k, v in report.items() if k != "log_history"})
+    return AlignResult(final, report, trainer, seconds)

@@ -1,0 +1,46 @@
+"""`preforch align ...`: --help for each route, and the tiny configs run end to end through the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+from preforch.cli.main import main
+from preforch.rewards.normalize import Normalizer
+from tiny_policy import PROMPTS
+
+
+@pytest.mark.parametrize("route", ["grpo", "rloo", "dpo", "conditioned"])
+def test_help(route, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["align", route, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--user-weights" in out and "--resume" in out
+
+
+def test_tiny_grpo_config_through_cli(tmp_path, tiny_policy_dir, prompts_file, capsys):
+    norm = tmp_path / "normalizer.json"
+    Normalizer(["concise", "brief"]).fit(np.array([[-1.0, -1.0], [-3.0, -2.0], [-2.0, -2.5]])).save(norm)
+    args = ["align", "grpo", "--config", "configs/tiny/align_grpo.yaml", "--policy", str(tiny_policy_dir),
+            "--normalizer", str(norm), "--data", str(prompts_file), "--limit", "4",
+            "--output-dir", str(tmp_path / "run")]
+    assert main(args) == 0
+    assert "policy written to" in capsys.readouterr().out
+    report = json.loads((tmp_path / "run" / "final" / "align_report.json").read_text())
+    assert report["global_step"] == 2 and report["objectives"] == ["concise", "brief"]
+    assert main(args) == 2  # the folder exists now
+    assert "output folder exists" in capsys.readouterr().err
+
+
+def test_tiny_configs_parse():
+    from preforch.align.config import ConditionedJob, DPOJob, GRPOJob, RLOOJob
+    from preforch.config import build_config
+
+    for name, cls in [("grpo", GRPOJob), ("rloo", RLOOJob), ("dpo", DPOJob), ("conditioned", ConditionedJob)]:
+        job = build_config(cls, f"configs/tiny/align_{name}.yaml", {"normalizer": "n.json"})
+        assert job.max_steps == 2 and job.lora is True
+    for name, cls in [("grpo", GRPOJob), ("rloo", RLOOJob), ("dpo", DPOJob), ("conditioned", ConditionedJob)]:
+        job = build_config(cls, f"configs/align/{name}.yaml")
+        assert job.policy == "embedded:smollm2" and job.weights == "adapter"
+    assert len(PROMPTS) >= 4

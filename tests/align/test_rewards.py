@@ -1,0 +1,80 @@
+"""The combined reward R = Σ_k w_k s̃_k, per-prompt weights, objective checks: hand-worked numbers."""
+
+import numpy as np
+import pytest
+
+from preforch.align.rewards import WEIGHTS_COLUMN, ScalarizedReward, check_objectives, prompt_weights
+from preforch.errors import PreforchError
+from preforch.rewards.callable import CallableScorer
+from preforch.rewards.normalize import Normalizer
+
+OBJ = ["a", "b"]
+
+
+def fixed_scorer(table):
+    """Raw scores looked up by response text."""
+    return CallableScorer(lambda p, r: np.array([table[x] for x in r]), OBJ, "tests.fixed")
+
+
+def normalizer():
+    norm = Normalizer(OBJ, method="minmax", clip=None)
+    return norm.fit(np.array([[0.0, 10.0], [4.0, 20.0]]))  # s̃_a = s/4, s̃_b = (s − 10)/10
+
+
+def test_reward_is_weighted_sum_of_normalised_scores():
+    reward = ScalarizedReward(fixed_scorer({"x": [2.0, 15.0], "y": [4.0, 10.0]}), normalizer())
+    logged = {}
+    out = reward(prompts=["p", "q"], completions=["x", "y"], **{WEIGHTS_COLUMN: [[0.25, 0.75], [1.0, 0.0]]},
+                 log_metric=lambda name, value: logged.setdefault(name, value))
+    # x: s̃ = (0.5, 0.5) → 0.25·0.5 + 0.75·0.5 = 0.5; y: s̃ = (1.0, 0.0) → 1.0
+    assert out == pytest.approx([0.5, 1.0])
+    assert logged["pro/score/a"] == pytest.approx(0.75) and logged["pro/score/b"] == pytest.approx(0.25)
+    assert logged["pro/weight/a"] == pytest.approx(0.625) and logged["pro/weight/b"] == pytest.approx(0.375)
+
+
+def test_same_response_different_prompt_weights_give_different_rewards():
+    reward = ScalarizedReward(fixed_scorer({"same": [4.0, 10.0]}), normalizer())  # s̃ = (1, 0)
+    chat = [[{"role": "assistant", "content": "same"}]] * 2
+    out = reward(prompts=[[{"role": "user", "content": "p1"}], [{"role": "user", "content": "p2"}]],
+                 completions=chat, **{WEIGHTS_COLUMN: [[0.9, 0.1], [0.2, 0.8]]}, prompt_text=["p1", "p2"])
+    assert out == pytest.approx([0.9, 0.2])
+
+
+def test_reward_never_normalises_across_the_batch():
+    reward = ScalarizedReward(fixed_scorer({"x": [2.0, 15.0], "y": [4.0, 10.0]}), normalizer())
+    alone = reward(prompts=["p"], completions=["x"], **{WEIGHTS_COLUMN: [[0.25, 0.75]]})
+    together = reward(prompts=["p", "p"], completions=["x", "y"], **{WEIGHTS_COLUMN: [[0.25, 0.75]] * 2})
+    assert alone[0] == pytest.approx(together[0])
+
+
+def test_missing_weights_column_and_bad_shapes():
+    reward = ScalarizedReward(fixed_scorer({"x": [1.0, 1.0]}), normalizer())
+    with pytest.raises(PreforchError, match="pro_weights"):
+        reward(prompts=["p"], completions=["x"], other=[1])
+    with pytest.raises(PreforchError, match=r"expected \[1, 2\]"):
+        reward(prompts=["p"], completions=["x"], **{WEIGHTS_COLUMN: [[0.2, 0.3, 0.5]]})
+
+
+def test_objective_mismatch_names_both_lists():
+    with pytest.raises(PreforchError, match=r"\['a', 'b'\].*\['b', 'a'\]"):
+        check_objectives(["a", "b"], ["b", "a"])
+    swapped = CallableScorer(lambda p, r: np.zeros((len(r), 2)), ["b", "a"], "tests.swapped")
+    with pytest.raises(PreforchError, match="differ"):
+        ScalarizedReward(swapped, normalizer())
+
+
+class FakeAdapter:
+    objectives = OBJ
+
+    def predict_weights(self, prompts, batch_size=64):
+        return np.array([[0.8, 0.2] if "safe" in p else [0.3, 0.7] for p in prompts])
+
+
+def test_prompt_weights_modes():
+    prompts = ["safe?", "code"]
+    assert np.allclose(prompt_weights(prompts, "adapter", 2, FakeAdapter()), [[0.8, 0.2], [0.3, 0.7]])
+    assert np.allclose(prompt_weights(prompts, "fixed", 2, user_weights=[1, 3]), [[0.25, 0.75]] * 2)
+    blended = prompt_weights(prompts, "blend", 2, FakeAdapter(), user_weights=[1, 0], blend=0.5)
+    assert np.allclose(blended, [[0.9, 0.1], [0.65, 0.35]])
+    with pytest.raises(PreforchError, match="2 weights"):
+        prompt_weights(prompts, "fixed", 2, user_weights=[1, 2, 3])
