@@ -10,6 +10,7 @@ folder is published. The folder name carries the GGUF's hash, so a different GGU
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -97,16 +98,36 @@ def prepare_policy(force: bool = False) -> Path:
     out = converted_dir(sha)
     if is_converted(out) and not force:
         return out
-    log.info("converting %s into %s (once per machine)", source.name, out)
-    start = time.perf_counter()
-    with staged_dir(out, overwrite=True) as tmp:
-        report = convert_gguf(source, tmp)
-        report.update({"format_version": CONVERSION_FORMAT, "source_package": SMOLLM2_PIP,
-                       "source_file": source.name, "source_sha256": sha,
-                       "seconds": round(time.perf_counter() - start, 2)})
-        write_json(tmp / CONVERSION_FILE, report)
-    log.info("converted in %.1f s (%.0f MB)", time.perf_counter() - start, _folder_size(out) / 1e6)
+    with _conversion_lock(out):
+        if is_converted(out) and not force:  # another process finished it while we waited
+            return out
+        log.info("converting %s into %s (once per machine)", source.name, out)
+        start = time.perf_counter()
+        with staged_dir(out, overwrite=True) as tmp:
+            report = convert_gguf(source, tmp)
+            report.update({"format_version": CONVERSION_FORMAT, "source_package": SMOLLM2_PIP,
+                           "source_file": source.name, "source_sha256": sha,
+                           "seconds": round(time.perf_counter() - start, 2)})
+            write_json(tmp / CONVERSION_FILE, report)
+        log.info("converted in %.1f s (%.0f MB)", time.perf_counter() - start, _folder_size(out) / 1e6)
     return out
+
+
+@contextlib.contextmanager
+def _conversion_lock(out: Path):
+    """One conversion at a time per cache folder (processes started together wait for the first)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "w") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no lock; staged_dir still keeps the folder whole
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def convert_gguf(source: Path, out_dir: Path) -> dict:
