@@ -76,7 +76,7 @@ def load_policy(path_or_embedded: str | None = None, dtype: DType = "float32", d
 
     name = resolve_policy_path(path_or_embedded)
     local = Path(name).is_dir()
-    if not local and (name.startswith((".", "/", "~")) or Path(name).suffix):
+    if not local and (name.startswith((".", "/", "~")) or name.count("/") > 1):  # a path, not "org/model"
         raise PreforchError(f"{name}: policy folder not found")
     if local and not any(Path(name).glob("*.safetensors")):
         raise PreforchError(f"{name}: no *.safetensors weights in the policy folder (pickle weights are refused)")
