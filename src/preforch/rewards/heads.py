@@ -23,6 +23,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from preforch.atomic import staged_dir, write_json
@@ -34,7 +35,7 @@ WEIGHTS_NAME = "model.safetensors"
 LOCAL_ENCODER = "encoder"  # config value (and subfolder) for an encoder fine-tuned with the heads
 InputFormat = Literal["prompt_response", "response"]
 Pooling = Literal["mean", "response_mean", "response_attention"]
-Feature = Literal["response", "prompt", "product", "difference"]
+Feature = Literal["response", "prompt", "product", "difference", "length"]
 _CHARS_PER_TOKEN_CAP = 12  # texts are cut to this many characters per token budget before tokenising
 
 
@@ -81,8 +82,7 @@ class RewardHead(nn.Module):
         self.spec = spec
         if spec.pooling == "response_attention":
             self.attention = nn.Linear(dim, 1)
-        width = dim * len(spec.features)
-        self.norm = nn.LayerNorm(width, elementwise_affine=False)  # scale-free features; nothing to save
+        width = dim * sum(f != "length" for f in spec.features) + ("length" in spec.features)
         if spec.hidden:
             self.mlp = nn.Sequential(nn.Linear(width, spec.hidden), nn.GELU(), nn.Dropout(spec.dropout),
                                      nn.Linear(spec.hidden, 1))
@@ -101,14 +101,18 @@ class RewardHead(nn.Module):
             logits = logits.masked_fill(enc.response_mask == 0, torch.finfo(logits.dtype).min)
             response = torch.einsum("nt,ntd->nd", logits.softmax(-1), states)  # [N, D]
         prompt = None
-        if any(f != "response" for f in self.spec.features):
+        if any(f in ("prompt", "product", "difference") for f in self.spec.features):
             prompt_mask = enc.mask * (1 - enc.response_mask)  # includes [CLS]/[SEP], so never empty
             prompt = _masked_mean(states, prompt_mask)  # [N, D]
         parts = {"response": response, "prompt": prompt}
         if prompt is not None:
             parts["product"] = response * prompt
             parts["difference"] = response - prompt
-        return self.norm(torch.cat([parts[f] for f in self.spec.features], dim=-1))  # [N, F]
+        if "length" in self.spec.features:  # log response tokens, about [0, 1] for 1..256 tokens
+            parts["length"] = torch.log1p(enc.response_mask.sum(1, keepdim=True).to(states.dtype)) / 5.5  # [N, 1]
+        # each vector is layer-normalised on its own (no parameters), so the features are scale-free
+        return torch.cat([parts[f] if f == "length" else F.layer_norm(parts[f], parts[f].shape[-1:])
+                          for f in self.spec.features], dim=-1)  # [N, F]
 
     def forward_features(self, features: torch.Tensor) -> torch.Tensor:
         return self.mlp(features).squeeze(-1)  # [N]
@@ -134,8 +138,10 @@ class HeadsConfig:
             raise PreforchError(f"heads: objectives must be non-empty and unique, got {names}")
         if self.input_format not in get_args(InputFormat):
             raise PreforchError(f"heads: input_format {self.input_format!r}, expected one of {get_args(InputFormat)}")
-        if self.input_format == "response" and any(f != "response" for h in self.heads for f in h.features):
-            raise PreforchError("heads: input_format 'response' has no prompt, so only the 'response' feature works")
+        if self.input_format == "response" and any(f in ("prompt", "product", "difference")
+                                                   for h in self.heads for f in h.features):
+            raise PreforchError("heads: input_format 'response' has no prompt, so only the 'response' and 'length' "
+                                "features work")
         if not 8 <= self.max_length <= 512 or not 0 <= self.prompt_tokens < self.max_length - 3:
             raise PreforchError(f"heads: max_length {self.max_length} must be in [8, 512] and prompt_tokens "
                                 f"{self.prompt_tokens} below max_length - 3")

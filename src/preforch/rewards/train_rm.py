@@ -45,7 +45,7 @@ class RMTrainConfig:
     max_length: int = field(256, help="encoder tokens per (prompt, response)")
     prompt_tokens: int = field(64, help="tokens the prompt's end keeps at least (more when the response is short)")
     pooling: Pooling = field("response_mean", help="how the head pools the token states")
-    features: list[str] = field(["response"], help="pooled features: response, prompt, product, difference")
+    features: list[str] = field(["response"], help="pooled features: response, prompt, product, difference, length (log response tokens)")
     hidden: int = field(0, help="MLP hidden width; 0 means a linear head")
     dropout: float = field(0.0, help="dropout in the head")
     finetune_encoder: bool = field(False, help="also train the encoder (slow; no embedding cache)")
@@ -165,16 +165,17 @@ class StateCache:
                 self.states[i] = enc.states[b, : len(rows[i][0])].to(torch.float16).cpu().clone()  # [T, D]
 
     def collate(self, idx: list[int] | np.ndarray, device) -> EncodedPairs:
-        t = max(self.states[i].shape[0] for i in idx)
-        d = self.states[idx[0]].shape[1]
-        states = torch.zeros(len(idx), t, d)
-        mask = torch.zeros(len(idx), t, dtype=torch.long)
-        resp = torch.zeros(len(idx), t, dtype=torch.long)
-        for b, i in enumerate(idx):
-            n = self.states[i].shape[0]
-            states[b, :n] = self.states[i].float()
-            mask[b, :n] = 1
-            resp[b, self.starts[i] : n - 1] = 1
+        if getattr(self, "_padded", None) is None:  # one padded copy, so batches are cheap slices
+            self._padded = torch.nn.utils.rnn.pad_sequence(self.states, batch_first=True)  # [M, T, D] fp16
+            self._lengths = torch.tensor([s.shape[0] for s in self.states])  # [M]
+        idx_t = torch.as_tensor(np.asarray(idx), dtype=torch.long)
+        lengths = self._lengths[idx_t]  # [B]
+        t = int(lengths.max())
+        pos = torch.arange(t)
+        mask = (pos[None, :] < lengths[:, None]).long()  # [B, T]
+        starts = torch.tensor([self.starts[i] for i in idx_t.tolist()])
+        resp = ((pos[None, :] >= starts[:, None]) & (pos[None, :] < lengths[:, None] - 1)).long()  # [B, T]
+        states = self._padded[idx_t, :t].float()  # [B, T, D]
         return EncodedPairs(states.to(device), mask.to(device), resp.to(device))
 
 
@@ -313,15 +314,18 @@ def evaluate_split(scorer: PairScorer, pairs: PreferenceData, split: dict[str, n
     return out
 
 
-def run_rm_train(config: RMTrainConfig) -> RMTrainResult:
-    """Train, then write the heads folder + MODEL_CARD.md + metrics.json into ``config.output_dir``."""
+def run_rm_train(config: RMTrainConfig, encoder=None, cache: StateCache | None = None) -> RMTrainResult:
+    """Train, then write the heads folder + MODEL_CARD.md + metrics.json into ``config.output_dir``.
+
+    ``encoder`` / ``cache`` (optional) reuse a loaded encoder and its cached token states of the same data.
+    """
     from preforch.atomic import staged_dir, write_json, write_text
 
     out = Path(config.output_dir)
     if out.exists() and not config.overwrite:  # fail before the training, not after
         raise PreforchError(f"{out}: output folder exists; pass --overwrite (overwrite: true) to replace it")
     pairs = load_pairs(config.data, config.limit)
-    result = train_reward_head(config, pairs)
+    result = train_reward_head(config, pairs, encoder=encoder, cache=cache)
     result.metrics["data"] = {"source": config.data if config.data.startswith("embedded:") else pairs.source,
                               "pairs": len(pairs)}
     with staged_dir(out, overwrite=config.overwrite) as tmp:
