@@ -78,10 +78,12 @@ def coerce(value: Any, tp, name: str, source: str) -> Any:
             return tp(value)
         if origin is list:
             (inner,) = get_args(tp) or (Any,)
-            if isinstance(value, str):
-                value = [v for v in value.split(",") if v != ""]
+            if isinstance(value, str):  # a flag: YAML flow list "[{type: builtin}]", or "a,b,c"
+                value = yaml.safe_load(value) if value.lstrip().startswith("[") else [v for v in value.split(",") if v]
+            if not isinstance(value, list):
+                raise ValueError(value)
             return [coerce(v, inner, name, source) for v in value]
-        if origin is dict:
+        if tp is dict or origin is dict:
             if isinstance(value, str):
                 value = yaml.safe_load(value)
             if not isinstance(value, dict):
@@ -89,7 +91,7 @@ def coerce(value: Any, tp, name: str, source: str) -> Any:
             return dict(value)
     except PreforchError:
         raise
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, yaml.YAMLError):
         raise PreforchError(f"{source}: setting {name!r} is {value!r}, expected {_describe(tp)}") from None
     return value
 

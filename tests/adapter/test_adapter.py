@@ -180,6 +180,8 @@ def test_job_config_from_yaml(tmp_path):
     path.write_text("tau: 0.5\nloss: mix\nnorm_clip: null\n")
     job = build_config(TrainAdapterJob, path, {"hidden": "8"})
     assert (job.tau, job.loss, job.norm_clip, job.hidden) == (0.5, "mix", None, 8)
+    flagged = build_config(TrainAdapterJob, None, {"scorers": "[{type: rule, name: concise}]", "overwrite": "true"})
+    assert flagged.scorers == [{"type": "rule", "name": "concise"}] and flagged.overwrite is True
     path.write_text("taux: 1\n")
     with pytest.raises(PreforchError, match="unknown setting"):
         build_config(TrainAdapterJob, path)

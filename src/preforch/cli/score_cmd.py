@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-import yaml
 
 from preforch.config import add_config_args, build_config, overrides_from
-from preforch.errors import PreforchError
 from preforch.rewards.pipeline import ScoreConfig
 
 
@@ -19,12 +17,7 @@ def add_parser(sub) -> None:
                     "come from --config FILE.yaml; flags override them. Runs under torchrun / accelerate launch "
                     "with several processes, each scoring a shard.")
     p.add_argument("--config", help="YAML file of settings (see configs/score.yaml)")
-    p.add_argument("--scorers", metavar="YAML", default=None,
-                   help="scorer specs as a YAML/JSON list, e.g. '[{type: rule, name: concise}, {type: hf, "
-                        "path: DIR, objective: harmless}]' (overrides the config's list)")
-    p.add_argument("--overwrite", action="store_const", const=True, default=None,
-                   help="replace an existing output file")
-    add_config_args(p, ScoreConfig, skip=("scorers", "overwrite"))
+    add_config_args(p, ScoreConfig)
     p.set_defaults(func=run)
 
 
@@ -32,13 +25,6 @@ def run(args: argparse.Namespace) -> int:
     from preforch.rewards.pipeline import score_dataset
 
     overrides = overrides_from(args, ScoreConfig)
-    if args.scorers is not None:
-        try:
-            overrides["scorers"] = yaml.safe_load(args.scorers)
-        except yaml.YAMLError as err:
-            raise PreforchError(f"--scorers: not valid YAML ({err})") from None
-        if not isinstance(overrides["scorers"], list):
-            raise PreforchError(f"--scorers: expected a list of scorer specs, got {args.scorers!r}")
     config = build_config(ScoreConfig, args.config, overrides)
     result = score_dataset(config)
     if not _is_main_process():

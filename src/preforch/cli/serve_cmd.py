@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-import yaml
 
 from preforch.config import add_config_args, build_config, overrides_from
-from preforch.errors import PreforchError
 from preforch.serve.config import ServeConfig
 
 
@@ -19,9 +17,7 @@ def add_parser(sub) -> None:
                     "'preference', 'strategy', 'best_of'). Binds 127.0.0.1 unless --host says otherwise. "
                     "Settings come from --config FILE.yaml; flags override them. See docs/serving.md.")
     p.add_argument("--config", help="YAML file of settings (see configs/serve.yaml)")
-    p.add_argument("--scorers", metavar="YAML", default=None,
-                   help="scorer specs as a YAML list, e.g. '[{type: builtin}]' (overrides the config's list)")
-    add_config_args(p, ServeConfig, skip=("scorers",))
+    add_config_args(p, ServeConfig)
     p.set_defaults(func=run)
 
 
@@ -29,12 +25,5 @@ def run(args: argparse.Namespace) -> int:
     from preforch.serve.server import serve
 
     overrides = overrides_from(args, ServeConfig)
-    if args.scorers is not None:
-        try:
-            overrides["scorers"] = yaml.safe_load(args.scorers)
-        except yaml.YAMLError as err:
-            raise PreforchError(f"--scorers: not valid YAML ({err})") from None
-        if not isinstance(overrides["scorers"], list):
-            raise PreforchError(f"--scorers: expected a list of scorer specs, got {args.scorers!r}")
     serve(build_config(ServeConfig, args.config, overrides))
     return 0
