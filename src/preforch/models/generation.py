@@ -131,12 +131,43 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 64, num
 def generate_with_config(model, tokenizer, prompts: list[str], config: GenerationConfig,
                          progress: bool = False) -> list[list[str]]:
     """:func:`generate` with a :class:`GenerationConfig`. Shape: [N][G] texts, in input order."""
+    return _generate(model, tokenizer, prompts, config, progress, layer=None).texts
+
+
+@dataclass
+class GenerationWithStates:
+    """Replies and the hidden state of each prompt's last token from the prefill step.
+
+    Shapes: texts [N][G]; prompt_states [N, D] (float32, CPU), in input order.
+    """
+
+    texts: list[list[str]]
+    prompt_states: Any
+
+
+def generate_with_prompt_states(model, tokenizer, prompts: list[str], config: GenerationConfig, layer: int = -1,
+                                progress: bool = False) -> GenerationWithStates:
+    """:func:`generate_with_config`, also returning the prompt's last-token hidden state of ``layer``.
+
+    The state comes from the prompt forward pass (prefill) that generation makes anyway, so a
+    ``causal_lm`` preference adapter on the same policy costs only its MLP (issue 7, target 4). It
+    equals :meth:`preforch.models.encoders.CausalLMEncoder.encode` with the same chat formatting and
+    truncation length: there the batch is right-padded and the last real token is picked; here it is
+    left-padded, so the last position is every row's last real token, and generate's position ids skip
+    the padding, so both see the same positions.
+    """
+    return _generate(model, tokenizer, prompts, config, progress, layer=layer)
+
+
+def _generate(model, tokenizer, prompts: list[str], config: GenerationConfig, progress: bool,
+              layer: int | None) -> GenerationWithStates:
+    """Sample replies; with ``layer`` set, keep that layer's last-prompt-token state of the prefill step."""
     import torch
 
     if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
         raise PreforchError("generate: prompts must be a list of strings")
     if not prompts:
-        return []
+        return GenerationWithStates([], torch.empty(0, int(model.config.hidden_size)) if layer is not None else None)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     texts, templated = format_prompts(tokenizer, prompts, config.chat_template)
@@ -146,7 +177,12 @@ def generate_with_config(model, tokenizer, prompts: list[str], config: Generatio
     batches = length_sorted_batches(lengths, config.batch_size)
     g = config.num_return_sequences
     out: list[list[str]] = [[] for _ in prompts]
+    states = torch.empty(len(prompts), int(model.config.hidden_size)) if layer is not None else None  # [N, D]
     gen_kwargs = _generation_kwargs(model, tokenizer, config)
+    if layer is not None:
+        # output_hidden_states keeps every step's states, but after the prefill each step holds one token
+        # per layer ([B*G, 1, D]), a few KB: cheaper than a second prompt forward pass.
+        gen_kwargs.update(output_hidden_states=True, return_dict_in_generate=True)
     device = next(model.parameters()).device
     fork_devices = [device] if device.type == "cuda" else []
     with _padding(tokenizer, "left", "left"), torch.random.fork_rng(devices=fork_devices):
@@ -157,13 +193,17 @@ def generate_with_config(model, tokenizer, prompts: list[str], config: Generatio
                               return_tensors="pt").to(device)
             with torch.inference_mode():
                 # Only ids and mask: some tokenizers add token_type_ids, which causal LMs refuse.
-                ids = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                     **gen_kwargs)  # [B * G, T + new]
+                result = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                        **gen_kwargs)
+            ids = result.sequences if layer is not None else result  # [B * G, T + new]
+            if layer is not None:
+                prefill = result.hidden_states[0][layer]  # [B * G, T, D]; rows repeat each prompt G times
+                states[idx] = prefill[::g, -1].float().cpu()  # [B, D]; left padding: last column is real
             new = ids[:, batch["input_ids"].shape[1]:]  # [B * G, new]
             replies = tokenizer.batch_decode(new, skip_special_tokens=True)
             for j, i in enumerate(idx):
                 out[i] = [r.strip() for r in replies[j * g:(j + 1) * g]]
-    return out
+    return GenerationWithStates(out, states)
 
 
 def _generation_kwargs(model, tokenizer, config: GenerationConfig) -> dict:
