@@ -161,6 +161,12 @@ def test_cli_train_then_weights(tiny_encoder_dir, tmp_path, capsys):
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert len(lines) == 2 and set(lines[0]["weights"]) == set(OBJECTIVES)
     assert sum(lines[0]["weights"].values()) == pytest.approx(1.0)
+    assert main(["weights", "--adapter", str(out), "tell me a joke", "--user-weights", "1,0,0", "--blend", "0.5"]) == 0
+    blended = json.loads(capsys.readouterr().out)
+    w, a = blended["weights"], blended["adapter_weights"]
+    assert w["helpful"] == pytest.approx(0.5 + 0.5 * a["helpful"]) and w["humor"] == pytest.approx(0.5 * a["humor"])
+    assert main(["weights", "--adapter", str(out), "x", "--user-weights", "1,-1,0"]) == 2
+    assert "non-negative" in capsys.readouterr().err
 
 
 def test_cli_reports_bad_data_on_one_line(tmp_path, capsys):
