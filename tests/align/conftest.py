@@ -7,12 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_policy import OBJECTIVES, PROMPTS, make_tiny_policy
-
-
-@pytest.fixture(scope="session")
-def tiny_policy_dir(tmp_path_factory) -> Path:
-    return make_tiny_policy(tmp_path_factory.mktemp("tiny_policy"))
+from tiny_policy import OBJECTIVES, PROMPTS
 
 
 @pytest.fixture

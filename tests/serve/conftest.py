@@ -3,45 +3,17 @@ random adapter on the tiny BERT encoder over the objectives of two rule scorers,
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_models import make_tiny_policy
 
-CHAT_TEMPLATE = (
-    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}assistant:{% endif %}"
-)
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 #: The rule scorers the engine loads from specs; the adapter weighs the same objectives.
 SCORERS = [{"type": "rule", "name": "concise"}, {"type": "rule", "name": "sentiment", "objective": "positive"}]
 OBJECTIVES = ["concise", "positive"]
-
-
-def make_policy(folder: Path, hidden: int = 16) -> Path:
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from preforch.models.paths import minilm_path
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in TOKENIZER_FILES:
-        if (minilm_path() / name).is_file():
-            shutil.copy(minilm_path() / name, folder / name)
-    tok = AutoTokenizer.from_pretrained(folder)
-    tok.chat_template = CHAT_TEMPLATE
-    tok.eos_token = "[SEP]"
-    tok.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
-                         bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id, pad_token_id=tok.pad_token_id,
-                         tie_word_embeddings=True)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    return folder
 
 
 def make_adapter(folder: Path, encoder_dir: Path) -> Path:
@@ -64,7 +36,7 @@ def make_adapter(folder: Path, encoder_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def serve_policy_dir(tmp_path_factory) -> Path:
-    return make_policy(tmp_path_factory.mktemp("serve_policy"))
+    return make_tiny_policy(tmp_path_factory.mktemp("serve_policy"), hidden=16, layers=1)
 
 
 @pytest.fixture(scope="session")
