@@ -30,7 +30,7 @@ def make_heads(encoder, seed: int = 0, max_length: int = 64) -> SharedEncoderHea
     torch.manual_seed(seed)
     config = HeadsConfig(heads=[HeadSpec("harmless", pooling="response_mean"),
                                 HeadSpec("helpful", pooling="response_attention",
-                                         features=["response", "prompt", "product", "difference"], hidden=8),
+                                         features=["response", "prompt", "product", "difference", "length"], hidden=8),
                                 HeadSpec("plain", pooling="mean", hidden=4, dropout=0.1)],
                          encoder=str(encoder.path), max_length=max_length, prompt_tokens=16)
     return SharedEncoderHeads(config, encoder=encoder)
@@ -82,7 +82,8 @@ def test_truncation_keeps_prompt_end_and_response_start(encoder):
     model = make_heads(encoder, max_length=24)
     tok = encoder.tokenizer
     rows = model.build_inputs(["alpha " * 50 + "omega"], ["first " + "middle " * 50])
-    ids, start = rows[0]
+    ids, start, full = rows[0]
+    assert full == 51  # the length feature sees the untruncated reply
     assert len(ids) == 24
     text_prompt, text_resp = tok.decode(ids[1 : start - 1]), tok.decode(ids[start:-1])
     assert text_prompt.endswith("omega") and text_resp.startswith("first")
@@ -140,7 +141,36 @@ def test_bad_specs():
         HeadSpec("x", pooling="max")
     with pytest.raises(PreforchError, match="features"):
         HeadSpec("x", features=["response", "smell"])
-    with pytest.raises(PreforchError, match="only the 'response' feature"):
+    with pytest.raises(PreforchError, match="only the 'response' and 'length'"):
         HeadsConfig(heads=[HeadSpec("x", features=["response", "prompt"])], input_format="response")
     with pytest.raises(PreforchError, match="unique"):
         HeadsConfig(heads=[HeadSpec("x"), HeadSpec("x")])
+
+
+def test_builtin_heads_load_and_score_the_example():
+    from preforch.data.example import load_hh, load_ultrafeedback
+    from preforch.models.builtin import BUILTIN_OBJECTIVES, load_builtin_scorer
+
+    scorer = load_builtin_scorer()
+    assert isinstance(scorer, Scorer) and scorer.objectives == BUILTIN_OBJECTIVES == ["harmless", "helpful", "concise"]
+    hh, uf = load_hh(limit=3), load_ultrafeedback(limit=3)
+    scores = scorer.score(hh.prompts + uf.prompts, hh.chosen + uf.chosen)  # [6, 3]
+    assert scores.shape == (6, 3) and np.isfinite(scores).all()
+    assert np.ptp(scores, axis=0).min() > 0
+
+
+@pytest.mark.slow  # 400 MiniLM passes: ~20 s on a busy 2-core CPU
+def test_builtin_harmless_head_prefers_chosen_on_heldout_hh_pairs():
+    from preforch.data.example import load_hh
+    from preforch.models.builtin import BUILTIN_HEADS
+    from preforch.rewards.train_rm import split_by_prompt
+
+    metrics = json.loads((BUILTIN_HEADS["harmless"] / "metrics.json").read_text())
+    cfg = metrics["config"]
+    hh = load_hh()
+    held = split_by_prompt(hh.prompts, cfg["heldout_fraction"], cfg["val_fraction"], cfg["seed"])["heldout"][:200]
+    heads = SharedEncoderHeads.from_pretrained(BUILTIN_HEADS["harmless"])
+    pairs = hh.subset(held)
+    chosen = heads.score(pairs.prompts, pairs.chosen, batch_size=64)[:, 0]
+    rejected = heads.score(pairs.prompts, pairs.rejected, batch_size=64)[:, 0]
+    assert len(held) == 200 and (chosen > rejected).mean() > 0.5

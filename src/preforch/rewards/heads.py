@@ -36,7 +36,9 @@ LOCAL_ENCODER = "encoder"  # config value (and subfolder) for an encoder fine-tu
 InputFormat = Literal["prompt_response", "response"]
 Pooling = Literal["mean", "response_mean", "response_attention"]
 Feature = Literal["response", "prompt", "product", "difference", "length"]
-_CHARS_PER_TOKEN_CAP = 12  # texts are cut to this many characters per token budget before tokenising
+_CHARS_PER_TOKEN_CAP = 12  # prompts are cut to this many characters per token budget before tokenising
+_RESPONSE_CHARS = 16384  # responses are tokenised up to here, so the length feature sees past max_length
+Row = tuple[list[int], int, int]  # token ids, where the response starts, the response's full token count
 
 
 @dataclass
@@ -62,11 +64,13 @@ class HeadSpec:
 
 @dataclass
 class EncodedPairs:
-    """Token states of one encoder pass. Shapes: states [N, T, D]; mask, response_mask [N, T] (0/1)."""
+    """Token states of one encoder pass. Shapes: states [N, T, D]; mask, response_mask [N, T] (0/1);
+    response_tokens [N]: each response's token count before truncation (for the length feature)."""
 
     states: torch.Tensor
     mask: torch.Tensor
     response_mask: torch.Tensor
+    response_tokens: torch.Tensor
 
 
 def _masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -108,8 +112,8 @@ class RewardHead(nn.Module):
         if prompt is not None:
             parts["product"] = response * prompt
             parts["difference"] = response - prompt
-        if "length" in self.spec.features:  # log response tokens, about [0, 1] for 1..256 tokens
-            parts["length"] = torch.log1p(enc.response_mask.sum(1, keepdim=True).to(states.dtype)) / 5.5  # [N, 1]
+        if "length" in self.spec.features:  # log of the untruncated response length, about [0, 1.4]
+            parts["length"] = torch.log1p(enc.response_tokens.to(states.dtype)).unsqueeze(-1) / 5.5  # [N, 1]
         # each vector is layer-normalised on its own (no parameters), so the features are scale-free
         return torch.cat([parts[f] if f == "length" else F.layer_norm(parts[f], parts[f].shape[-1:])
                           for f in self.spec.features], dim=-1)  # [N, F]
@@ -188,15 +192,15 @@ class SharedEncoderHeads:
         return f"shared_heads:{self.encoder._fingerprint}:{digest.hexdigest()[:16]}"
 
     # ---- encoder input -------------------------------------------------------------------------------------
-    def build_inputs(self, prompts: list[str], responses: list[str]) -> list[tuple[list[int], int]]:
-        """Token ids per row and where the response starts: ``[CLS] prompt-tail [SEP] response-head [SEP]``."""
+    def build_inputs(self, prompts: list[str], responses: list[str]) -> list[Row]:
+        """Per row: ``[CLS] prompt-tail [SEP] response-head [SEP]`` ids, the response start, its full length."""
         tok = self.encoder.tokenizer
         cfg = self.config
         budget = cfg.max_length - (3 if cfg.input_format == "prompt_response" else 2)
         cap = cfg.max_length * _CHARS_PER_TOKEN_CAP
-        r_ids = tok([r[:cap] for r in responses], add_special_tokens=False, verbose=False)["input_ids"]
+        r_ids = tok([r[:_RESPONSE_CHARS] for r in responses], add_special_tokens=False, verbose=False)["input_ids"]
         if cfg.input_format == "response":
-            return [([tok.cls_token_id] + r[:budget] + [tok.sep_token_id], 1) for r in r_ids]
+            return [([tok.cls_token_id] + r[:budget] + [tok.sep_token_id], 1, len(r)) for r in r_ids]
         p_ids = tok([p[-cap:] for p in prompts], add_special_tokens=False, verbose=False)["input_ids"]
         out = []
         for p, r in zip(p_ids, r_ids):
@@ -204,17 +208,17 @@ class SharedEncoderHeads:
             n_resp = min(len(r), budget - n_prompt)
             p_kept = p[len(p) - n_prompt:]
             out.append(([tok.cls_token_id] + p_kept + [tok.sep_token_id] + r[:n_resp] + [tok.sep_token_id],
-                        n_prompt + 2))
+                        n_prompt + 2, len(r)))
         return out
 
-    def encoder_forward(self, rows: list[tuple[list[int], int]], grad: bool = False) -> EncodedPairs:
-        """One encoder pass over prepared rows (right-padded). Shapes: [N, T, D], [N, T], [N, T]."""
-        n, t = len(rows), max(len(ids) for ids, _ in rows)
+    def encoder_forward(self, rows: list[Row], grad: bool = False) -> EncodedPairs:
+        """One encoder pass over prepared rows (right-padded). Shapes: [N, T, D], [N, T], [N, T], [N]."""
+        n, t = len(rows), max(len(row[0]) for row in rows)
         ids = torch.full((n, t), self.encoder.tokenizer.pad_token_id or 0, dtype=torch.long)
         mask = torch.zeros(n, t, dtype=torch.long)
         resp = torch.zeros(n, t, dtype=torch.long)
         types = torch.zeros(n, t, dtype=torch.long)
-        for i, (row, start) in enumerate(rows):
+        for i, (row, start, _) in enumerate(rows):
             ids[i, : len(row)] = torch.tensor(row)
             mask[i, : len(row)] = 1
             resp[i, start : len(row) - 1] = 1  # response tokens, without the final [SEP]
@@ -223,7 +227,8 @@ class SharedEncoderHeads:
         ids, mask, types = ids.to(self.device), mask.to(self.device), types.to(self.device)
         with torch.set_grad_enabled(grad), torch.inference_mode(not grad):
             states = self.encoder.model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
-        return EncodedPairs(states, mask, resp.to(self.device))
+        full = torch.tensor([row[2] for row in rows], dtype=torch.float32, device=self.device)  # [N]
+        return EncodedPairs(states, mask, resp.to(self.device), full)
 
     def encode_pairs(self, prompts: list[str], responses: list[str]) -> EncodedPairs:
         """Token states of one batch (no batching inside). Shapes: [N, T, D], [N, T], [N, T]."""

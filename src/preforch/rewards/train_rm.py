@@ -156,7 +156,8 @@ class StateCache:
                  progress: bool) -> None:
         rows = model.build_inputs(prompts, responses)
         self.states: list[torch.Tensor] = [torch.empty(0)] * len(rows)
-        self.starts = [start for _, start in rows]
+        self.starts = [row[1] for row in rows]
+        self.full_lengths = [row[2] for row in rows]
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         for idx in tqdm(batches, desc="encode (cached)", disable=not progress, unit="batch"):
@@ -176,7 +177,8 @@ class StateCache:
         starts = torch.tensor([self.starts[i] for i in idx_t.tolist()])
         resp = ((pos[None, :] >= starts[:, None]) & (pos[None, :] < lengths[:, None] - 1)).long()  # [B, T]
         states = self._padded[idx_t, :t].float()  # [B, T, D]
-        return EncodedPairs(states.to(device), mask.to(device), resp.to(device))
+        full = torch.tensor([self.full_lengths[i] for i in idx_t.tolist()], dtype=torch.float32)  # [B]
+        return EncodedPairs(states.to(device), mask.to(device), resp.to(device), full.to(device))
 
 
 class PairScorer:
