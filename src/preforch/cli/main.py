@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run one command; bad input prints one line and returns 2."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    # transformers' per-load "Loading weights" bars drown preforch's own progress bars.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from preforch.errors import PreforchError
 
     parser = build_parser()
