@@ -120,3 +120,72 @@ def run_main(main: Callable[[], int]) -> None:
         print(f"BROKEN RUN: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     raise SystemExit(code)
+
+
+# ---- a `preforch score` job on the example data, for the cache and multi-process benchmarks ----------------
+
+
+def builtin_available() -> bool:
+    try:
+        from preforch.models.builtin import BUILTIN_HEADS
+    except ImportError:
+        return False
+    return all((p / "model.safetensors").is_file() for p in BUILTIN_HEADS.values())
+
+
+def score_job(folder: Path, rows: int, scorers: str = "auto") -> tuple[Path, list[dict], str]:
+    """Write ``rows`` example rows (chosen + rejected) to ``folder/in.jsonl`` and pick K = 3 scorers: the
+    built-in ones when their weights are shipped (``auto``/``builtin``), else random heads (harmless, helpful)
+    on MiniLM saved to ``folder/heads`` plus the conciseness rule. Returns (input, scorer specs, what)."""
+    import json
+
+    from preforch.data.example import load_example
+    from preforch.rewards.heads import HeadsConfig, HeadSpec, SharedEncoderHeads
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = load_example().subset(list(range(rows)))
+    path = folder / "in.jsonl"
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps({"prompt": p, "chosen": c, "rejected": r}) + "\n" for p, c, r in zip(data.prompts, data.chosen, data.rejected))
+    if scorers in ("auto", "builtin") and builtin_available():
+        return path, [{"type": "builtin"}], "built-in scorer (harmless + helpful heads on MiniLM, concise rule)"
+    import torch
+
+    torch.manual_seed(0)
+    config = HeadsConfig(heads=[HeadSpec("harmless", pooling="response_mean", features=["response", "product"]),
+                                HeadSpec("helpful", pooling="response_attention", features=["response", "prompt"],
+                                         hidden=64)], max_length=256, prompt_tokens=64)
+    SharedEncoderHeads(config).save_pretrained(folder / "heads", overwrite=True)
+    return path, [{"type": "heads", "path": str(folder / "heads")}, {"type": "rule", "name": "concise"}], \
+        "random heads (harmless, helpful) on MiniLM + concise rule (built-in weights not shipped yet)"
+
+
+def read_scores(path: Path) -> np.ndarray:  # noqa: F821
+    """score.* and score_rejected.* columns of a scored JSONL file. Shape: [N, 2K]."""
+    import json
+
+    import numpy as np
+
+    rows = [json.loads(line) for line in open(path, encoding="utf-8")]
+    cols = sorted(k for k in rows[0] if k.startswith(("score.", "score_rejected.")))
+    return np.array([[r[c] for c in cols] for r in rows], dtype=np.float64)
+
+
+def parse_score_output(stdout: str) -> dict[str, float]:
+    """Numbers of `preforch score`'s report: scoring seconds, loading seconds, cache hits, lookups."""
+    import re
+
+    out: dict[str, float] = {}
+    m = re.search(r"time ([\d.]+) s scoring \(\+([\d.]+) s loading\)", stdout)
+    if m:
+        out["scoring"], out["loading"] = float(m.group(1)), float(m.group(2))
+    m = re.search(r"cache hits (\d+) of (\d+)", stdout)
+    if m:
+        out["hits"], out["lookups"] = float(m.group(1)), float(m.group(2))
+    return out
+
+
+def ratio_median(times: dict[str, list[float]], num: str, den: str) -> float:
+    """Median over repetitions of time[num] / time[den]: the two ran back to back, so a burst of load from
+    other jobs on the shared machine hits both, and the ratio is steadier than a ratio of medians."""
+    return median([a / b for a, b in zip(times[num], times[den])])
