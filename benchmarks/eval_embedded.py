@@ -22,20 +22,11 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def cached_scores(scorer, prompts, responses, path: Path) -> np.ndarray:
-    if path.is_file():
-        return np.load(path)
-    scores = scorer.score(prompts, responses)  # [N, K]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, scores)
-    return scores
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit-per-kind", type=int, default=None)
-    parser.add_argument("--bon-prompts", type=int, default=64, help="test prompts for best-of-N")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--bon-prompts", type=int, default=32, help="test prompts for best-of-N")
+    parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--resolution", type=int, default=10)
     parser.add_argument("--work", default="runs/bench_eval")
     parser.add_argument("--seed", type=int, default=0)
@@ -52,13 +43,16 @@ def main() -> None:
     if missing:
         raise SystemExit(f"built-in reward heads not found ({missing}); train them first (configs/rm_*.yaml)")
     data = load_example(args.limit_per_kind, seed=args.seed)
-    scorer = load_builtin_scorer()
-    tag = f"{len(data)}_{args.seed}"
+    from preforch.rewards.cache import ScoreCache
+    from preforch.rewards.multi import MultiScorer
+
+    # The project's score cache keys on the scorer's identity, so new reward heads never reuse stale scores.
+    scorer = MultiScorer([load_builtin_scorer()], batch_size=64, cache=ScoreCache(), progress=True)
     t0 = time.perf_counter()
     data.objectives = list(scorer.objectives)
-    data.scores_chosen = cached_scores(scorer, data.prompts, data.chosen, work / f"chosen_{tag}.npy")
-    data.scores_rejected = cached_scores(scorer, data.prompts, data.rejected, work / f"rejected_{tag}.npy")
-    print(f"scored {2 * len(data)} responses in {time.perf_counter() - t0:.0f} s (cached under {work})")
+    data.scores_chosen = scorer.score(data.prompts, data.chosen)  # [N, K]
+    data.scores_rejected = scorer.score(data.prompts, data.rejected)  # [N, K]
+    print(f"scored {2 * len(data)} responses in {time.perf_counter() - t0:.0f} s (score cache: {scorer.hits} hits)")
     result = train_adapter(AdapterConfig(seed=args.seed), data, progress=False)
     adapter, tr, te = result.adapter, result.train_index, result.val_index
     norm = adapter.normalizer
@@ -100,7 +94,7 @@ def best_of_n(args, work: Path, adapter, data, te, scorer, best_fixed: np.ndarra
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text("".join(json.dumps({"prompt": p, "candidates": c}) + "\n" for p, c in zip(prompts, candidates)))
     flat_p = [p for p, c in zip(prompts, candidates) for _ in c]
-    raw = cached_scores(scorer, flat_p, [y for c in candidates for y in c], cache.with_suffix(".scores.npy"))
+    raw = scorer.score(flat_p, [y for c in candidates for y in c])  # [P * 8, K]
     k = len(adapter.objectives)
     s = adapter.normalizer.transform(raw).reshape(len(prompts), 8, k)  # [P, 8, K]
     w = predict_once(adapter, prompts)  # [P, K]
