@@ -140,3 +140,71 @@ def test_cli_help_and_run(tmp_path, tiny_encoder_dir, capsys):
     assert "held-out pairwise accuracy" in capsys.readouterr().out
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["config"]["objective"] == "kind"
     assert main(["rm", "train", "--config", str(config)]) == 2  # the folder exists now
+
+
+def test_prompt_folds_and_margins(tmp_path):
+    from preforch.rewards.train_rm import _pair_weights, load_margins, prompt_folds
+
+    prompts = [f"p{i % 30}" for i in range(120)]
+    idx = np.arange(10, 120)
+    folds = prompt_folds(prompts, idx, 5, seed=1)
+    assert sorted(np.concatenate(folds).tolist()) == idx.tolist()
+    owners = [{prompts[i] for i in f} for f in folds]
+    assert all(not (owners[a] & owners[b]) for a in range(5) for b in range(a + 1, 5))
+    with pytest.raises(PreforchError, match="distinct prompts"):
+        prompt_folds(prompts, idx, 40, seed=1)
+    path = tmp_path / "m.jsonl"  # a margin column, UltraFeedback-style metadata, then a row with neither
+    path.write_text(json.dumps({"margin": 2}) + "\n" + json.dumps({"metadata": {"score_chosen": 9, "score_rejected": 6.5}})
+                    + "\n")
+    np.testing.assert_allclose(load_margins(str(path), 2), [2.0, 2.5])
+    uf = load_margins("embedded:ultrafeedback", len(load_pairs("embedded:ultrafeedback")))
+    assert len(uf) == 889 and uf.min() == 0.5 and uf.max() == 8.0  # ties dropped, in load order
+    w = _pair_weights(RMTrainConfig(margin_weighting="margin"), np.array([1.0, 3.0, 100.0]), np.array([0, 1]))
+    np.testing.assert_allclose(w[:2], [0.5, 1.5])
+    assert _pair_weights(RMTrainConfig(), np.ones(3), np.arange(3)) is None
+    path.write_text(path.read_text() + json.dumps({"prompt": "x"}) + "\n")
+    with pytest.raises(PreforchError, match="row 3: no 'margin'"):
+        load_margins(str(path), 3)
+    with pytest.raises(PreforchError, match="no rating margins"):
+        load_margins("embedded:hh", 3)
+
+
+def test_cv_settings_are_checked():
+    for bad in (dict(cv_folds=1), dict(cv_grid={"lr": [0.1]}), dict(cv_folds=3, cv_grid={"seed": [1]}),
+                dict(cv_folds=3, cv_grid={"lr": []}), dict(cv_folds=3, finetune_encoder=True),
+                dict(margin_weighting="square"), dict(min_margin=-1.0)):
+        with pytest.raises(PreforchError):
+            RMTrainConfig(**bad)
+
+
+def test_cv_selection_never_uses_heldout_and_writes_the_card(tmp_path, tiny_encoder_dir, monkeypatch):
+    from preforch.rewards import train_rm
+
+    path = synthetic_pairs(tmp_path / "margins.jsonl", n=90)  # tiny_config rewrites pairs.jsonl
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**r, "margin": 0.5 + (i % 3)}) + "\n" for i, r in enumerate(rows)))
+    seen = []
+    real = train_rm.cross_validate
+
+    def spy(config, pairs, pool, *args):
+        seen.append(pool.copy())
+        return real(config, pairs, pool, *args)
+
+    config = tiny_config(tmp_path, tiny_encoder_dir, data=str(path), epochs=4, patience=4, cv_folds=3,
+                         cv_grid={"hidden": [0, 4], "min_margin": [0.0, 1.0]})
+    monkeypatch.setattr(train_rm, "cross_validate", spy)
+    result = run_rm_train(config)
+    m = result.metrics
+    split = split_by_prompt(load_pairs(str(path)).prompts, config.heldout_fraction, config.val_fraction, config.seed)
+    assert len(seen) == 4 and all(not set(p) & set(split["heldout"].tolist()) for p in seen)
+    assert len(seen[0]) == len(split["train"]) + len(split["val"])
+    cands = m["selection"]["candidates"]
+    best = min(cands, key=lambda r: r["cv_loss"])
+    assert m["selection"]["selected"] == best["settings"]
+    assert {k: m["config"][k] for k in ("hidden", "min_margin")} == best["settings"]
+    assert all(0.0 <= r["cv_accuracy"] <= 1.0 and len(r["fold_accuracy"]) == 3 for r in cands)
+    expected_train = sum(1 for i in split["train"] if 0.5 + (i % 3) >= best["settings"]["min_margin"])
+    assert m["trained_pairs"] == expected_train
+    card = (tmp_path / "rm" / "MODEL_CARD.md").read_text()
+    assert "## Model selection" in card and "3-fold cross-validation by prompt" in card
+    assert oct((tmp_path / "rm" / "model.safetensors").stat().st_mode & 0o777) == "0o644"

@@ -292,6 +292,7 @@ class SharedEncoderHeads:
         write_json(folder / CONFIG_NAME, data)
         save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
                   str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+        (folder / WEIGHTS_NAME).chmod(0o644)  # save_file follows the umask; published files are 0644
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", encoder=None,

@@ -4,11 +4,20 @@ The encoder is frozen by default: its token states are computed once per text an
 only runs the small head. Pairs are split BY PROMPT into held-out / validation / training: a held-out
 prompt's pairs are never trained on nor used for early stopping (validation comes from the training part).
 The output folder is a heads folder (config.json + model.safetensors) plus MODEL_CARD.md and metrics.json.
+
+Model selection (``cv_folds`` ≥ 2) never looks at the held-out pairs: each candidate of ``cv_grid`` is scored by
+k-fold cross-validation BY PROMPT over the train + validation pairs (each fold's training part keeps its own
+validation share for early stopping), the candidate with the lowest mean fold Bradley–Terry loss wins (loss,
+a proper score, is far less noisy than accuracy on a few hundred pairs; the mean fold accuracy is reported too),
+and the final head is trained with it on the usual train split. ``margin_weighting`` / ``min_margin`` use the
+rating margin of each pair (a ``margin`` column, or UltraFeedback's ``metadata.score_chosen − score_rejected``).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -28,6 +37,9 @@ from preforch.types import PreferenceData
 
 log = logging.getLogger(__name__)
 EMBEDDED_DATA = {"embedded:hh": "load_hh", "embedded:ultrafeedback": "load_ultrafeedback"}
+CV_SETTINGS = ("pooling", "features", "hidden", "dropout", "epochs", "patience", "batch_size", "lr",
+               "weight_decay", "margin_weighting", "min_margin")  # what cv_grid may vary
+MarginWeighting = Literal["none", "margin"]
 
 
 @dataclass
@@ -64,6 +76,13 @@ class RMTrainConfig:
     device: str = field("cpu", help="torch device")
     progress: bool = field(True, help="show progress bars")
     references: dict = field({}, help="reference accuracies measured elsewhere (name: accuracy), shown in the card")
+    margin_weighting: MarginWeighting = field("none", help="'margin': weight each training pair's loss by its "
+                                                           "rating margin (divided by the mean margin)")
+    min_margin: float = field(0.0, help="train only on pairs whose rating margin is at least this (0: all)")
+    cv_folds: int = field(0, help="k >= 2: pick the cv_grid candidate with the lowest mean k-fold (by prompt) "
+                                  "Bradley-Terry loss over train + validation pairs (never the held-out ones)")
+    cv_grid: dict = field({}, help="setting: [values] tried by cv_folds (all combinations); settings: "
+                                   + ", ".join(CV_SETTINGS))
 
     def __post_init__(self) -> None:
         if self.input_format not in get_args(InputFormat) or self.pooling not in get_args(Pooling):
@@ -75,6 +94,15 @@ class RMTrainConfig:
             raise PreforchError("rm train: epochs, batch_size and patience must be >= 1, bootstrap >= 0")
         if not self.objective:
             raise PreforchError("rm train: objective must be a non-empty name")
+        if self.margin_weighting not in get_args(MarginWeighting) or self.min_margin < 0:
+            raise PreforchError(f"rm train: margin_weighting {self.margin_weighting!r} (expected one of "
+                                f"{get_args(MarginWeighting)}) / min_margin {self.min_margin} (expected >= 0)")
+        bad = [k for k, v in self.cv_grid.items() if k not in CV_SETTINGS or not isinstance(v, list) or not v]
+        if bad or self.cv_folds == 1 or self.cv_folds < 0 or (self.cv_grid and not self.cv_folds):
+            raise PreforchError(f"rm train: cv_folds {self.cv_folds} must be 0 or >= 2 (and >= 2 with a cv_grid); "
+                                f"cv_grid keys {bad} need a non-empty list and one of {list(CV_SETTINGS)}")
+        if self.cv_folds and self.finetune_encoder:
+            raise PreforchError("rm train: cv_folds needs the frozen encoder (finetune_encoder: false)")
         self.head_spec()  # validates pooling/features/hidden/dropout
 
     def head_spec(self) -> HeadSpec:
@@ -193,12 +221,16 @@ class PairScorer:
         self.features = None
         if config.finetune_encoder:
             self.rows = model.build_inputs(pairs.prompts * 2, pairs.chosen + (pairs.rejected or []))
-        elif config.pooling != "response_attention":  # pooling has no parameters: pool once
-            with torch.no_grad():
-                n = len(cache.states)
-                chunks = [self.head.pool(cache.collate(list(range(i, min(i + 256, n))), model.device))
-                          for i in range(0, n, 256)]
-            self.features = torch.cat(chunks)  # [2N, F]
+        elif config.pooling != "response_attention":  # pooling has no parameters: pool once per cache
+            pooled = cache.__dict__.setdefault("_pooled", {})
+            key = (config.pooling, tuple(config.features), str(model.device))
+            if key not in pooled:
+                with torch.no_grad():
+                    n = len(cache.states)
+                    pooled[key] = torch.cat([self.head.pool(cache.collate(list(range(i, min(i + 256, n))),
+                                                                          model.device))
+                                             for i in range(0, n, 256)])  # [2N, F]
+            self.features = pooled[key]
 
     def __call__(self, idx: np.ndarray) -> torch.Tensor:
         """Shape: [len(idx)]."""
@@ -231,25 +263,58 @@ def build_model(config: RMTrainConfig, encoder=None) -> SharedEncoderHeads:
     return SharedEncoderHeads(heads_cfg, encoder=encoder, device=config.device)
 
 
-def train_reward_head(config: RMTrainConfig, pairs: PreferenceData | None = None, encoder=None,
-                      cache: StateCache | None = None) -> RMTrainResult:
-    """Train one head; returns the model and metrics (nothing is written; see :func:`run_rm_train`).
+def load_margins(data: str, n: int) -> np.ndarray:
+    """Rating margin per pair, in :func:`load_pairs` order: a ``margin`` column, else UltraFeedback's
+    ``metadata.score_chosen − score_rejected`` (ties dropped as the loader does). Shape: [n]."""
+    from preforch.data.load import read_table
 
-    ``cache`` lets several runs on the same data and encoder input share one encoder pass.
-    """
-    t0 = time.perf_counter()
-    pairs = pairs if pairs is not None else load_pairs(config.data, config.limit)
-    torch.manual_seed(config.seed)
-    model = build_model(config, encoder)
-    n = len(pairs)
-    split = split_by_prompt(pairs.prompts, config.heldout_fraction, config.val_fraction, config.seed)
-    if config.finetune_encoder:
-        model.encoder.model.train().requires_grad_(True)
-    elif cache is None:
-        cache = StateCache(model, pairs.prompts * 2, pairs.chosen + pairs.rejected, config.encode_batch_size,
-                           config.progress)
-    t_encode = time.perf_counter() - t0
-    scorer = PairScorer(model, config, pairs, cache)
+    drop_ties = data == "embedded:ultrafeedback"  # as load_ultrafeedback does
+    if drop_ties:
+        from preforch.data.example import UF_FILE
+
+        data = str(UF_FILE)
+    elif data.startswith("embedded:"):
+        raise PreforchError(f"data {data!r}: has no rating margins (margin_weighting / min_margin need them)")
+    out = []
+    for i, row in enumerate(read_table(data), 1):
+        meta = row.get("metadata") or {}
+        if "margin" in row:
+            out.append(float(row["margin"]))
+        elif "score_chosen" in meta and "score_rejected" in meta:
+            if not drop_ties or meta["score_chosen"] != meta["score_rejected"]:
+                out.append(float(meta["score_chosen"]) - float(meta["score_rejected"]))
+        else:
+            raise PreforchError(f"{data}: row {i}: no 'margin' column nor metadata.score_chosen/score_rejected")
+    if len(out) < n:
+        raise PreforchError(f"{data}: {len(out)} margins for {n} pairs")
+    return np.asarray(out[:n], dtype=np.float64)
+
+
+def _pair_weights(config: RMTrainConfig, margins: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+    """Per-pair loss weights (mean 1 over ``idx``), or None for a plain mean."""
+    if config.margin_weighting == "none" or margins is None:
+        return None
+    w = margins.clip(min=0.0)
+    return w / max(float(w[idx].mean()), 1e-12)  # [N]
+
+
+def _train_rows(config: RMTrainConfig, margins: np.ndarray | None, idx: np.ndarray) -> np.ndarray:
+    return idx[margins[idx] >= config.min_margin] if config.min_margin > 0 and margins is not None else idx
+
+
+def prompt_folds(prompts: list[str], idx: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """``k`` disjoint parts of the rows ``idx``; all rows of one prompt land in the same part."""
+    uniq = sorted({prompts[i] for i in idx})
+    if len(uniq) < k:
+        raise PreforchError(f"rm train: cv_folds {k} but only {len(uniq)} distinct prompts outside the held-out split")
+    part = {uniq[j]: rank % k for rank, j in enumerate(np.random.default_rng(seed).permutation(len(uniq)))}
+    labels = np.array([part[prompts[i]] for i in idx])
+    return [idx[labels == f] for f in range(k)]
+
+
+def _fit(config: RMTrainConfig, model: SharedEncoderHeads, scorer: PairScorer, train: np.ndarray, val: np.ndarray,
+         n: int, weights: np.ndarray | None) -> tuple[int, list[dict]]:
+    """Train ``model``'s heads on pairs ``train``, early-stopping on ``val``; loads the best epoch's weights."""
     groups = [{"params": list(model.heads.parameters()), "lr": config.lr}]
     if config.finetune_encoder:
         groups.append({"params": list(model.encoder.model.parameters()), "lr": config.encoder_lr})
@@ -263,23 +328,25 @@ def train_reward_head(config: RMTrainConfig, pairs: PreferenceData | None = None
         if config.finetune_encoder:
             model.encoder.model.train()
         losses = []
-        train_idx = gen.permutation(split["train"])
+        train_idx = gen.permutation(train)
         for i in range(0, len(train_idx), config.batch_size):
             idx = train_idx[i : i + config.batch_size]
             r = scorer(np.concatenate([idx, idx + n]))  # [2B]
-            loss = bradley_terry_loss(r[: len(idx)], r[len(idx) :])
+            per_pair = -F.logsigmoid(r[: len(idx)] - r[len(idx) :])  # [B]
+            loss = per_pair.mean() if weights is None else (per_pair * torch.as_tensor(
+                weights[idx], dtype=per_pair.dtype, device=per_pair.device)).mean()
             optim.zero_grad()
             loss.backward()
             optim.step()
             losses.append(loss.item())
         model.heads.eval()
         model.encoder.model.eval()
-        val = _val_loss(scorer, split["val"], n)
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val})
-        bar.set_postfix(train=f"{history[-1]['train_loss']:.4f}", val=f"{val:.4f}")
-        if val < best[0] - 1e-6:
+        val_loss = _val_loss(scorer, val, n)
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss})
+        bar.set_postfix(train=f"{history[-1]['train_loss']:.4f}", val=f"{val_loss:.4f}")
+        if val_loss < best[0] - 1e-6:
             enc_state = copy.deepcopy(model.encoder.model.state_dict()) if config.finetune_encoder else None
-            best = (val, epoch, copy.deepcopy(model.heads.state_dict()), enc_state)
+            best = (val_loss, epoch, copy.deepcopy(model.heads.state_dict()), enc_state)
         elif epoch - best[1] >= config.patience:
             break
     model.heads.load_state_dict(best[2])
@@ -287,10 +354,80 @@ def train_reward_head(config: RMTrainConfig, pairs: PreferenceData | None = None
         model.encoder.model.load_state_dict(best[3])
     model.heads.eval()
     model.encoder.model.eval().requires_grad_(False)
+    return best[1], history
+
+
+def cross_validate(config: RMTrainConfig, pairs: PreferenceData, pool: np.ndarray, encoder,
+                   cache: StateCache, margins: np.ndarray | None) -> dict:
+    """Mean k-fold (by prompt) accuracy and loss of one setting over the pairs ``pool``; ``encoder`` is loaded."""
+    n, accs, losses, sizes = len(pairs), [], [], []
+    for f, fold in enumerate(prompt_folds(pairs.prompts, pool, config.cv_folds, config.seed)):
+        rest = np.setdiff1d(pool, fold)
+        inner_val = prompt_folds(pairs.prompts, rest, max(2, int(round(1 / config.val_fraction))), config.seed + f)[0]
+        train = _train_rows(config, margins, np.setdiff1d(rest, inner_val))
+        torch.manual_seed(config.seed)
+        model = build_model(config, encoder)
+        scorer = PairScorer(model, config, pairs, cache)
+        _fit(config, model, scorer, train, inner_val, n, _pair_weights(config, margins, train))
+        c, r = _rewards(scorer, fold, n)
+        accs.append(float(pairwise_accuracy(c, r).mean()))
+        losses.append(float(bradley_terry_loss(torch.from_numpy(c), torch.from_numpy(r))))
+        sizes.append(len(fold))
+    w = np.asarray(sizes, dtype=np.float64) / sum(sizes)
+    return {"cv_accuracy": float(np.dot(w, accs)), "cv_loss": float(np.dot(w, losses)), "fold_accuracy": accs}
+
+
+def select_by_cv(config: RMTrainConfig, pairs: PreferenceData, pool: np.ndarray, encoder, cache: StateCache,
+                 margins: np.ndarray | None) -> tuple[RMTrainConfig, list[dict]]:
+    """Every cv_grid combination, cross-validated on ``pool``; returns the winner's config and all results."""
+    keys = list(config.cv_grid)
+    results = []
+    for values in itertools.product(*(config.cv_grid[k] for k in keys)):
+        candidate = dataclasses.replace(config, **dict(zip(keys, values)), progress=False)
+        res = cross_validate(candidate, pairs, pool, encoder, cache, margins)
+        results.append({"settings": dict(zip(keys, values)), **res})
+        log.info("cv %s: accuracy %.3f, loss %.4f", results[-1]["settings"], res["cv_accuracy"], res["cv_loss"])
+    best = min(results, key=lambda r: (r["cv_loss"], -r["cv_accuracy"]))
+    return dataclasses.replace(config, **best["settings"]), results
+
+
+def train_reward_head(config: RMTrainConfig, pairs: PreferenceData | None = None, encoder=None,
+                      cache: StateCache | None = None) -> RMTrainResult:
+    """Train one head (after the cv_grid selection, if any); returns the model and metrics (nothing is written;
+    see :func:`run_rm_train`). ``cache`` lets several runs on the same data and encoder input share one pass.
+    """
+    t0 = time.perf_counter()
+    pairs = pairs if pairs is not None else load_pairs(config.data, config.limit)
+    n = len(pairs)
+    margins = (load_margins(config.data, n) if config.margin_weighting != "none" or config.min_margin > 0
+               or "margin_weighting" in config.cv_grid or "min_margin" in config.cv_grid else None)
+    torch.manual_seed(config.seed)
+    model = build_model(config, encoder)
+    split = split_by_prompt(pairs.prompts, config.heldout_fraction, config.val_fraction, config.seed)
+    if config.finetune_encoder:
+        model.encoder.model.train().requires_grad_(True)
+    elif cache is None:
+        cache = StateCache(model, pairs.prompts * 2, pairs.chosen + pairs.rejected, config.encode_batch_size,
+                           config.progress)
+    t_encode = time.perf_counter() - t0
+    selection = None
+    if config.cv_folds:
+        pool = np.sort(np.concatenate([split["train"], split["val"]]))  # never the held-out pairs
+        grid = config.cv_grid or {"weight_decay": [config.weight_decay]}  # no grid: just report the CV score
+        chosen, results = select_by_cv(dataclasses.replace(config, cv_grid=grid), pairs, pool, model.encoder,
+                                       cache, margins)
+        config = dataclasses.replace(chosen, cv_grid=config.cv_grid)
+        selection = {"folds": config.cv_folds, "pool_pairs": int(len(pool)), "candidates": results,
+                     "selected": {k: getattr(config, k) for k in grid}}
+        torch.manual_seed(config.seed)
+        model = build_model(config, model.encoder)
+    scorer = PairScorer(model, config, pairs, cache)
+    train = _train_rows(config, margins, split["train"])
+    best_epoch, history = _fit(config, model, scorer, train, split["val"], n, _pair_weights(config, margins, train))
     metrics = evaluate_split(scorer, pairs, split, config)
-    metrics.update(best_epoch=best[1], epochs_run=len(history), history=history,
-                   encode_seconds=round(t_encode, 2), train_seconds=round(time.perf_counter() - t0 - t_encode, 2),
-                   config=to_dict(config))
+    metrics.update(best_epoch=best_epoch, epochs_run=len(history), history=history, selection=selection,
+                   trained_pairs=int(len(train)), encode_seconds=round(t_encode, 2),
+                   train_seconds=round(time.perf_counter() - t0 - t_encode, 2), config=to_dict(config))
     return RMTrainResult(model=model, metrics=metrics)
 
 
@@ -352,9 +489,10 @@ def render_model_card(metrics: dict) -> str:
     cfg = metrics["config"]
     lo, hi = metrics["heldout_accuracy_ci95"]
     n, p = metrics["n_pairs"], metrics["n_prompts"]
+    best_baseline = max(metrics["baselines"].items(), key=lambda kv: kv[1])
     settings = {k: cfg[k] for k in ("input_format", "max_length", "prompt_tokens", "pooling", "features", "hidden",
                                      "dropout", "finetune_encoder", "epochs", "patience", "batch_size", "lr",
-                                     "weight_decay")}
+                                     "weight_decay", "margin_weighting", "min_margin")}
     lines = [
         f"# Reward head: {cfg['objective']}",
         "",
@@ -373,7 +511,9 @@ def render_model_card(metrics: dict) -> str:
         "",
         f"**{metrics['heldout_accuracy']:.3f}** (95% bootstrap interval over held-out prompts, "
         f"{cfg['bootstrap']} resamples: {lo:.3f}–{hi:.3f}) on {n['heldout']} held-out pairs. "
-        f"Train {metrics['train_accuracy']:.3f}, validation {metrics['val_accuracy']:.3f}.",
+        f"Train {metrics['train_accuracy']:.3f}, validation {metrics['val_accuracy']:.3f}."
+        + (f" This is below the best length baseline ({best_baseline[1]:.3f}, {best_baseline[0].replace('_', ' ')})."
+           if metrics["heldout_accuracy"] < best_baseline[1] else ""),
         "",
         "| baseline (same held-out pairs unless noted) | accuracy |",
         "| --- | --- |",
@@ -382,12 +522,15 @@ def render_model_card(metrics: dict) -> str:
     ]
     lines += [f"| {name} (reference, measured elsewhere on this data) | {value} |"
               for name, value in sorted(cfg.get("references", {}).items())]
+    lines += _selection_lines(metrics)
     lines += [
         "",
         "## Training",
         "",
-        f"Best epoch {metrics['best_epoch']} of {metrics['epochs_run']} run; encoding {metrics['encode_seconds']} s, "
-        f"head training {metrics['train_seconds']} s.",
+        f"Trained on {metrics.get('trained_pairs', n['train'])} of the {n['train']} train pairs"
+        f"{' (min_margin ' + str(cfg.get('min_margin')) + ' drops smaller rating margins)' if cfg.get('min_margin') else ''}"
+        f"; best epoch {metrics['best_epoch']} of {metrics['epochs_run']} run; encoding {metrics['encode_seconds']} s, "
+        f"{'selection and ' if metrics.get('selection') else ''}head training {metrics['train_seconds']} s.",
         "",
         "Settings: " + ", ".join(f"`{k}={v}`" for k, v in settings.items()) + ".",
         "",
@@ -396,3 +539,21 @@ def render_model_card(metrics: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _selection_lines(metrics: dict) -> list[str]:
+    """The model-selection section of the card (empty without cv_folds)."""
+    sel = metrics.get("selection")
+    if not sel:
+        return ["", "## Model selection", "", "None: the settings below were fixed in advance."]
+    rows = sorted(sel["candidates"], key=lambda r: r["cv_loss"])
+    lines = ["", "## Model selection", "",
+             f"{sel['folds']}-fold cross-validation by prompt over the {sel['pool_pairs']} train + validation pairs "
+             f"(the held-out pairs were never looked at); in each fold, a share of the training prompts was kept "
+             f"for early stopping. {len(rows)} candidates; the lowest mean fold Bradley–Terry loss wins: "
+             + ", ".join(f"`{k}={v}`" for k, v in sel["selected"].items()) + ". The retrained head's held-out "
+             "accuracy above is the only held-out measurement.", "",
+             "| candidate | mean CV loss | mean CV accuracy |", "| --- | --- | --- |"]
+    lines += [f"| {', '.join(f'{k}={v}' for k, v in r['settings'].items())} | {r['cv_loss']:.4f} | "
+              f"{r['cv_accuracy']:.3f} |" for r in rows]
+    return lines
