@@ -61,10 +61,10 @@ def main() -> int:
     reward_calls: list[tuple[float, float, int]] = []  # (start, seconds, completions)
     original = rewards_mod.ScalarizedReward.__call__
 
-    def timed_call(self, prompts_, completions, **kwargs):
+    def timed_call(self, *args_, **kwargs):  # TRL passes prompts= and completions= as keywords
         t0 = time.perf_counter()
-        out = original(self, prompts_, completions, **kwargs)
-        reward_calls.append((t0, time.perf_counter() - t0, len(completions)))
+        out = original(self, *args_, **kwargs)
+        reward_calls.append((t0, time.perf_counter() - t0, len(out)))
         return out
 
     steps: list[tuple[float, float]] = []

@@ -51,7 +51,7 @@ def main() -> int:
         mask = torch.zeros(n, t, dtype=torch.long)
         types = torch.zeros(n, t, dtype=torch.long)
         for j, i in enumerate(idx):
-            row, start = rows[i]
+            row, start = rows[i][0], rows[i][1]
             ids[j, : len(row)] = torch.tensor(row)
             mask[j, : len(row)] = 1
             types[j, start: len(row)] = 1
