@@ -37,7 +37,7 @@ def machine_line() -> str:
     import torch
 
     try:
-        load = ", load avg %.1f" % os.getloadavg()[0]
+        load = f", load avg {os.getloadavg()[0]:.1f}"
     except OSError:
         load = ""
     cpu = platform.processor() or platform.machine()
@@ -166,7 +166,8 @@ def read_scores(path: Path) -> np.ndarray:  # noqa: F821
 
     import numpy as np
 
-    rows = [json.loads(line) for line in open(path, encoding="utf-8")]
+    with open(path, encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle]
     cols = sorted(k for k in rows[0] if k.startswith(("score.", "score_rejected.")))
     return np.array([[r[c] for c in cols] for r in rows], dtype=np.float64)
 

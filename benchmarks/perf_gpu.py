@@ -50,7 +50,7 @@ def bench_reward_model(tmp: Path, tok, prompts, responses, dry: bool, device: st
 
     from preforch.rewards.hf import HFScorer, HFScorerConfig
 
-    size = dict(n_embd=64, n_layer=2, n_head=2) if dry else dict(n_embd=1280, n_layer=36, n_head=20)  # gpt2-large
+    size = {"n_embd": 64, "n_layer": 2, "n_head": 2} if dry else {"n_embd": 1280, "n_layer": 36, "n_head": 20}  # gpt2-large
     config = GPT2Config(vocab_size=len(tok), n_positions=1024, num_labels=1, pad_token_id=tok.pad_token_id,
                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **size)
     torch.manual_seed(0)
