@@ -96,6 +96,20 @@ def coerce(value: Any, tp, name: str, source: str) -> Any:
     return value
 
 
+def read_yaml_mapping(path: str | Path, what: str = "config file", of: str = "settings") -> dict:
+    """A YAML file that must hold a mapping; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise PreforchError(f"{path}: {what} not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise PreforchError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise PreforchError(f"{path}: expected a mapping of {of}, got {type(data).__name__}")
+    return data
+
+
 def build_config(cls: type[C], yaml_path: str | Path | None = None, overrides: dict | None = None) -> C:
     """Defaults < YAML file < ``overrides``. Unknown keys and wrong types are errors that name them."""
     values: dict[str, Any] = {}
@@ -103,14 +117,7 @@ def build_config(cls: type[C], yaml_path: str | Path | None = None, overrides: d
     names = {f.name for f in dataclasses.fields(cls)}
     if yaml_path is not None:
         path = Path(yaml_path)
-        if not path.is_file():
-            raise PreforchError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise PreforchError(f"{path}: not valid YAML ({err})") from None
-        if not isinstance(data, dict):
-            raise PreforchError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+        data = read_yaml_mapping(path, "config file", "settings")
         unknown = sorted(set(data) - names)
         if unknown:
             raise PreforchError(f"{path}: unknown setting(s) {unknown}; known: {sorted(names)}")

@@ -10,9 +10,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import yaml
 
-from preforch.config import build_config
+from preforch.config import build_config, read_yaml_mapping
 from preforch.errors import PreforchError
 
 STAGES = ("score", "adapter", "evaluate_adapter")
@@ -29,14 +28,7 @@ def _classes() -> dict[str, type]:
 def read_recipe(path: str | Path) -> dict[str, dict]:
     """The raw sections of a recipe file (``description`` is allowed and ignored)."""
     path = Path(path)
-    if not path.is_file():
-        raise PreforchError(f"{path}: recipe file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise PreforchError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise PreforchError(f"{path}: expected a mapping of sections {list(STAGES)}")
+    data = read_yaml_mapping(path, "recipe file", f"sections {list(STAGES)}")
     unknown = sorted(set(data) - {*STAGES, "description"})
     if unknown:
         raise PreforchError(f"{path}: unknown section(s) {unknown}; known: {list(STAGES)}")
