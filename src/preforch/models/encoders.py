@@ -4,6 +4,7 @@ of the last prompt token of a causal LM (so the policy itself can be the encoder
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -62,20 +63,40 @@ class SentenceEncoder:
 
     def __init__(self, path: str, max_length: int = 256, normalize: bool = True, device: str = "cpu",
                  trust_remote_code: bool = False) -> None:
-        from transformers import AutoModel, AutoTokenizer
-
         folder = _check_folder(path)
         self.path = str(folder)
         self.max_length = max_length
         self.normalize = normalize
         self.device = torch.device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True,
-                                                       trust_remote_code=trust_remote_code)
-        self.model = AutoModel.from_pretrained(self.path, local_files_only=True, use_safetensors=True,
-                                               trust_remote_code=trust_remote_code).to(self.device).eval()
-        self.model.requires_grad_(False)
-        self.dim = int(self.model.config.hidden_size)
+        self.trust_remote_code = trust_remote_code
+        self._tokenizer = None
+        self._model = None
         self._fingerprint = _file_fingerprint(folder)
+        try:
+            self.dim = int(json.loads((folder / "config.json").read_text(encoding="utf-8"))["hidden_size"])
+        except (OSError, ValueError, KeyError):
+            self.dim = int(self.model.config.hidden_size)
+
+    # The weights load on first use: a fully cached scoring run never needs them (issue 7, target 3: loading
+    # MiniLM was ~4 s of a ~7.5 s cached re-run).
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True,
+                                                            trust_remote_code=self.trust_remote_code)
+        return self._tokenizer
+
+    @property
+    def model(self):
+        if self._model is None:
+            from transformers import AutoModel
+
+            model = AutoModel.from_pretrained(self.path, local_files_only=True, use_safetensors=True,
+                                              trust_remote_code=self.trust_remote_code)
+            self._model = model.to(self.device).eval().requires_grad_(False)
+        return self._model
 
     def identity(self) -> str:
         return f"sentence:{self._fingerprint}:{self.max_length}:{int(self.normalize)}"
