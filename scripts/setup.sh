@@ -7,8 +7,8 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-# A CPU build of torch: the local wheel where the machine has one, else PyPI's CPU index is not reachable,
-# so the plain pin (pip takes the wheel from /opt/wheels through the machine's pip config).
+# A CPU build of torch: the wheel this kind of machine keeps in /opt/wheels. Elsewhere the plain pin is used
+# (on x86_64 PyPI serves a CUDA build; install a CPU wheel first by hand if you want to avoid that).
 if ! python -c "import torch" 2>/dev/null; then
   wheel=$(ls /opt/wheels/torch-2.13.0+cpu-*.whl 2>/dev/null | head -1 || true)
   if [ -n "$wheel" ]; then pip install -q "$wheel"; else pip install -q "torch==2.13.0"; fi
