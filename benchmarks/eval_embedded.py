@@ -30,6 +30,10 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=10)
     parser.add_argument("--work", default="runs/bench_eval")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rm-heldout", action="store_true",
+                        help="test only on the pairs the built-in reward heads held out (their configs' split), and "
+                             "train the adapter on the rest, so no test pair was seen by a reward model")
+    parser.add_argument("--skip-best-of-n", action="store_true", help="pairwise accuracy only")
     args = parser.parse_args()
     work = Path(args.work)
 
@@ -53,8 +57,14 @@ def main() -> None:
     data.scores_chosen = scorer.score(data.prompts, data.chosen)  # [N, K]
     data.scores_rejected = scorer.score(data.prompts, data.rejected)  # [N, K]
     print(f"scored {2 * len(data)} responses in {time.perf_counter() - t0:.0f} s (score cache: {scorer.hits} hits)")
-    result = train_adapter(AdapterConfig(seed=args.seed), data, progress=False)
-    adapter, tr, te = result.adapter, result.train_index, result.val_index
+    if args.rm_heldout:
+        held = rm_heldout_prompts()
+        is_test = np.array([p in held for p in data.prompts])
+        tr, te = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+        adapter = train_adapter(AdapterConfig(seed=args.seed), data.subset(tr), progress=False).adapter
+    else:
+        result = train_adapter(AdapterConfig(seed=args.seed), data, progress=False)
+        adapter, tr, te = result.adapter, result.train_index, result.val_index
     norm = adapter.normalizer
     s_c, s_r = norm.transform(data.scores_chosen), norm.transform(data.scores_rejected)  # [N, K]
     from preforch.adapter import target_weights
@@ -71,7 +81,22 @@ def main() -> None:
     for name, r in ev.pairwise.items():
         print(f"| {name} | {r.n_pairs} | {r.adapter:.3f} | {r.uniform:.3f} | {r.best_fixed:.3f} | "
               f"{r.adapter - r.best_fixed:+.3f} |")
-    best_of_n(args, work, adapter, data, te, scorer, np.asarray(ev.best_fixed_weights), select_best)
+    if not args.skip_best_of_n:
+        best_of_n(args, work, adapter, data, te, scorer, np.asarray(ev.best_fixed_weights), select_best)
+
+
+def rm_heldout_prompts() -> set[str]:
+    """Prompts of the pairs held out when the built-in heads were trained (configs/rm_{harmless,helpful}.yaml)."""
+    from preforch.config import build_config
+    from preforch.rewards.train_rm import RMTrainConfig, load_pairs, split_by_prompt
+
+    held: set[str] = set()
+    for name in ("rm_harmless.yaml", "rm_helpful.yaml"):
+        config = build_config(RMTrainConfig, Path(__file__).resolve().parents[1] / "configs" / name)
+        pairs = load_pairs(config.data)
+        split = split_by_prompt(pairs.prompts, config.heldout_fraction, config.val_fraction, config.seed)
+        held |= {pairs.prompts[i] for i in split["heldout"]}
+    return held
 
 
 def best_of_n(args, work: Path, adapter, data, te, scorer, best_fixed: np.ndarray, select_best) -> None:
