@@ -91,3 +91,19 @@ def test_embedded_example_pools_two_kinds():
     assert len(data) == 100 and set(data.kinds) == {KIND_HARMLESS, KIND_HELPFUL}
     assert all(p.strip() for p in data.prompts) and data.rejected is not None
     assert np.isfinite([len(c) for c in data.chosen]).all()
+
+
+def test_read_prompts_file(tmp_path):
+    from preforch.data.load import read_prompts_file
+
+    txt = tmp_path / "p.txt"
+    txt.write_text("first prompt\n\nsecond prompt\n")
+    assert read_prompts_file(txt) == ["first prompt", "second prompt"]
+    table = tmp_path / "p.jsonl"
+    write_table([{"prompt": "a"}, {"prompt": "b"}], table)
+    assert read_prompts_file(table) == ["a", "b"]
+    write_table([{"prompt": "a"}, {"prompt": " "}], table)
+    with pytest.raises(PreforchError, match="row 2 has no text in column 'prompt'"):
+        read_prompts_file(table)
+    with pytest.raises(PreforchError, match="prompts file not found"):
+        read_prompts_file(tmp_path / "none.txt")

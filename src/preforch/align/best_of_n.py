@@ -303,26 +303,9 @@ class GenerateJobResult:
 
 def read_prompts(config: GenerateJobConfig) -> list[str]:
     """Inline prompts followed by the prompts file's, cut to ``limit``."""
-    from pathlib import Path
+    from preforch.data.load import read_prompts_file
 
-    prompts = list(config.prompts)
-    if config.prompts_file:
-        path = Path(config.prompts_file)
-        if not path.is_file():
-            raise PreforchError(f"{path}: prompts file not found")
-        if path.name.endswith((".txt", ".txt.gz")):
-            import gzip
-
-            opener = gzip.open if path.suffix == ".gz" else open
-            with opener(path, "rt", encoding="utf-8") as handle:
-                prompts += [line.rstrip("\n") for line in handle if line.strip()]
-        else:
-            from preforch.data.load import read_table
-
-            for i, row in enumerate(read_table(path), 1):
-                if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
-                    raise PreforchError(f"{path}: row {i} has no text in column 'prompt'")
-                prompts.append(row["prompt"])
+    prompts = list(config.prompts) + (read_prompts_file(config.prompts_file) if config.prompts_file else [])
     if not prompts:
         raise PreforchError(f"{config.prompts_file or 'prompts'}: no prompts found")
     return prompts[: config.limit] if config.limit else prompts

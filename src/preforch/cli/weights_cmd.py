@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 
 def add_parser(sub) -> None:
@@ -27,28 +26,14 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def read_prompts(path: str) -> list[str]:
-    """Prompts from a .txt file (one per line) or a data file with a 'prompt' column."""
-    from preforch.data.load import read_table
-    from preforch.errors import PreforchError
-
-    file = Path(path)
-    if file.suffix in (".txt", ""):
-        if not file.is_file():
-            raise PreforchError(f"{file}: prompts file not found")
-        return [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = read_table(file)
-    if rows and "prompt" not in rows[0]:
-        raise PreforchError(f"{file}: missing column 'prompt' (got {list(rows[0])})")
-    return [str(r["prompt"]) for r in rows]
-
-
 def run(args: argparse.Namespace) -> int:
     from preforch.adapter import PreferenceAdapter
     from preforch.atomic import write_text
     from preforch.errors import PreforchError
 
-    prompts = list(args.prompts) + (read_prompts(args.prompts_file) if args.prompts_file else [])
+    from preforch.data.load import read_prompts_file
+
+    prompts = list(args.prompts) + (read_prompts_file(args.prompts_file) if args.prompts_file else [])
     if not prompts:
         raise PreforchError("no prompts: give them as arguments or with --prompts-file")
     empty = [i + 1 for i, p in enumerate(prompts) if not p.strip()]

@@ -112,6 +112,23 @@ def write_table(rows: list[dict[str, Any]], path: str | Path) -> None:
         raise PreforchError(f"{path}: can write .jsonl or .parquet, not {kind or '(no suffix)'!r}")
 
 
+def read_prompts_file(path: str | Path) -> list[str]:
+    """Prompts from a .txt file (one per non-empty line, optionally .gz) or any table :func:`read_table` reads
+    with a 'prompt' column; an empty or missing prompt is an error naming its row."""
+    path = Path(path)
+    if not path.is_file():
+        raise PreforchError(f"{path}: prompts file not found")
+    if path.name.endswith((".txt", ".txt.gz")) or not _suffix(path):
+        with _open_text(path) as handle:
+            return [line.rstrip("\n") for line in handle if line.strip()]
+    prompts = []
+    for i, row in enumerate(read_table(path), 1):
+        if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
+            raise PreforchError(f"{path}: row {i} has no text in column 'prompt'")
+        prompts.append(row["prompt"])
+    return prompts
+
+
 def split_hh(dialogue: str) -> tuple[str, str]:
     """An HH dialogue → (prompt up to and including the last "Assistant:", the last reply)."""
     cut = dialogue.rfind(HH_ASSISTANT)
