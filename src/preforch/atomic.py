@@ -42,6 +42,12 @@ def write_json(path: str | Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
+def refuse_existing(path: str | Path, overwrite: bool, what: str = "folder") -> None:
+    """Refuse to replace an existing output unless ``overwrite``; call it before any expensive work."""
+    if Path(path).exists() and not overwrite:
+        raise PreforchError(f"{path}: output {what} exists; pass --overwrite (overwrite: true) to replace it")
+
+
 @contextlib.contextmanager
 def staged_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces ``path``; on error it is removed.
@@ -50,8 +56,7 @@ def staged_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     clobbers an earlier artifact by accident.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise PreforchError(f"{path}: output folder exists; pass --overwrite (overwrite: true) to replace it")
+    refuse_existing(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; the published folder gets the usual permissions

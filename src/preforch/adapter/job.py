@@ -12,7 +12,7 @@ import numpy as np
 
 from preforch.adapter.config import AdapterConfig
 from preforch.adapter.train import TrainResult, format_report, train_adapter
-from preforch.atomic import write_json, write_text
+from preforch.atomic import refuse_existing, write_json, write_text
 from preforch.config import field
 from preforch.errors import PreforchError
 from preforch.types import PreferenceData
@@ -107,8 +107,7 @@ def _example_rows(result: TrainResult, data: PreferenceData, count: int) -> list
 def run_train_job(job: TrainAdapterJob, data: PreferenceData | None = None) -> TrainResult:
     """Load (and if needed score) the data, train, save the adapter folder with its report, scores and plot."""
     out = Path(job.output)
-    if out.exists() and not job.overwrite:  # fail before any expensive work
-        raise PreforchError(f"{out}: output folder exists; pass --overwrite (overwrite: true) to replace it")
+    refuse_existing(out, job.overwrite)  # fail before any expensive work
     started = time.perf_counter()
     data = data if data is not None else load_job_data(job)
     if data.scores_chosen is None:

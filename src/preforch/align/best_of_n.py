@@ -315,13 +315,12 @@ def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
     """Plain sampling, or best-of-N scored by the configured scorers; writes JSONL when ``output`` is set."""
     import json
     import time
-    from pathlib import Path
 
-    from preforch.atomic import write_text
+    from preforch.atomic import refuse_existing, write_text
     from preforch.models.generation import generate_with_config, load_policy
 
-    if config.output and Path(config.output).exists() and not config.overwrite:
-        raise PreforchError(f"{config.output}: output file exists; pass --overwrite (overwrite: true) to replace it")
+    if config.output:
+        refuse_existing(config.output, config.overwrite, "file")
     prompts = read_prompts(config)
     scorer, adapter, objectives = None, None, []
     if config.best_of is not None:  # load and check scorers/adapter before the slow generation

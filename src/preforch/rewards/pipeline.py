@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from preforch.atomic import refuse_existing
 from preforch.config import coerce, field
 from preforch.data.load import (
     REJECTED_SCORE_PREFIX,
@@ -287,8 +288,7 @@ def _load_shards(folder: Path, world: int) -> tuple[np.ndarray, np.ndarray | Non
 def score_dataset(config: ScoreConfig) -> ScoreResult:
     """Read ``config.input``, score it with ``config.scorers`` and write ``config.output`` (see module doc)."""
     output = Path(config.output)
-    if output.exists() and not config.overwrite:
-        raise PreforchError(f"{output}: output file exists; pass --overwrite (overwrite: true) to replace it")
+    refuse_existing(output, config.overwrite, "file")
     state = process_state(config.device)
     world, rank = state.num_processes, state.process_index
     if world > 1 and str(state.device).startswith("cpu"):

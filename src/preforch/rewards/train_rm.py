@@ -458,11 +458,10 @@ def run_rm_train(config: RMTrainConfig, encoder=None, cache: StateCache | None =
 
     ``encoder`` / ``cache`` (optional) reuse a loaded encoder and its cached token states of the same data.
     """
-    from preforch.atomic import staged_dir, write_json, write_text
+    from preforch.atomic import refuse_existing, staged_dir, write_json, write_text
 
     out = Path(config.output_dir)
-    if out.exists() and not config.overwrite:  # fail before the training, not after
-        raise PreforchError(f"{out}: output folder exists; pass --overwrite (overwrite: true) to replace it")
+    refuse_existing(out, config.overwrite)  # fail before the training, not after
     pairs = load_pairs(config.data, config.limit)
     result = train_reward_head(config, pairs, encoder=encoder, cache=cache)
     result.metrics["data"] = {"source": config.data if config.data.startswith("embedded:") else pairs.source,
