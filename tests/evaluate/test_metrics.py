@@ -48,20 +48,37 @@ def test_adapter_arrays_best_fixed_chosen_on_train():
     r = np.array([[0.0, 1.0], [1.0, 0.0]] * 4)
     kinds = ["a", "b"] * 4
     w = np.array([[1.0, 0.0], [0.0, 1.0]] * 4)
-    ev = evaluate_adapter_arrays(["x", "y"], w, w, train_chosen=c, train_rejected=r, test_chosen=c, test_rejected=r,
-                                 train_kinds=kinds, test_kinds=kinds, resolution=2)
-    assert ev.pairwise["all"].adapter == 1.0
-    assert ev.pairwise["all"].uniform == 0.5
-    assert ev.pairwise["all"].best_fixed == 0.5  # every single vector gets one kind right at most
-    assert ev.pairwise["a"].best_fixed_for_kind == 1.0 and ev.pairwise["a"].best_fixed_for_kind_weights == [1.0, 0.0]
-    assert ev.kl == pytest.approx(0.0, abs=1e-9) and ev.top1 == 1.0
+    ev = evaluate_adapter_arrays(["x", "y"], w, w, select_chosen=c, select_rejected=r, test_chosen=c,
+                                 test_rejected=r, select_kinds=kinds, test_kinds=kinds, resolution=2, bootstrap=200)
+    pooled = ev.pairwise["all"]
+    assert pooled.adapter.mean == 1.0 and (pooled.adapter.lo, pooled.adapter.hi) == (1.0, 1.0)
+    assert pooled.uniform.mean == 0.5
+    assert pooled.best_fixed.mean == 0.5  # every single vector gets one kind right at most
+    assert pooled.adapter_minus_best_fixed.mean == 0.5 and pooled.adapter_minus_best_fixed.lo > 0
+    assert pooled.adapter_minus_best_fixed.p_value <= 0.01 and pooled.n_pairs == 8
+    row_a = ev.pairwise["a"]
+    assert row_a.best_fixed_for_kind.mean == 1.0 and row_a.best_fixed_for_kind_weights == [1.0, 0.0]
+    assert row_a.adapter_minus_best_fixed_for_kind.mean == 0.0
+    assert ev.kl.mean == pytest.approx(0.0, abs=1e-9) and ev.top1.mean == 1.0
     assert set(ev.per_kind) == {"a", "b"}
+
+
+def test_best_fixed_is_chosen_on_selection_rows_not_on_test_rows():
+    # Selection rows say objective 0 wins; the test rows say objective 1 wins. The best fixed vector must follow
+    # the selection rows (and lose on test), while the oracle, chosen on test, wins.
+    sel_c, sel_r = np.array([[1.0, 0.0]] * 6), np.array([[0.0, 1.0]] * 6)
+    test_c, test_r = np.array([[0.0, 1.0]] * 4), np.array([[1.0, 0.0]] * 4)
+    w = np.full((4, 2), 0.5)
+    ev = evaluate_adapter_arrays(["x", "y"], w, w, select_chosen=sel_c, select_rejected=sel_r, test_chosen=test_c,
+                                 test_rejected=test_r, resolution=2, bootstrap=100)
+    assert ev.best_fixed_weights == [1.0, 0.0]
+    assert ev.pairwise["all"].best_fixed.mean == 0.0 and ev.pairwise["all"].oracle_fixed.mean == 1.0
 
 
 def test_adapter_arrays_k_mismatch_and_nan():
     w = np.full((2, 2), 0.5)
     with pytest.raises(PreforchError, match="test_chosen: has 3 objectives"):
-        evaluate_adapter_arrays(["x", "y"], w, w, train_chosen=np.zeros((2, 2)), train_rejected=np.zeros((2, 2)),
+        evaluate_adapter_arrays(["x", "y"], w, w, select_chosen=np.zeros((2, 2)), select_rejected=np.zeros((2, 2)),
                                 test_chosen=np.zeros((2, 3)), test_rejected=np.zeros((2, 3)))
     with pytest.raises(PreforchError, match="adapter weights: point 1, objective 0 is nan"):
         evaluate_adapter_arrays(["x", "y"], np.array([[0.5, 0.5], [np.nan, 0.5]]), w)

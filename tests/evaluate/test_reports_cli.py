@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from preforch.adapter import AdapterConfig, train_adapter
+from preforch.adapter.job import TrainAdapterJob, run_train_job
 from preforch.cli.main import main
+from preforch.data.split import prompt_fingerprint, split_by_prompt
 from preforch.data.load import rows_from_preference_data, write_table
 from preforch.types import PreferenceData
 
@@ -17,7 +18,8 @@ KINDS = ["coding", "redteam", "jokes"]
 
 
 def make_data(n: int, seed: int = 0) -> PreferenceData:
-    """Kind c's preferred response scores high on objective c; the rejected one is lower there."""
+    """Kind c's preferred response scores high on objective c; the rejected one is lower there and higher on the
+    other objectives, so no single fixed weighting ranks every kind's pairs right."""
     rng = np.random.default_rng(seed)
     prompts, kinds, sc = [], [], []
     for i in range(n):
@@ -28,7 +30,8 @@ def make_data(n: int, seed: int = 0) -> PreferenceData:
         s[c] += 2.0
         sc.append(s)
     sc = np.array(sc)
-    sr = sc - 2.5 * np.eye(3)[[i % 3 for i in range(n)]] + rng.normal(0, 0.3, (n, 3))
+    own = np.eye(3)[[i % 3 for i in range(n)]]  # [N, 3]
+    sr = sc - 2.5 * own + 1.5 * (1 - own) + rng.normal(0, 0.3, (n, 3))
     return PreferenceData(prompts=prompts, chosen=["ok"] * n, rejected=["no"] * n, objectives=OBJECTIVES,
                           scores_chosen=sc, scores_rejected=sr, kinds=kinds, source="test data")
 
@@ -36,11 +39,11 @@ def make_data(n: int, seed: int = 0) -> PreferenceData:
 @pytest.fixture(scope="module")
 def setup(tiny_encoder_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
-    data = make_data(240)
-    config = AdapterConfig(encoder_path=str(tiny_encoder_dir), hidden=16, epochs=40, patience=10, lr=3e-3,
-                           dropout=0.0, cache_embeddings=False, val_fraction=0.25)
-    result = train_adapter(config, data, progress=False)
-    result.adapter.save_pretrained(root / "adapter")
+    data = make_data(300)
+    job = TrainAdapterJob(encoder_path=str(tiny_encoder_dir), hidden=16, epochs=40, patience=10, lr=3e-3,
+                          dropout=0.0, cache_embeddings=False, val_fraction=0.2, test_fraction=0.25,
+                          output=str(root / "adapter"), plot=False, progress=False)
+    run_train_job(job, data)
     write_table(rows_from_preference_data(data), root / "data.jsonl")
     # Best-of-3 candidates for 30 prompts: each candidate strong on one objective.
     rng = np.random.default_rng(1)
@@ -77,23 +80,58 @@ def test_help(capsys):
 def test_evaluate_adapter_cli(setup, capsys):
     out = setup / "report_adapter"
     rc = main(["evaluate", "adapter", "--adapter", str(setup / "adapter"), "--data", str(setup / "data.jsonl"),
-               "--resolution", "4", "--output-dir", str(out)])
+               "--resolution", "4", "--reward-model-prompts", "[]", "--bootstrap", "300", "--output-dir", str(out)])
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
     result = report["result"]
-    assert result["n_test"] == 60 and result["n_train"] == 180  # the adapter's own 25% split by prompt
+    # the test rows are exactly the adapter's recorded test split, none of them trained or early-stopped on
+    data = make_data(300)
+    split = split_by_prompt(data.prompts, 0.2, 0.25, 0)
+    recorded = json.loads((setup / "adapter" / "split.json").read_text())["fingerprints"]
+    assert result["n_test"] == len(split.test) and result["n_select"] == len(split.train) + len(split.val)
+    assert {prompt_fingerprint(data.prompts[i]) for i in split.test} == set(recorded["test"])
+    assert not set(recorded["test"]) & (set(recorded["train"]) | set(recorded["val"]))
+    assert result["protocol"]["excluded"]["test_rows_the_adapter_trained_or_validated_on"] == 0
     assert result["n_lattice"] == 15
     pooled = result["pairwise"]["all"]
-    assert 0.0 <= pooled["adapter"] <= 1.0 and pooled["n_pairs"] == 60
-    assert set(result["pairwise"]) == {"all", *KINDS}
+    assert pooled["n_pairs"] == len(split.test) and set(result["pairwise"]) == {"all", *KINDS}
+    # each kind's preferred reply stands out on its own objective: prompt-aware weights must beat any single
+    # fixed vector on the pooled test pairs, with an interval that excludes 0
+    gap = pooled["adapter_minus_best_fixed"]
+    assert gap["mean"] > 0.1 and gap["lo"] > 0 and gap["p_value"] < 0.05, gap
+    assert pooled["adapter"]["lo"] <= pooled["adapter"]["mean"] <= pooled["adapter"]["hi"]
     md = (out / "report.md").read_text()
-    assert "| group | pairs | adapter | uniform | best fixed |" in md and "| redteam |" in md
+    assert "| group | pairs (prompts) | adapter | uniform | best fixed |" in md and "| redteam |" in md
+    assert "oracle fixed (optimistic)" in md
     for name in ("weights_by_kind.png", "reliability.png"):
         _png_ok(out / name)
     # An existing folder is refused without --overwrite, on one line.
     rc = main(["evaluate", "adapter", "--adapter", str(setup / "adapter"), "--data", str(setup / "data.jsonl"),
                "--output-dir", str(out)])
     assert rc == 2 and "exists" in capsys.readouterr().err
+
+
+def test_evaluate_adapter_excludes_rows_the_models_saw(setup, tmp_path):
+    data = make_data(300)
+    split = split_by_prompt(data.prompts, 0.2, 0.25, 0)
+    # test_data = every row: the rows the adapter trained or early-stopped on must be dropped, loudly
+    heads = tmp_path / "heads"
+    heads.mkdir()
+    some_test = sorted({prompt_fingerprint(data.prompts[i]) for i in split.test})[:7]
+    (heads / "training_prompts.json").write_text(json.dumps({"fingerprints": some_test}))
+    out = tmp_path / "report"
+    rc = main(["evaluate", "adapter", "--adapter", str(setup / "adapter"), "--data", str(setup / "data.jsonl"),
+               "--test-data", str(setup / "data.jsonl"), "--reward-model-prompts", f"[{heads}]", "--bootstrap", "50",
+               "--plots", "false", "--output-dir", str(out)])
+    assert rc == 0
+    result = json.loads((out / "report.json").read_text())["result"]
+    excluded = result["protocol"]["excluded"]
+    assert excluded["test_rows_the_adapter_trained_or_validated_on"] == len(split.train) + len(split.val)
+    assert excluded["test_rows_a_reward_model_trained_on"] == 7
+    assert result["n_test"] == len(split.test) - 7
+    # selection rows never share a prompt with a test row
+    assert excluded["selection_rows_sharing_a_test_prompt"] == len(split.test) - 7
+    assert "Excluded so that no number comes from a fitted or selected row" in (out / "report.md").read_text()
 
 
 def test_evaluate_responses_best_of_n(setup):
@@ -105,9 +143,22 @@ def test_evaluate_responses_best_of_n(setup):
     assert result["mode"] == "best_of_n" and result["n_candidates"] == 3 and result["n_prompts"] == 30
     pooled = result["groups"]["all"]
     assert len(pooled["fixed_points"]) == 21 and any(pooled["front"])
-    assert pooled["location"] in ("dominated", "on_front", "beyond")
     assert np.all(np.asarray(pooled["fixed_points"]) >= np.asarray(pooled["reference_point"]))
     assert pooled["hv_with_aware"] >= pooled["hv_fixed"] > 0
+    # the prompt-aware point is the mean normalised score of the candidates the adapter's own weights pick
+    from preforch.adapter import PreferenceAdapter
+    from preforch.data.load import read_table
+    from preforch.evaluate.metrics import select_best
+
+    adapter = PreferenceAdapter.from_pretrained(setup / "adapter")
+    rows = read_table(setup / "candidates.jsonl")
+    prompts = [r["prompt"] for r in rows[::3]]
+    raw = np.array([[r[f"score.{o}"] for o in OBJECTIVES] for r in rows]).reshape(30, 3, 3)  # [N, G, K]
+    s = adapter.normalizer.transform(raw.reshape(-1, 3)).reshape(30, 3, 3)
+    picks = select_best(s, adapter.predict_weights(prompts))  # [N]
+    np.testing.assert_allclose(pooled["aware_point"], s[np.arange(30), picks].mean(0), atol=1e-9)
+    # and the adapter weighs kind c's prompts towards candidate c, the one strong on objective c
+    assert (picks == np.arange(30) % 3).mean() >= 0.8
     md = (out / "report.md").read_text()
     assert "| group | prompts | prompt-aware point | location |" in md and "**prompt-aware**" in md
     for name in ("front_all.png", "front_coding.png", "weights_by_kind.png"):

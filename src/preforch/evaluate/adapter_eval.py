@@ -1,6 +1,12 @@
 """How good is a trained adapter on held-out prompts? KL to w*, top-1 agreement, calibration, and the
-pairwise accuracy of R = Σ_k w_k·s̃_k with the adapter's weights against uniform and every fixed vector
-on a simplex lattice (the best fixed vector chosen on the training split, reported on the test split)."""
+pairwise accuracy of R = Σ_k w_k·s̃_k with the adapter's weights against uniform and fixed vectors on a simplex
+lattice, each with n and a 95% bootstrap interval by prompt, and the paired difference to the best fixed vector.
+
+The protocol (issue 9): test rows are rows nothing was fitted or chosen on. By default they are the adapter's
+own recorded test split; any test row whose prompt the adapter trained or early-stopped on (``split.json``) or a
+reward model was trained on (``training_prompts.json``) is excluded and counted. Fixed vectors are chosen on
+*selection* rows: rows that are not test rows and that no reward model was trained on.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from preforch.data.split import prompt_fingerprint, split_by_prompt
 from preforch.errors import PreforchError
 from preforch.evaluate.metrics import (
     Calibration,
@@ -19,6 +26,7 @@ from preforch.evaluate.metrics import (
     top1_agreement,
 )
 from preforch.evaluate.pareto import check_points, simplex_lattice
+from preforch.stats import Difference, Estimate, estimate, paired_difference
 from preforch.types import PreferenceData
 
 POOLED = "all"
@@ -26,21 +34,25 @@ POOLED = "all"
 
 @dataclass
 class PairwiseRow:
-    """Pairwise accuracy on the test pairs of one group (a prompt kind, or ``all``).
+    """Pairwise accuracy on the test pairs of one group (a prompt kind, or ``all``), each with its interval.
 
-    ``best_fixed``: the lattice vector best on the pooled training split; ``best_fixed_for_kind``: the vector
-    best on this kind's training rows (a kind-aware baseline that knows the label); ``oracle_fixed``: the best
-    lattice vector on the test rows themselves (optimistic, an upper bound for any single fixed vector).
+    ``best_fixed``: the lattice vector best on the pooled selection rows; ``best_fixed_for_kind``: the vector
+    best on this kind's selection rows (a baseline that knows the kind label); ``oracle_fixed``: the best lattice
+    vector on the test rows themselves (optimistic: an upper bound for any single fixed vector, not a result).
     """
 
     n_pairs: int
-    adapter: float
-    uniform: float
-    best_fixed: float
-    best_fixed_for_kind: float
+    n_prompts: int
+    adapter: Estimate
+    uniform: Estimate
+    best_fixed: Estimate
+    best_fixed_for_kind: Estimate
     best_fixed_for_kind_weights: list[float]
-    oracle_fixed: float
+    oracle_fixed: Estimate
     oracle_fixed_weights: list[float]
+    adapter_minus_best_fixed: Difference
+    adapter_minus_best_fixed_for_kind: Difference
+    adapter_minus_uniform: Difference
 
 
 @dataclass
@@ -48,12 +60,12 @@ class AdapterEvaluation:
     """Everything ``preforch evaluate adapter`` reports; arrays used for plots are kept out of ``to_dict``."""
 
     objectives: list[str]
-    n_train: int
+    n_select: int
     n_test: int
     resolution: int
     n_lattice: int
-    kl: float
-    top1: float
+    kl: Estimate
+    top1: Estimate
     calibration: Calibration
     mean_weights: dict[str, float]
     mean_target_weights: dict[str, float]
@@ -61,6 +73,7 @@ class AdapterEvaluation:
     best_fixed_weights: list[float]
     pairwise: dict[str, PairwiseRow] = field(default_factory=dict)
     lattice_test_accuracy: list[float] = field(default_factory=list)
+    protocol: dict = field(default_factory=dict)
     test_weights: np.ndarray | None = None  # [N_test, K], for plots
     test_kinds: list[str] | None = None
 
@@ -79,55 +92,69 @@ def _group_index(kinds: list[str] | None, n: int) -> dict[str, np.ndarray]:
     return groups
 
 
-def pairwise_table(lattice: np.ndarray, train: tuple[np.ndarray, np.ndarray, list[str] | None],
-                   test: tuple[np.ndarray, np.ndarray, list[str] | None], test_weights: np.ndarray
+def pairwise_table(lattice: np.ndarray, select: tuple[np.ndarray, np.ndarray, list[str] | None],
+                   test: tuple[np.ndarray, np.ndarray, list[str] | None], test_weights: np.ndarray,
+                   test_groups: np.ndarray, bootstrap: int = 1000, seed: int = 0
                    ) -> tuple[dict[str, PairwiseRow], np.ndarray, np.ndarray]:
-    """Pairwise accuracy per group on the test split; fixed vectors are chosen on the train split.
+    """Pairwise accuracy per group on the test rows; fixed vectors are chosen on the selection rows.
 
-    ``train``/``test``: (normalised chosen [N, K], normalised rejected [N, K], kinds or None).
-    Returns the rows, the best pooled fixed vector [K] and the lattice's test accuracy [M].
+    ``select``/``test``: (normalised chosen [N, K], normalised rejected [N, K], kinds or None); ``test_groups``
+    [N_test]: the prompt of each test row (the bootstrap resamples prompts). Returns the rows, the best pooled
+    fixed vector [K] and the lattice's test accuracy [M].
     """
-    (c_tr, r_tr, kinds_tr), (c_te, r_te, kinds_te) = train, test
+    (c_se, r_se, kinds_se), (c_te, r_te, kinds_te) = select, test
     k = lattice.shape[1]
-    lat_tr = lattice_pair_outcomes(lattice, c_tr, r_tr)  # [M, N_train]
+    lat_se = lattice_pair_outcomes(lattice, c_se, r_se)  # [M, N_select]
     lat_te = lattice_pair_outcomes(lattice, c_te, r_te)  # [M, N_test]
     ada = pair_outcomes(test_weights, c_te, r_te)  # [N_test]
     uni = pair_outcomes(np.full(k, 1.0 / k), c_te, r_te)  # [N_test]
     # Ties between lattice vectors go to the first in lattice order (deterministic).
-    best = int(np.argmax(lat_tr.mean(1)))
-    groups_tr, rows = _group_index(kinds_tr, len(c_tr)), {}
+    best = int(np.argmax(lat_se.mean(1)))
+    groups_se, rows = _group_index(kinds_se, len(c_se)), {}
     for name, idx in _group_index(kinds_te, len(c_te)).items():
         if len(idx) == 0:
             continue
-        tr_idx = groups_tr.get(name, np.arange(0))
-        own = int(np.argmax(lat_tr[:, tr_idx].mean(1))) if len(tr_idx) else best
-        test_acc = lat_te[:, idx].mean(1)  # [M]
-        oracle = int(np.argmax(test_acc))
+        se_idx = groups_se.get(name, np.arange(0))
+        own = int(np.argmax(lat_se[:, se_idx].mean(1))) if len(se_idx) else best
+        oracle = int(np.argmax(lat_te[:, idx].mean(1)))
+        g = test_groups[idx]
+
+        def est(outcomes: np.ndarray) -> Estimate:
+            return estimate(outcomes, g, bootstrap, seed)
+
+        def diff(other: np.ndarray) -> Difference:
+            return paired_difference(ada[idx], other, g, bootstrap, seed)
+
         rows[name] = PairwiseRow(
-            n_pairs=int(len(idx)), adapter=float(ada[idx].mean()), uniform=float(uni[idx].mean()),
-            best_fixed=float(test_acc[best]), best_fixed_for_kind=float(test_acc[own]),
-            best_fixed_for_kind_weights=lattice[own].tolist(), oracle_fixed=float(test_acc[oracle]),
-            oracle_fixed_weights=lattice[oracle].tolist(),
+            n_pairs=int(len(idx)), n_prompts=int(len(set(g))), adapter=est(ada[idx]), uniform=est(uni[idx]),
+            best_fixed=est(lat_te[best, idx]), best_fixed_for_kind=est(lat_te[own, idx]),
+            best_fixed_for_kind_weights=lattice[own].tolist(), oracle_fixed=est(lat_te[oracle, idx]),
+            oracle_fixed_weights=lattice[oracle].tolist(), adapter_minus_best_fixed=diff(lat_te[best, idx]),
+            adapter_minus_best_fixed_for_kind=diff(lat_te[own, idx]), adapter_minus_uniform=diff(uni[idx]),
         )
     return rows, lattice[best], lat_te.mean(1)
 
 
-def evaluate_adapter_arrays(objectives: list[str], test_weights, test_targets, *, train_chosen=None,
-                            train_rejected=None, test_chosen=None, test_rejected=None,
-                            train_kinds: list[str] | None = None, test_kinds: list[str] | None = None,
-                            resolution: int = 10, n_bins: int = 10, n_train: int | None = None) -> AdapterEvaluation:
+def evaluate_adapter_arrays(objectives: list[str], test_weights, test_targets, *, select_chosen=None,
+                            select_rejected=None, test_chosen=None, test_rejected=None,
+                            select_kinds: list[str] | None = None, test_kinds: list[str] | None = None,
+                            test_groups=None, resolution: int = 10, n_bins: int = 10, bootstrap: int = 1000,
+                            seed: int = 0, protocol: dict | None = None) -> AdapterEvaluation:
     """The adapter metrics from arrays (no model). Scores are normalised s̃.
 
-    Shapes: test_weights, test_targets, test_chosen, test_rejected [N_test, K]; train_chosen, train_rejected
-    [N_train, K]. Pairwise accuracy needs all four score arrays; without them only KL/top-1/calibration.
+    Shapes: test_weights, test_targets, test_chosen, test_rejected [N_test, K]; select_chosen, select_rejected
+    [N_select, K] (the rows fixed vectors are chosen on); test_groups [N_test] (prompt ids for the bootstrap;
+    None = each row its own prompt). Pairwise accuracy needs all four score arrays; without them only
+    KL/top-1/calibration.
     """
     k = len(objectives)
     w = check_points(test_weights, "adapter weights", k)  # [N, K]
     t = check_points(test_targets, "target weights", k)  # [N, K]
     if len(w) != len(t) or len(w) == 0:
         raise PreforchError(f"adapter weights ({len(w)} rows) and targets ({len(t)} rows) must match and be non-empty")
-    check_same_k({"train_chosen": train_chosen, "train_rejected": train_rejected, "test_chosen": test_chosen,
+    check_same_k({"select_chosen": select_chosen, "select_rejected": select_rejected, "test_chosen": test_chosen,
                   "test_rejected": test_rejected}, k)
+    groups = np.arange(len(w)) if test_groups is None else np.asarray(test_groups, dtype=object).astype(str)
     kl, top1 = kl_divergence(t, w), top1_agreement(t, w)  # [N], [N]
     per_kind = {}
     for name, idx in _group_index(test_kinds, len(w)).items():
@@ -137,46 +164,58 @@ def evaluate_adapter_arrays(objectives: list[str], test_weights, test_targets, *
                               **{f"w*.{o}": float(t[idx, j].mean()) for j, o in enumerate(objectives)}}
     lattice = simplex_lattice(k, resolution)  # [M, K]
     pairwise, best, lattice_acc = {}, [], []
-    arrays = (train_chosen, train_rejected, test_chosen, test_rejected)
+    arrays = (select_chosen, select_rejected, test_chosen, test_rejected)
     if all(a is not None for a in arrays):
-        c_tr, r_tr = check_points(train_chosen, "train chosen scores", k), check_points(train_rejected,
-                                                                                         "train rejected scores", k)
-        c_te, r_te = check_points(test_chosen, "test chosen scores", k), check_points(test_rejected,
-                                                                                      "test rejected scores", k)
+        c_se = check_points(select_chosen, "selection chosen scores", k)
+        r_se = check_points(select_rejected, "selection rejected scores", k)
+        c_te = check_points(test_chosen, "test chosen scores", k)
+        r_te = check_points(test_rejected, "test rejected scores", k)
         if len(c_te) != len(w):
             raise PreforchError(f"test scores have {len(c_te)} rows, adapter weights {len(w)}")
-        pairwise, best_vec, acc = pairwise_table(lattice, (c_tr, r_tr, train_kinds), (c_te, r_te, test_kinds), w)
+        if len(c_se) == 0:
+            raise PreforchError("no selection rows left to choose the fixed weight vectors on (every candidate row "
+                                "is a test row or was used to train a reward model); give more data")
+        pairwise, best_vec, acc = pairwise_table(lattice, (c_se, r_se, select_kinds), (c_te, r_te, test_kinds), w,
+                                                 groups, bootstrap, seed)
         best, lattice_acc = best_vec.tolist(), acc.tolist()
     return AdapterEvaluation(
-        objectives=list(objectives), n_train=n_train if n_train is not None else (0 if train_chosen is None else len(train_chosen)), n_test=len(w),
-        resolution=resolution, n_lattice=len(lattice), kl=float(kl.mean()), top1=float(top1.mean()),
-        calibration=calibration(t, w, n_bins), mean_weights=dict(zip(objectives, w.mean(0).tolist())),
+        objectives=list(objectives), n_select=0 if select_chosen is None else len(select_chosen), n_test=len(w),
+        resolution=resolution, n_lattice=len(lattice), kl=estimate(kl, groups, bootstrap, seed),
+        top1=estimate(top1, groups, bootstrap, seed), calibration=calibration(t, w, n_bins),
+        mean_weights=dict(zip(objectives, w.mean(0).tolist())),
         mean_target_weights=dict(zip(objectives, t.mean(0).tolist())), per_kind=per_kind,
-        best_fixed_weights=best, pairwise=pairwise, lattice_test_accuracy=lattice_acc, test_weights=w,
-        test_kinds=test_kinds,
+        best_fixed_weights=best, pairwise=pairwise, lattice_test_accuracy=lattice_acc, protocol=protocol or {},
+        test_weights=w, test_kinds=test_kinds,
     )
 
 
-def predict_once(adapter, prompts: list[str], batch_size: int = 64) -> np.ndarray:
+def predict_once(adapter, prompts: list, batch_size: int = 64) -> np.ndarray:
     """The adapter's weights for each row, computing each distinct prompt once. Shape: [N, K]."""
-    unique = sorted(set(prompts))
+    unique = list(dict.fromkeys(prompts))
     where = {p: i for i, p in enumerate(unique)}
     w = np.asarray(adapter.predict_weights(unique, batch_size=batch_size), dtype=np.float64)  # [U, K]
     return w[[where[p] for p in prompts]]  # [N, K]
 
 
-def evaluate_adapter(adapter, data: PreferenceData, test_data: PreferenceData | None = None,
-                     val_fraction: float | None = None, seed: int | None = None, tau: float | None = None,
-                     resolution: int = 10, n_bins: int = 10, batch_size: int = 64) -> AdapterEvaluation:
-    """Evaluate ``adapter`` on held-out prompts.
+def _drop(part: PreferenceData, rows: np.ndarray, banned: set[str]) -> tuple[np.ndarray, int]:
+    """``rows`` without those whose prompt fingerprint is in ``banned``, and how many were dropped."""
+    keep = np.array([prompt_fingerprint(part.prompts[i]) not in banned for i in rows], dtype=bool)
+    return rows[keep], int((~keep).sum())
 
-    With ``test_data`` the split is (data, test_data); otherwise ``data`` is split by prompt with the adapter's
-    own ``val_fraction`` and ``seed`` (unless given), which reproduces the adapter's validation split when
-    ``data`` is the set it was trained on. Scores are normalised with the adapter's saved normaliser and the
-    targets are w* = softmax(s̃(x, y⁺)/τ) (τ from the adapter's config unless given).
+
+def evaluate_adapter(adapter, data: PreferenceData, test_data: PreferenceData | None = None, *,
+                     adapter_prompts: set[str] | None = None, reward_model_prompts: set[str] | None = None,
+                     tau: float | None = None, resolution: int = 10, n_bins: int = 10, batch_size: int = 64,
+                     bootstrap: int = 1000, seed: int = 0) -> AdapterEvaluation:
+    """Evaluate ``adapter`` on rows nothing was fitted or chosen on (see the module docstring).
+
+    Test rows: ``test_data``, or else the adapter's recorded test split of ``data`` (its test_fraction and seed).
+    Selection rows (fixed vectors are chosen there): ``data`` minus the test rows' prompts. ``adapter_prompts``:
+    fingerprints of the prompts the adapter trained or early-stopped on (its split.json; None = unknown, noted
+    in the protocol); ``reward_model_prompts``: fingerprints of the prompts the scoring reward models were
+    trained on. Both are excluded from the test rows, the latter also from the selection rows.
     """
     from preforch.adapter import target_weights
-    from preforch.adapter.train import split_by_prompt
 
     for part in (data, test_data):
         if part is None:
@@ -184,27 +223,49 @@ def evaluate_adapter(adapter, data: PreferenceData, test_data: PreferenceData | 
         if part.scores_chosen is None:
             raise PreforchError(f"{part.source}: no scores for the chosen responses (score.<objective> columns)")
         adapter.check_objectives(part.objectives, part.source)
+    cfg = adapter.config
     if test_data is None:
-        cfg = adapter.config
-        tr_idx, te_idx = split_by_prompt(data.prompts, val_fraction if val_fraction is not None else cfg.val_fraction,
-                                         seed if seed is not None else cfg.seed)
-        train, test = data.subset(tr_idx), data.subset(te_idx)
+        if cfg.test_fraction <= 0:
+            raise PreforchError("the adapter was trained without a test split (test_fraction 0): give test_data, "
+                                "rows it never saw")
+        split = split_by_prompt(data.prompts, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+        test, test_rows = data, split.test
+        select_rows = np.sort(np.concatenate([split.train, split.val]))
+        source = f"the adapter's test split of {data.source} (test_fraction {cfg.test_fraction}, seed {cfg.seed})"
     else:
-        train, test = data, test_data
+        test, test_rows, select_rows = test_data, np.arange(len(test_data)), np.arange(len(data))
+        source = f"{test_data.source} (test_data)"
+    excluded = {}
+    test_rows, excluded["test_rows_the_adapter_trained_or_validated_on"] = _drop(test, test_rows,
+                                                                                 adapter_prompts or set())
+    test_rows, excluded["test_rows_a_reward_model_trained_on"] = _drop(test, test_rows, reward_model_prompts or set())
+    test_prints = {prompt_fingerprint(test.prompts[i]) for i in test_rows}
+    select_rows, excluded["selection_rows_a_reward_model_trained_on"] = _drop(data, select_rows,
+                                                                              reward_model_prompts or set())
+    select_rows, excluded["selection_rows_sharing_a_test_prompt"] = _drop(data, select_rows, test_prints)
+    if len(test_rows) == 0:
+        raise PreforchError(f"no test rows left in {source} after excluding rows the adapter or a reward model was "
+                            f"trained on ({excluded}); give test_data the models never saw")
+    protocol = {"test_rows": source, "selection_rows": f"{data.source} minus the test prompts and reward-model "
+                "training prompts", "excluded": excluded, "bootstrap": bootstrap,
+                "adapter_prompts_known": adapter_prompts is not None,
+                "reward_model_prompts_known": reward_model_prompts is not None}
+    te, se = test.subset(test_rows), data.subset(select_rows)
     norm = adapter.normalizer
 
     def scores(part: PreferenceData, which: str):
         raw = getattr(part, which)
         return None if raw is None else norm.transform(raw, part.objectives).astype(np.float64)
 
-    c_te = scores(test, "scores_chosen")
-    targets = target_weights(c_te, tau if tau is not None else adapter.config.tau)  # [N_test, K]
-    weights = predict_once(adapter, test.prompts, batch_size)  # [N_test, K]
-    has_pairs = train.scores_rejected is not None and test.scores_rejected is not None
+    c_te = scores(te, "scores_chosen")
+    targets = target_weights(c_te, tau if tau is not None else cfg.tau)  # [N_test, K]
+    weights = predict_once(adapter, te.prompts, batch_size)  # [N_test, K]
+    has_pairs = se.scores_rejected is not None and te.scores_rejected is not None
     return evaluate_adapter_arrays(
         adapter.objectives, weights, targets,
-        train_chosen=scores(train, "scores_chosen") if has_pairs else None,
-        train_rejected=scores(train, "scores_rejected") if has_pairs else None,
-        test_chosen=c_te if has_pairs else None, test_rejected=scores(test, "scores_rejected") if has_pairs else None,
-        train_kinds=train.kinds, test_kinds=test.kinds, resolution=resolution, n_bins=n_bins, n_train=len(train),
+        select_chosen=scores(se, "scores_chosen") if has_pairs else None,
+        select_rejected=scores(se, "scores_rejected") if has_pairs else None,
+        test_chosen=c_te if has_pairs else None, test_rejected=scores(te, "scores_rejected") if has_pairs else None,
+        select_kinds=se.kinds, test_kinds=te.kinds, test_groups=[p.key() for p in te.prompts],
+        resolution=resolution, n_bins=n_bins, bootstrap=bootstrap, seed=seed, protocol=protocol,
     )

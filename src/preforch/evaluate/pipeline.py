@@ -12,6 +12,7 @@ import numpy as np
 
 from preforch.atomic import staged_dir
 from preforch.config import field
+from preforch.conversation import Conversation, as_conversation
 from preforch.data.load import SCORE_PREFIX, load_preference_data, read_table
 from preforch.errors import PreforchError
 
@@ -26,11 +27,14 @@ class EvaluateAdapterConfig:
     adapter: str | None = field(None, help="adapter folder (from `preforch adapter train`)")
     data: str | None = field(None, help="preference data with score.<objective> and score_rejected.<objective> "
                              "columns (raw scores, same objectives as the adapter)")
-    test_data: str | None = field(None, help="held-out data; null = split `data` by prompt with the adapter's "
-                                  "val_fraction and seed (its own validation split when `data` trained it)")
-    val_fraction: float | None = field(None, help="override the share of prompts held out; null = the adapter's")
-    seed: int | None = field(None, help="override the split seed; null = the adapter's")
+    test_data: str | None = field(None, help="held-out data; null = the adapter's recorded test split of `data` "
+                                  "(its test_fraction and seed: rows it never trained or early-stopped on)")
+    reward_model_prompts: list[str] = field(["builtin"], help="heads folders (or 'builtin' for the shipped heads) "
+                                            "whose training_prompts.json lists prompts a reward model was trained on: "
+                                            "excluded from the test rows and from the rows fixed vectors are chosen "
+                                            "on; [] when the scores came from models with unknown training data")
     tau: float | None = field(None, help="target temperature for w*; null = the adapter's")
+    bootstrap: int = field(1000, help="bootstrap resamples (over prompts) for the 95% intervals and p-values")
     resolution: int = field(10, help="simplex lattice resolution for fixed weight vectors (entries i/resolution)")
     calibration_bins: int = field(10, help="bins of the max weight for the calibration error")
     kind_column: str = field("kind", help="column naming each row's prompt kind (for per-kind rows)")
@@ -42,9 +46,9 @@ class EvaluateAdapterConfig:
     def __post_init__(self) -> None:
         if not self.adapter or not self.data:
             raise PreforchError("evaluate adapter: settings 'adapter' and 'data' are required")
-        if self.resolution < 1 or self.calibration_bins < 1:
+        if self.resolution < 1 or self.calibration_bins < 1 or self.bootstrap < 0:
             raise PreforchError(f"evaluate adapter: resolution ({self.resolution}) and calibration_bins "
-                                f"({self.calibration_bins}) must be >= 1")
+                                f"({self.calibration_bins}) must be >= 1, bootstrap ({self.bootstrap}) >= 0")
 
 
 @dataclass
@@ -79,9 +83,29 @@ class EvaluateResponsesConfig:
             raise PreforchError(f"evaluate responses: resolution must be >= 1, got {self.resolution}")
 
 
+def reward_model_prompts(folders: list[str]) -> set[str] | None:
+    """Fingerprints of every prompt the named reward heads were trained on ('builtin': the shipped heads);
+    None for an empty list (unknown)."""
+    from preforch.rewards.train_rm import read_training_prompts
+
+    if not folders:
+        return None
+    out: set[str] = set()
+    for folder in folders:
+        if folder == "builtin":
+            from preforch.models.builtin import BUILTIN_HEADS
+
+            for path in BUILTIN_HEADS.values():
+                out |= read_training_prompts(path)
+        else:
+            out |= read_training_prompts(folder)
+    return out
+
+
 def run_adapter_evaluation(config: EvaluateAdapterConfig) -> Path:
     """Load, evaluate, write the report folder; returns its path."""
     from preforch.adapter import PreferenceAdapter
+    from preforch.adapter.job import read_split_prompts
     from preforch.evaluate.adapter_eval import evaluate_adapter
     from preforch.evaluate.report import adapter_markdown, write_adapter_report
 
@@ -90,7 +114,9 @@ def run_adapter_evaluation(config: EvaluateAdapterConfig) -> Path:
         data = load_preference_data(config.data, require_scores=True, kind_column=config.kind_column)
         test = None if config.test_data is None else load_preference_data(config.test_data, require_scores=True,
                                                                           kind_column=config.kind_column)
-        ev = evaluate_adapter(adapter, data, test, val_fraction=config.val_fraction, seed=config.seed, tau=config.tau,
+        ev = evaluate_adapter(adapter, data, test, adapter_prompts=read_split_prompts(config.adapter),
+                              reward_model_prompts=reward_model_prompts(config.reward_model_prompts),
+                              tau=config.tau, bootstrap=config.bootstrap,
                               resolution=config.resolution, n_bins=config.calibration_bins,
                               batch_size=config.batch_size)
         write_adapter_report(tmp, ev, dataclasses.asdict(config), plots=config.plots)
@@ -103,7 +129,7 @@ class ResponseRows:
     """Parsed responses: distinct prompts in first-seen order, raw scores per candidate or per policy."""
 
     objectives: list[str]
-    prompts: list[str]
+    prompts: list[Conversation]
     kinds: list[str] | None
     candidates: np.ndarray | None  # [N, G, K] raw
     policies: dict[str, np.ndarray] | None  # name → [N, K] raw
@@ -122,9 +148,11 @@ def load_responses(path: str, mode: str = "auto", kind_column: str = "kind") -> 
         mode = "policies" if "policy" in columns else "best_of_n"
     if mode == "policies" and "policy" not in columns:
         raise PreforchError(f"{path}: mode 'policies' needs a 'policy' column")
-    by_prompt: dict[str, list[int]] = {}
-    kinds: dict[str, str] = {}
+    by_prompt: dict[Conversation, list[int]] = {}
+    kinds: dict[Conversation, str] = {}
     raw = np.empty((len(rows), len(objectives)))
+    conversations = [as_conversation(row.get("prompt"), f"{path}: row {i}, column 'prompt'")
+                     for i, row in enumerate(rows, 1)]
     for i, row in enumerate(rows):
         try:
             raw[i] = [float(row[f"{SCORE_PREFIX}{o}"]) for o in objectives]
@@ -132,33 +160,34 @@ def load_responses(path: str, mode: str = "auto", kind_column: str = "kind") -> 
             raise PreforchError(f"{path}: row {i + 1}: score columns {objectives} must all be numbers") from None
         if not np.isfinite(raw[i]).all():
             raise PreforchError(f"{path}: row {i + 1}: score is not finite ({raw[i].tolist()})")
-        by_prompt.setdefault(str(row["prompt"]), []).append(i)
+        by_prompt.setdefault(conversations[i], []).append(i)
         if kind_column in row:
-            kinds[str(row["prompt"])] = str(row[kind_column])
+            kinds[conversations[i]] = str(row[kind_column])
     prompts = list(by_prompt)
     kind_list = [kinds.get(p, "") for p in prompts] if kinds else None
     if mode == "best_of_n":
         sizes = {len(v) for v in by_prompt.values()}
         if len(sizes) != 1:
             first = next(p for p, v in by_prompt.items() if len(v) != len(by_prompt[prompts[0]]))
-            raise PreforchError(f"{path}: every prompt needs the same number of candidates; prompt {first[:60]!r} has "
+            raise PreforchError(f"{path}: every prompt needs the same number of candidates; prompt "
+                                f"{first.last_user[:60]!r} has "
                                 f"{len(by_prompt[first])}, the first prompt {len(by_prompt[prompts[0]])}")
         cands = np.stack([raw[by_prompt[p]] for p in prompts])  # [N, G, K]
         return ResponseRows(objectives, prompts, kind_list, cands, None)
-    policies: dict[str, dict[str, int]] = {}
+    policies: dict[str, dict[Conversation, int]] = {}
     for i, row in enumerate(rows):
-        policies.setdefault(str(row["policy"]), {})[str(row["prompt"])] = i
+        policies.setdefault(str(row["policy"]), {})[conversations[i]] = i
     out = {}
     for name, where in policies.items():
         missing = [p for p in prompts if p not in where]
         if missing:
-            raise PreforchError(f"{path}: policy {name!r} has no response for prompt {missing[0][:60]!r} "
+            raise PreforchError(f"{path}: policy {name!r} has no response for prompt {missing[0].last_user[:60]!r} "
                                 f"({len(missing)} missing); every policy must answer every prompt")
         out[name] = raw[[where[p] for p in prompts]]  # [N, K]
     return ResponseRows(objectives, prompts, kind_list, None, out)
 
 
-def load_weights_file(path: str, objectives: list[str], prompts: list[str]) -> np.ndarray:
+def load_weights_file(path: str, objectives: list[str], prompts: list[Conversation]) -> np.ndarray:
     """Prompt-aware weights per prompt from rows of prompt + weight.<objective>. Shape: [N, K]."""
     from preforch.weighting import check_weights
 
@@ -166,10 +195,12 @@ def load_weights_file(path: str, objectives: list[str], prompts: list[str]) -> n
     names = [c[len(WEIGHT_PREFIX):] for c in (rows[0] if rows else {}) if c.startswith(WEIGHT_PREFIX)]
     if names != list(objectives):
         raise PreforchError(f"{path}: weight columns for {names}, expected weight.<objective> for {list(objectives)}")
-    table = {str(r["prompt"]): [r[f"{WEIGHT_PREFIX}{o}"] for o in objectives] for r in rows}
+    table = {as_conversation(r.get("prompt"), f"{path}: row {i}, column 'prompt'"): [r[f"{WEIGHT_PREFIX}{o}"]
+                                                                                   for o in objectives]
+             for i, r in enumerate(rows, 1)}
     missing = [p for p in prompts if p not in table]
     if missing:
-        raise PreforchError(f"{path}: no weights for prompt {missing[0][:60]!r} ({len(missing)} of {len(prompts)} "
+        raise PreforchError(f"{path}: no weights for prompt {missing[0].last_user[:60]!r} ({len(missing)} of {len(prompts)} "
                             "response prompts missing); the weights file's prompts must match the responses'")
     return check_weights([table[p] for p in prompts], len(objectives), str(path))
 

@@ -16,15 +16,37 @@ def _f(x: float | None, digits: int = 3) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
 
+def _ci(e) -> str:
+    """An estimate as 'mean [lo, hi]'."""
+    return "—" if e is None else f"{e.mean:.3f} [{e.lo:.3f}, {e.hi:.3f}]"
+
+
+def _diff(d) -> str:
+    return f"{d.mean:+.3f} [{d.lo:+.3f}, {d.hi:+.3f}], p={d.p_value:.3f}"
+
+
 def adapter_markdown(ev: AdapterEvaluation, title: str = "Adapter evaluation") -> str:
+    proto = ev.protocol
+    excluded = {k: v for k, v in proto.get("excluded", {}).items() if v}
     lines = [f"# {title}", "",
-             f"Objectives: {', '.join(ev.objectives)}. Split by prompt: {ev.n_train} training rows, "
-             f"{ev.n_test} test rows. Scores normalised with the adapter's saved normaliser.", "",
-             "## Weights against targets w* (test split)", "",
-             "| group | n | KL(w*‖w) | top-1 agreement | " + " | ".join(f"w.{o}" for o in ev.objectives) + " |",
-             "|---|---|---|---|" + "---|" * len(ev.objectives),
-             f"| all | {ev.n_test} | {_f(ev.kl)} | {_f(ev.top1)} | "
-             + " | ".join(_f(ev.mean_weights[o]) for o in ev.objectives) + " |"]
+             f"Objectives: {', '.join(ev.objectives)}. Test rows: {ev.n_test}, from {proto.get('test_rows', '?')}. "
+             f"Fixed vectors chosen on {ev.n_select} selection rows ({proto.get('selection_rows', '?')}). Scores "
+             f"normalised with the adapter's saved normaliser. Intervals: 95% bootstrap over prompts "
+             f"({proto.get('bootstrap', '?')} resamples).", ""]
+    if excluded:
+        lines += ["Excluded so that no number comes from a fitted or selected row: "
+                  + "; ".join(f"{v} {k.replace('_', ' ')}" for k, v in excluded.items()) + ".", ""]
+    if not proto.get("adapter_prompts_known", True):
+        lines += ["**Warning:** the adapter folder has no split.json, so the test rows could not be checked against "
+                  "the prompts it was trained on.", ""]
+    if not proto.get("reward_model_prompts_known", True):
+        lines += ["**Warning:** the reward models' training prompts are unknown (reward_model_prompts: []); test "
+                  "rows a reward model was trained on would inflate the pairwise accuracies.", ""]
+    lines += ["## Weights against targets w* (test rows)", "",
+              "| group | n | KL(w*‖w) | top-1 agreement | " + " | ".join(f"w.{o}" for o in ev.objectives) + " |",
+              "|---|---|---|---|" + "---|" * len(ev.objectives),
+              f"| all | {ev.n_test} | {_ci(ev.kl)} | {_ci(ev.top1)} | "
+              + " | ".join(_f(ev.mean_weights[o]) for o in ev.objectives) + " |"]
     for kind, row in ev.per_kind.items():
         lines.append(f"| {kind} | {row['n']} | {_f(row['kl'])} | {_f(row['top1'])} | "
                      + " | ".join(_f(row[f'w.{o}']) for o in ev.objectives) + " |")
@@ -33,14 +55,17 @@ def adapter_markdown(ev: AdapterEvaluation, title: str = "Adapter evaluation") -
     if ev.pairwise:
         lines += ["## Pairwise accuracy of R = Σ w_k·s̃_k on held-out (chosen, rejected) pairs", "",
                   f"Fixed vectors: the {ev.n_lattice}-point simplex lattice at resolution 1/{ev.resolution}. "
-                  f"Best fixed (chosen on the training split, pooled): {weight_label(ev.best_fixed_weights)}. "
-                  "Ties count ½. *Oracle fixed* is chosen on the test rows themselves (optimistic).", "",
-                  "| group | pairs | adapter | uniform | best fixed | best fixed for kind | oracle fixed | "
-                  "adapter − best fixed |", "|---|---|---|---|---|---|---|---|"]
+                  f"Best fixed (chosen on the pooled selection rows): {weight_label(ev.best_fixed_weights)}; best "
+                  "fixed for kind: chosen on that kind's selection rows. Ties count ½. *Oracle fixed* is chosen on "
+                  "the test rows themselves: optimistic, an upper bound for one fixed vector, not a result.", "",
+                  "| group | pairs (prompts) | adapter | uniform | best fixed | best fixed for kind | oracle fixed "
+                  "(optimistic) | adapter − best fixed | adapter − best for kind |", "|---|---|---|---|---|---|---|---|---|"]
         for name, r in ev.pairwise.items():
-            lines.append(f"| {name} | {r.n_pairs} | {_f(r.adapter)} | {_f(r.uniform)} | {_f(r.best_fixed)} | "
-                         f"{_f(r.best_fixed_for_kind)} {weight_label(r.best_fixed_for_kind_weights)} | "
-                         f"{_f(r.oracle_fixed)} | {r.adapter - r.best_fixed:+.3f} |")
+            lines.append(f"| {name} | {r.n_pairs} ({r.n_prompts}) | {_ci(r.adapter)} | {_ci(r.uniform)} | "
+                         f"{_ci(r.best_fixed)} | {_ci(r.best_fixed_for_kind)} "
+                         f"{weight_label(r.best_fixed_for_kind_weights)} | {_f(r.oracle_fixed.mean)} "
+                         f"{weight_label(r.oracle_fixed_weights)} | {_diff(r.adapter_minus_best_fixed)} | "
+                         f"{_diff(r.adapter_minus_best_fixed_for_kind)} |")
         lines.append("")
     return "\n".join(lines) + "\n"
 
