@@ -7,6 +7,16 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# A CA bundle that the environment names but that is missing on disk makes pip stop before it reads even a
+# local index ("Could not find a suitable TLS CA certificate bundle"). Drop such names: pip then uses its own
+# bundle for a remote index and needs none for the file:// ones.
+for var in PIP_CERT REQUESTS_CA_BUNDLE CURL_CA_BUNDLE SSL_CERT_FILE; do
+  file=${!var:-}
+  if [ -n "$file" ] && [ ! -e "$file" ]; then
+    echo "setup: $var names $file, which does not exist; ignoring it" >&2
+    unset "$var"
+  fi
+done
 # A CPU build of torch: the wheel this kind of machine keeps in /opt/wheels. Elsewhere the plain pin is used
 # (on x86_64 PyPI serves a CUDA build; install a CPU wheel first by hand if you want to avoid that).
 if ! python -c "import torch" 2>/dev/null; then

@@ -460,6 +460,18 @@ def evaluate_split(scorer: PairScorer, pairs: PreferenceData, split: dict[str, n
     short_r = np.array([-len(pairs.rejected[i].split()) for i in held], dtype=np.float64)
     out["baselines"] = {"shorter_reply_wins": float(pairwise_accuracy(short_c, short_r).mean()),
                         "longer_reply_wins": float(pairwise_accuracy(-short_c, -short_r).mean())}
+    if pairs.kinds is not None and len(set(pairs.kinds)) > 1:  # held-out accuracy per source, next to its baselines
+        c, r = _rewards(scorer, held, n)
+        acc = pairwise_accuracy(c, r)
+        longer = pairwise_accuracy(-short_c, -short_r)
+        kinds = np.array([pairs.kinds[i] for i in held], dtype=object)
+        groups = np.array([pairs.prompts[i].key() for i in held], dtype=object).astype(str)
+        out["heldout_by_kind"] = {
+            kind: {"pairs": int((kinds == kind).sum()), "accuracy": float(acc[kinds == kind].mean()),
+                   "accuracy_ci95": list(bootstrap_interval(acc[kinds == kind], groups[kinds == kind],
+                                                            config.bootstrap, config.seed)),
+                   "longer_reply_wins": float(longer[kinds == kind].mean())}
+            for kind in sorted(set(kinds))}
     return out
 
 
@@ -535,6 +547,11 @@ def render_model_card(metrics: dict) -> str:
     ]
     lines += [f"| {name} (reference, measured elsewhere on this data) | {value} |"
               for name, value in sorted(cfg.get("references", {}).items())]
+    if metrics.get("heldout_by_kind"):
+        lines += ["", "Held-out accuracy by source (95% bootstrap interval over prompts):", "",
+                  "| source | held-out pairs | accuracy | interval | the longer reply wins |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {kind} | {m['pairs']} | {m['accuracy']:.3f} | {m['accuracy_ci95'][0]:.3f}–{m['accuracy_ci95'][1]:.3f} "
+                  f"| {m['longer_reply_wins']:.3f} |" for kind, m in metrics["heldout_by_kind"].items()]
     lines += _selection_lines(metrics)
     lines += [
         "",
