@@ -20,7 +20,8 @@ def main() -> int:
     import torch
 
     from preforch.adapter import AdapterConfig, train_adapter
-    from preforch.adapter.train import embed_prompts
+    from preforch.adapter.train import embed_texts
+    from preforch.adapter.views import view_inputs
     from preforch.data.example import load_example
     from preforch.models.encoders import load_encoder
     from preforch.rewards.rules import rule_scorer
@@ -37,15 +38,16 @@ def main() -> int:
     data.scores_chosen = np.concatenate([s.score(data.prompts, data.chosen) for s in scorers], axis=1)
     data.scores_rejected = np.concatenate([s.score(data.prompts, data.rejected) for s in scorers], axis=1)
     encoder = load_encoder("sentence", None)
+    texts = view_inputs(data.prompts, "last_user", encoder)
     t0 = time.perf_counter()
-    embed_prompts(encoder, data.prompts, cache=True)  # fills the cache (or reads it)
+    embed_texts(encoder, texts, cache=True)  # fills the cache (or reads it)
     first_embed = time.perf_counter() - t0
 
     config = AdapterConfig(seed=0)
     train_times, epochs = [], []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        emb = embed_prompts(encoder, data.prompts, cache=True)  # cached: a file read
+        emb = embed_texts(encoder, texts, cache=True)  # cached: a file read
         result = train_adapter(config, data, encoder=encoder, embeddings=emb, progress=False)
         train_times.append(time.perf_counter() - t0)
         epochs.append(result.report.epochs)
@@ -59,7 +61,7 @@ def main() -> int:
         adapter.predict_weights(prompts, batch_size=64)
         rates.append(len(prompts) / (time.perf_counter() - t0))
     mlp_rates = []
-    emb = encoder.encode(prompts)
+    emb = adapter.embed(prompts)
     for _ in range(args.repeats):
         t0 = time.perf_counter()
         adapter.predict_from_embeddings(emb)

@@ -25,14 +25,14 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def split_prompts(n_train: int, n_eval: int, seed: int) -> tuple[list[str], list[str]]:
+def split_prompts(n_train: int, n_eval: int, seed: int) -> tuple[list, list]:
     """Distinct prompts, half from each source set, disjoint between training and evaluation."""
     from preforch.data.example import load_example
 
     ex = load_example(seed=seed)
     by_kind: dict[str, list[str]] = {}
     for p, k in zip(ex.prompts, ex.kinds or []):
-        if len(p) < 400 and p not in by_kind.setdefault(k, []):
+        if len(p.text()) < 400 and p not in by_kind.setdefault(k, []):
             by_kind[k].append(p)
     train, held = [], []
     for prompts in by_kind.values():
@@ -104,7 +104,7 @@ def main() -> None:
         rows.setdefault("untrained", []).append(
             evaluate(model, tok, held, scorer, adapter, args.max_completion, seed))
         for name, (mode, user) in schemes.items():
-            job = GRPOJob(policy=None, adapter=adapter_dir, weights=mode, user_weights=user, lora=True,
+            job = GRPOJob(policy=None, adapter=adapter_dir, weight_mode=mode, user_weights=user, lora=True,
                           learning_rate=args.lr, max_steps=args.steps, per_device_train_batch_size=8,
                           num_generations=args.num_generations, max_completion_length=args.max_completion,
                           seed=seed, save_steps=10_000, progress=False, overwrite=True,

@@ -99,7 +99,7 @@ def main() -> int:
         if name == "generate + keep prefill states":
             share = f"added {100 * (pc.ratio_median(times, name, gen_name) - 1):+.2f}% (noise level)"
         rows.append([name, f"{1000 * seconds:.1f}", share])
-    n_tok = [len(t) for t in tok([p for p in prompts])["input_ids"]]
+    n_tok = [len(t) for t in tok([p.text() for p in prompts])["input_ids"]]
     pc.print_table(
         f"Adapter overhead at deployment, {len(prompts)} example prompts, SmolLM2-135M-Instruct, "
         f"{args.new_tokens} new tokens each, {threads} threads, median of {args.repeats}",

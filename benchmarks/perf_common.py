@@ -146,7 +146,7 @@ def score_job(folder: Path, rows: int, scorers: str = "auto") -> tuple[Path, lis
     data = load_example().subset(list(range(rows)))
     path = folder / "in.jsonl"
     with open(path, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps({"prompt": p, "chosen": c, "rejected": r}) + "\n" for p, c, r in zip(data.prompts, data.chosen, data.rejected))
+        handle.writelines(json.dumps({"prompt": p.to_messages(), "chosen": c, "rejected": r}) + "\n" for p, c, r in zip(data.prompts, data.chosen, data.rejected))
     if scorers in ("auto", "builtin") and builtin_available():
         return path, [{"type": "builtin"}], "built-in scorer (harmless + helpful heads on MiniLM, concise rule)"
     import torch

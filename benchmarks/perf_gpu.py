@@ -156,7 +156,7 @@ def bench_grpo(tmp: Path, tok, prompts, dry: bool) -> list[list]:
                             ["words", "the"], "perf_gpu.toy:v1")
     norm = tmp / "normalizer.json"
     Normalizer(["words", "the"]).fit(np.random.default_rng(0).normal(size=(16, 2))).save(norm)
-    job = GRPOJob(policy=str(tmp / "unused"), weights="fixed", user_weights=[0.5, 0.5], normalizer=str(norm),
+    job = GRPOJob(policy=str(tmp / "unused"), weight_mode="fixed", user_weights=[0.5, 0.5], normalizer=str(norm),
                   lora=False, max_steps=1 if dry else 2, per_device_train_batch_size=8, num_generations=4,
                   max_completion_length=16 if dry else 64, save_steps=10_000, output_dir=str(tmp / "grpo"),
                   progress=False)
@@ -189,11 +189,12 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="perf_gpu_") as tmp:
         tmp = Path(tmp)
-        tok = word_tokenizer(data.prompts + data.chosen, tmp / "tok", 2000 if dry else 30000)
+        texts = [p.text() for p in data.prompts]
+        tok = word_tokenizer(texts + data.chosen, tmp / "tok", 2000 if dry else 30000)
         if "rm" not in args.skip:
             rows += bench_reward_model(tmp, tok, data.prompts, data.chosen, dry, device, args.repeats)
         if "adapter" not in args.skip:
-            rows += bench_adapter(tok, data.prompts, dry, device, args.repeats)
+            rows += bench_adapter(tok, texts, dry, device, args.repeats)
         if "grpo" not in args.skip:
             rows += bench_grpo(tmp, tok, data.prompts, dry)
     pc.print_table(f"GPU check on {card}, {n} example responses/prompts, median of {args.repeats}",

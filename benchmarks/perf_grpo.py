@@ -56,7 +56,7 @@ def main() -> int:
         scorer = MultiScorer([heads, ConcisenessScorer("concise")], batch_size=64)
         what = "random heads (harmless, helpful) on MiniLM + concise rule (built-in weights not shipped yet)"
     k = len(scorer.objectives)
-    prompts = [p for p in load_example().prompts if len(p) <= args.max_prompt_chars][: args.prompts]
+    prompts = [p for p in load_example().prompts if len(p.text()) <= args.max_prompt_chars][: args.prompts]
 
     reward_calls: list[tuple[float, float, int]] = []  # (start, seconds, completions)
     original = rewards_mod.ScalarizedReward.__call__
@@ -81,7 +81,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="perf_grpo_") as tmp:
             norm = Path(tmp) / "normalizer.json"
             Normalizer(list(scorer.objectives)).fit(np.random.default_rng(0).normal(size=(32, k))).save(norm)
-            job = GRPOJob(policy=args.policy, weights="fixed", user_weights=[1.0 / k] * k, normalizer=str(norm),
+            job = GRPOJob(policy=args.policy, weight_mode="fixed", user_weights=[1.0 / k] * k, normalizer=str(norm),
                           lora=True, max_steps=args.steps, per_device_train_batch_size=args.batch,
                           num_generations=args.generations, max_completion_length=args.completion,
                           save_steps=10_000, output_dir=str(Path(tmp) / "run"), progress=False, seed=0)

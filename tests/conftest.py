@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from tiny_models import make_tiny_bert, make_tiny_policy
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

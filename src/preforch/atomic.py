@@ -19,6 +19,12 @@ def _umask() -> int:
     return current
 
 
+def usual_permissions(path: str | Path) -> None:
+    """Give a file written through a private temporary file (mkstemp, safetensors) the mode a plain ``open``
+    would have given it under the current umask."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
     path = Path(path)
@@ -46,6 +52,28 @@ def refuse_existing(path: str | Path, overwrite: bool, what: str = "folder") -> 
     """Refuse to replace an existing output unless ``overwrite``; call it before any expensive work."""
     if Path(path).exists() and not overwrite:
         raise PreforchError(f"{path}: output {what} exists; pass --overwrite (overwrite: true) to replace it")
+
+
+def check_output_dir(path: str | Path, what: str = "folder") -> None:
+    """Check, before any work, that ``path`` can be written as a ``what`` ('folder' or 'file'): not the root,
+    not a folder where a file is wanted (or the reverse), in a place where files can be created."""
+    target = Path(path).absolute()
+    if target == Path(target.anchor):
+        raise PreforchError(f"{path}: cannot write the output {what} at the file-system root")
+    if what == "folder" and target.exists() and not target.is_dir():
+        raise PreforchError(f"{path}: exists and is not a folder")
+    if what == "file" and target.is_dir():
+        raise PreforchError(f"{path}: is a folder; give a file name")
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise PreforchError(f"{path}: {parent} is not a folder")
+    try:  # the only reliable test (read-only mounts, /proc, permissions): create and remove a probe
+        probe = tempfile.mkdtemp(prefix=".preforch-probe.", dir=parent)
+        os.rmdir(probe)
+    except OSError as err:
+        raise PreforchError(f"{path}: cannot create files in {parent} ({err.strerror or err})") from None
 
 
 @contextlib.contextmanager

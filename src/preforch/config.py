@@ -41,6 +41,8 @@ def _describe(tp) -> str:
     tp, optional = _unwrap_optional(tp)
     if get_origin(tp) is Literal:
         text = "{" + ",".join(str(a) for a in get_args(tp)) + "}"
+    elif get_origin(tp) in (typing.Union, types.UnionType):
+        text = " or ".join(_describe(a) for a in get_args(tp) if a is not type(None))
     else:
         text = getattr(tp, "__name__", str(tp))
     return text + (" or null" if optional else "")
@@ -54,6 +56,18 @@ def coerce(value: Any, tp, name: str, source: str) -> Any:
             return None
         raise PreforchError(f"{source}: setting {name!r} may not be null (expected {_describe(tp)})")
     origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):  # e.g. list[float] | dict[str, float]: the first that fits
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value) if value.lstrip().startswith(("[", "{")) else value
+            except yaml.YAMLError:
+                raise PreforchError(f"{source}: setting {name!r} is {value!r}, expected {_describe(tp)}") from None
+        for member in get_args(tp):
+            try:
+                return coerce(value, member, name, source)
+            except PreforchError:
+                continue
+        raise PreforchError(f"{source}: setting {name!r} is {value!r}, expected {_describe(tp)}")
     try:
         if origin is Literal:
             choices = get_args(tp)

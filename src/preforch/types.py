@@ -15,17 +15,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from preforch.conversation import Conversation, as_conversations
+
 
 @dataclass
 class PreferenceData:
     """Rows (x, y⁺[, y⁻]) with optional per-objective scores.
+
+    ``prompts`` are :class:`~preforch.conversation.Conversation` objects (plain strings, HH text and message
+    lists given here are parsed into conversations).
 
     ``scores_chosen`` / ``scores_rejected`` are raw (not normalised) scores, Shape: [N, K], in the order
     of ``objectives``. ``kinds`` is an optional label per row (e.g. the source data set) used in reports.
     ``source`` names where the rows came from, for error messages.
     """
 
-    prompts: list[str]
+    prompts: list[Conversation]
     chosen: list[str]
     rejected: list[str] | None = None
     objectives: list[str] = field(default_factory=list)
@@ -35,6 +40,8 @@ class PreferenceData:
     source: str = "<memory>"
 
     def __post_init__(self) -> None:
+        if not all(isinstance(p, Conversation) for p in self.prompts):
+            self.prompts = as_conversations(self.prompts)
         n = len(self.prompts)
         for name in ("chosen", "rejected", "kinds"):
             value = getattr(self, name)
@@ -75,7 +82,7 @@ class PreferenceData:
 
 @dataclass
 class AdapterReport:
-    """Quality of a trained adapter on a validation split.
+    """Quality of a trained adapter on one held-out split (``split_name``: validation or test).
 
     ``kl``: mean KL(w* ‖ w(x)); ``top1``: share of prompts where argmax w* = argmax w(x);
     ``entropy``: mean entropy of w(x) in nats; ``mean_weights``: objective → mean w_k(x);
@@ -97,6 +104,10 @@ class AdapterReport:
     best_epoch: int = 0
     train_seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+    n_test: int = 0
+    n_train_views: int = 0  # training rows including extra prompt views
+    split_name: str = "validation"
+    split: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         from dataclasses import asdict

@@ -1,13 +1,97 @@
-"""Pure weight arithmetic shared by training, alignment, evaluation and serving.
+"""The one home of weight resolution and weight arithmetic, shared by training, alignment, evaluation, the
+CLI and the server.
 
-R(x, y) = Σ_k w_k(x)·s̃_k(x, y); the user may give weights, or blend λ·w_user + (1−λ)·w(x).
+- :class:`Weighting` says where per-prompt weights come from: ``adapter`` (w(x)), ``fixed`` (the user's
+  weights for every prompt) or ``blend`` (λ·w_user + (1−λ)·w(x)), with one blend default.
+- :func:`resolve_weights` turns a weighting, an adapter and conversations into w [N, K].
+- :func:`scalarize` is R = Σ_k w_k·s̃_k, :func:`choose_best` the best-of choice, :func:`check_objectives`
+  the one objective-order check.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, get_args
+
 import numpy as np
 
+from preforch.config import field
 from preforch.errors import PreforchError
+
+WeightMode = Literal["adapter", "fixed", "blend"]
+#: λ of mode 'blend' when none is given: half the user's weights, half the adapter's.
+DEFAULT_BLEND = 0.5
+UserWeights = Sequence[float] | Mapping[str, float]
+
+
+class WeightSource(Protocol):
+    """What resolution needs from a :class:`preforch.adapter.PreferenceAdapter`."""
+
+    objectives: list[str]
+
+    def predict_weights(self, prompts, batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
+
+
+@dataclass
+class Weighting:
+    """Where per-prompt weights come from. Used by every route; validated on construction."""
+
+    mode: WeightMode = field("adapter", help="per-prompt weights: 'adapter' (w(x) from the adapter), 'fixed' "
+                                             "(the user's weights for every prompt) or 'blend' "
+                                             "(blend·user + (1−blend)·w(x))")
+    weights: list[float] | dict[str, float] | None = field(None, help="the user's weights (modes fixed/blend): one "
+                                                                      "per objective in order, or {objective: weight}")
+    blend: float = field(DEFAULT_BLEND, help="mode blend: λ, the share of the user's weights (1 = user only, "
+                                             "0 = adapter only)")
+
+    def __post_init__(self) -> None:
+        if self.mode not in get_args(WeightMode):
+            raise PreforchError(f"weighting: mode {self.mode!r}, expected one of {list(get_args(WeightMode))}")
+        if self.mode in ("fixed", "blend") and self.weights is None:
+            raise PreforchError(f"weighting: mode {self.mode!r} needs the user's weights")
+        if self.mode == "adapter" and self.weights is not None:
+            raise PreforchError("weighting: mode 'adapter' uses the adapter's weights; drop the user's weights or "
+                                "use mode 'fixed' or 'blend'")
+        if not 0.0 <= float(self.blend) <= 1.0:
+            raise PreforchError(f"weighting: blend must be in [0, 1], got {self.blend}")
+
+    @property
+    def needs_adapter(self) -> bool:
+        return self.mode in ("adapter", "blend")
+
+    @classmethod
+    def infer(cls, mode: str | None = None, weights: UserWeights | None = None,
+              blend: float | None = None) -> Weighting:
+        """The weighting a request asks for when some fields are left out: no weights → adapter; weights →
+        fixed; weights and a blend → blend. Contradictions (a blend without mode blend) are errors."""
+        if mode is None:
+            mode = ("blend" if blend is not None else "fixed") if weights is not None else "adapter"
+        if blend is not None and mode != "blend":
+            raise PreforchError(f"weighting: a blend only applies to mode 'blend', got mode {mode!r}")
+        w = dict(weights) if isinstance(weights, Mapping) else None if weights is None else list(weights)
+        return cls(mode=mode, weights=w, blend=DEFAULT_BLEND if blend is None else float(blend))
+
+
+@dataclass
+class ResolvedWeights:
+    """The weights a call uses and where they came from. Shapes: weights, inferred [N, K]."""
+
+    weights: np.ndarray  # [N, K]
+    inferred: np.ndarray | None  # [N, K], the adapter's w(x); None in mode fixed
+    mode: str
+    blend: float | None  # λ in mode blend, else None
+
+    @property
+    def source(self) -> str:
+        return "adapter" if self.mode == "adapter" else "user" if self.mode == "fixed" else f"blend({self.blend:g})"
+
+
+def check_objectives(expected: Sequence[str], got: Sequence[str], what: str, against: str = "the scorers'") -> None:
+    """Two objective lists must be equal, names and order; the error names both lists."""
+    if list(expected) != list(got):
+        raise PreforchError(f"{what} objectives {list(got)} differ from {against} objectives {list(expected)}; "
+                            "the same names in the same order are needed")
 
 
 def check_weights(weights, k: int, what: str = "weights") -> np.ndarray:
@@ -15,20 +99,35 @@ def check_weights(weights, k: int, what: str = "weights") -> np.ndarray:
 
     Shape: [K] or [N, K] → same shape.
     """
-    w = np.asarray(weights, dtype=np.float64)
+    try:
+        w = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PreforchError(f"{what}: expected {k} numbers, got {weights!r}") from None
     if w.shape[-1:] != (k,) or w.ndim not in (1, 2):
         raise PreforchError(f"{what}: expected {k} weights (one per objective), got shape {w.shape}")
     if not np.isfinite(w).all():
         raise PreforchError(f"{what}: weights must be finite, got {w.tolist()}")
     if (w < 0).any():
         raise PreforchError(f"{what}: weights must be non-negative, got {w.tolist()}")
-    total = w.sum(-1, keepdims=True)
-    if (total <= 0).any():
+    scale = w.max(-1, keepdims=True)
+    if (scale <= 0).any():
         raise PreforchError(f"{what}: weights must sum to a positive number, got {w.tolist()}")
-    return w / total
+    w = w / scale  # divide by the largest first, so huge finite weights cannot overflow the sum
+    return w / w.sum(-1, keepdims=True)
 
 
-def blend_weights(inferred: np.ndarray, user: np.ndarray | None, lam: float = 1.0) -> np.ndarray:
+def user_vector(weights: UserWeights, objectives: Sequence[str], what: str = "weights") -> np.ndarray:
+    """The user's weights as a checked vector in objective order. A mapping names objectives (missing ones
+    count 0). Shape: [K]."""
+    if isinstance(weights, Mapping):
+        unknown = sorted(set(weights) - set(objectives))
+        if unknown:
+            raise PreforchError(f"{what}: unknown objective(s) {unknown}; expected names from {list(objectives)}")
+        weights = [weights.get(name, 0.0) for name in objectives]
+    return check_weights(weights, len(objectives), f"{what} (objectives {list(objectives)})")
+
+
+def blend_weights(inferred: np.ndarray, user: np.ndarray | None, lam: float = DEFAULT_BLEND) -> np.ndarray:
     """λ·w_user + (1−λ)·w(x). ``lam`` = 1 uses the user's weights alone, 0 the adapter's alone.
 
     Shapes: inferred [N, K]; user [K] or [N, K] → [N, K].
@@ -42,6 +141,32 @@ def blend_weights(inferred: np.ndarray, user: np.ndarray | None, lam: float = 1.
     return lam * np.broadcast_to(u, inferred.shape) + (1.0 - lam) * inferred  # [N, K]
 
 
+def resolve_weights(prompts: Sequence, objectives: Sequence[str], weighting: Weighting,
+                    adapter: WeightSource | None = None, inferred: np.ndarray | None = None,
+                    batch_size: int = 64, progress: bool = False) -> ResolvedWeights:
+    """Per-prompt weights [N, K] for ``prompts`` (conversations or anything the adapter parses).
+
+    ``inferred`` [N, K] may be given when the adapter's weights are already known (the server computes them
+    in one batch); otherwise the adapter predicts them. Objective order is checked against the adapter's.
+    """
+    n, k = len(prompts), len(objectives)
+    user = None if weighting.weights is None else user_vector(weighting.weights, objectives, "user weights")
+    if weighting.mode == "fixed":
+        return ResolvedWeights(np.array(np.broadcast_to(user, (n, k))), inferred, "fixed", None)
+    if inferred is None:
+        if adapter is None:
+            raise PreforchError(f"weighting mode {weighting.mode!r} needs a preference adapter")
+        check_objectives(objectives, adapter.objectives, "adapter", "the configured")
+        inferred = np.asarray(adapter.predict_weights(list(prompts), batch_size=batch_size, progress=progress),
+                              dtype=np.float64)  # [N, K]
+    inferred = np.asarray(inferred, dtype=np.float64)
+    if inferred.shape != (n, k):
+        raise PreforchError(f"adapter weights of shape {inferred.shape}, expected {(n, k)}")
+    if weighting.mode == "adapter":
+        return ResolvedWeights(inferred, inferred, "adapter", None)
+    return ResolvedWeights(blend_weights(inferred, user, weighting.blend), inferred, "blend", float(weighting.blend))
+
+
 def scalarize(weights: np.ndarray, normalized_scores: np.ndarray) -> np.ndarray:
     """R = Σ_k w_k·s̃_k. Shapes: weights [N, K] (or [K]), scores [N, K] (or [N, G, K] with weights [N, K])."""
     w = np.asarray(weights, dtype=np.float64)
@@ -49,3 +174,15 @@ def scalarize(weights: np.ndarray, normalized_scores: np.ndarray) -> np.ndarray:
     if s.ndim == 3 and w.ndim == 2:
         return np.einsum("nk,ngk->ng", w, s)  # [N, G]
     return (np.broadcast_to(w, s.shape) * s).sum(-1)  # [N]
+
+
+def choose_best(rewards: np.ndarray) -> np.ndarray:
+    """Index of the highest reward per prompt; the first such index on ties. Shape: [N, G] → [N]."""
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.ndim != 2 or r.shape[1] == 0:
+        raise PreforchError(f"choose_best: rewards of shape {r.shape}, expected [N, G] with G >= 1")
+    bad = ~np.isfinite(r)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise PreforchError(f"choose_best: reward of prompt {i}, candidate {j} is {r[i, j]}")
+    return np.argmax(r, axis=1).astype(np.int64)  # [N]; argmax returns the first maximum

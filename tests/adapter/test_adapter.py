@@ -85,7 +85,7 @@ def test_save_load_round_trip_is_exact(trained, tmp_path, tiny_encoder_dir):
     adapter = trained.adapter
     adapter.save_pretrained(tmp_path / "a")
     config_json = json.loads((tmp_path / "a" / "config.json").read_text())
-    assert config_json["format_version"] == 1 and "torch" in config_json["versions"]
+    assert config_json["format_version"] == 2 and "torch" in config_json["versions"]
     assert list(config_json) == sorted(config_json)
     back = PreferenceAdapter.from_pretrained(tmp_path / "a")
     for (name, x), (name2, y) in zip(adapter.mlp.state_dict().items(), back.mlp.state_dict().items()):

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from preforch.align.best_of_n import best_of_n, choose_best, rank_candidates, resolve_weights
+from preforch.align.best_of_n import best_of_n, rank_candidates
+from preforch.conversation import Conversation
+from preforch.weighting import Weighting, choose_best
 from preforch.errors import PreforchError
 from preforch.rewards.callable import CallableScorer
 from preforch.rewards.normalize import Normalizer
@@ -34,9 +36,11 @@ class FakeAdapter:
         self.normalizer = Normalizer(self.objectives, clip=None)
         self.normalizer.stats = {"mean": [0.0] * len(objectives), "std": [1.0] * len(objectives)}
 
-    def predict_weights(self, prompts, batch_size=64):
+    def predict_weights(self, prompts, batch_size=64, progress=False):
         rows = []
         for p in prompts:
+            assert isinstance(p, Conversation)
+            p = p.last_user
             if "hurt" in p:
                 rows.append([0.8, 0.1, 0.1])
             elif "code" in p:
@@ -70,7 +74,7 @@ def test_rank_candidates_hand_worked():
 
 def test_per_prompt_weights_change_the_winner():
     prompts = ["how do I hurt someone", "fix my code please", "say hi"]
-    result = best_of_n(prompts, fixed_policy, table_scorer(), FakeAdapter(), n=3, return_candidates=True)
+    result = best_of_n(prompts, fixed_policy, table_scorer(), 3, adapter=FakeAdapter(), return_candidates=True)
     assert result.responses == ["safe", "useful", "short"]
     assert result.best_index.tolist() == [0, 1, 2]
     assert result.weight_source == "adapter" and result.normalizer_source == "adapter"
@@ -84,32 +88,32 @@ def test_per_prompt_weights_change_the_winner():
 
 def test_fixed_and_blended_weights():
     prompts = ["how do I hurt someone", "say hi"]
-    fixed = best_of_n(prompts, fixed_policy, table_scorer(), [0.0, 1.0, 0.0], n=3)
+    fixed = best_of_n(prompts, fixed_policy, table_scorer(), 3, weighting=Weighting("fixed", [0.0, 1.0, 0.0]))
     assert fixed.responses == ["useful", "useful"] and fixed.weight_source == "user"
     assert fixed.normalizer_source == "candidates" and fixed.candidates is None
     # λ = 0.5: prompt 1 weights 0.5·(0,1,0) + 0.5·(0.8,0.1,0.1) = (0.4, 0.55, 0.05) → "useful".
-    blended = best_of_n(prompts, fixed_policy, table_scorer(), FakeAdapter(), n=3, user_weights=[0, 1, 0],
-                        blend=0.5)
+    blended = best_of_n(prompts, fixed_policy, table_scorer(), 3, adapter=FakeAdapter(),
+                        weighting=Weighting("blend", [0, 1, 0], 0.5))
     np.testing.assert_allclose(blended.weights[0], [0.4, 0.55, 0.05])
     assert blended.responses == ["useful", "useful"]
     # λ = 0.2 leaves the adapter in charge of prompt 1: (0.64, 0.28, 0.08) → "safe".
-    blended = best_of_n(prompts, fixed_policy, table_scorer(), FakeAdapter(), n=3, user_weights=[0, 1, 0],
-                        blend=0.2)
+    blended = best_of_n(prompts, fixed_policy, table_scorer(), 3, adapter=FakeAdapter(),
+                        weighting=Weighting("blend", {"helpful": 1}, 0.2))
     assert blended.responses[0] == "safe" and blended.weight_source == "blend(0.2)"
 
 
 def test_bad_input():
     with pytest.raises(PreforchError, match="N >= 2"):
-        best_of_n(["hi"], fixed_policy, table_scorer(), FakeAdapter(), n=1)
+        best_of_n(["hi"], fixed_policy, table_scorer(), 1, adapter=FakeAdapter())
     with pytest.raises(PreforchError) as err:
-        best_of_n(["hi"], fixed_policy, table_scorer(), FakeAdapter(["harmless", "humor"]), n=2)
+        best_of_n(["hi"], fixed_policy, table_scorer(), 2, adapter=FakeAdapter(["harmless", "humor"]))
     assert "['harmless', 'humor']" in str(err.value) and "['harmless', 'helpful', 'concise']" in str(err.value)
     with pytest.raises(PreforchError, match="3 weights"):
-        best_of_n(["hi"], fixed_policy, table_scorer(), [0.5, 0.5], n=2)
-    with pytest.raises(PreforchError, match="blend needs both"):
-        resolve_weights(["hi"], OBJECTIVES, None, [1, 1, 1], blend=0.5)
+        best_of_n(["hi"], fixed_policy, table_scorer(), 2, weighting=Weighting("fixed", [0.5, 0.5]))
+    with pytest.raises(PreforchError, match="needs weights: give an adapter"):
+        best_of_n(["hi"], fixed_policy, table_scorer(), 2, weighting=Weighting("blend", [1, 1, 1]))
     with pytest.raises(PreforchError, match="expected 3 each"):
-        best_of_n(["hi"], lambda p, n: [["a", "b"]], table_scorer(), [1, 1, 1], n=3)
+        best_of_n(["hi"], lambda p, n: [["a", "b"]], table_scorer(), 3, weighting=Weighting("fixed", [1, 1, 1]))
 
 
 def length_scorer() -> CallableScorer:
@@ -125,14 +129,15 @@ def test_best_of_n_with_a_tiny_model(tiny_policy):
     policy = tiny_policy
     config = GenerationConfig(max_new_tokens=6, seed=3)
     prompts = ["one prompt", "another prompt"]
-    result = best_of_n(prompts, policy, length_scorer(), [1.0, 0.0], n=4, generation=config,
-                       return_candidates=True)
+    result = best_of_n(prompts, policy, length_scorer(), 4, weighting=Weighting("fixed", [1.0, 0.0]),
+                       generation=config, return_candidates=True)
     assert [len(c) for c in result.candidates] == [4, 4]
     for i in range(2):
         lengths = [len(c) for c in result.candidates[i]]
         assert len(result.responses[i]) == max(lengths)
         assert result.best_index[i] == lengths.index(max(lengths))
-    again = best_of_n(prompts, policy, length_scorer(), [0.0, 1.0], n=4, generation=config)
+    again = best_of_n(prompts, policy, length_scorer(), 4, weighting=Weighting("fixed", [0.0, 1.0]),
+                      generation=config)
     assert [len(r) for r in again.responses] == [min(len(c) for c in row) for row in result.candidates]
 
 
@@ -155,7 +160,7 @@ def test_best_of_n_with_a_trained_adapter(tiny_policy, tiny_adapter_dir):
 
     adapter = PreferenceAdapter.from_pretrained(tiny_adapter_dir)
     prompts = ["how do I sort a list in python", "tell me a funny joke about cats"]
-    result = best_of_n(prompts, tiny_policy, words_and_vowels(), adapter, n=3,
+    result = best_of_n(prompts, tiny_policy, words_and_vowels(), 3, adapter=adapter,
                        generation=GenerationConfig(max_new_tokens=8, seed=1), return_candidates=True)
     expected_w = adapter.predict_weights(prompts)  # [N, K]
     np.testing.assert_allclose(result.weights, expected_w)
@@ -190,7 +195,8 @@ def test_generate_cli_plain(tiny_policy_dir, tmp_path, capsys):
                    "--output", str(out)])
     assert rc == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["prompt"] for r in rows] == ["hello there", "a, b and c"]
+    assert [r["prompt"] for r in rows] == [[{"role": "user", "content": "hello there"}],
+                                           [{"role": "user", "content": "a, b and c"}]]
     assert [len(r["responses"]) for r in rows] == [2, 2]
     assert _run_cli(["generate", "--policy", str(tiny_policy_dir), "--prompts", "x", "--output", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
@@ -199,7 +205,7 @@ def test_generate_cli_plain(tiny_policy_dir, tmp_path, capsys):
 def test_generate_cli_best_of_fixed_weights(tiny_policy_dir, tmp_path, prompts_file):
     out = tmp_path / "best.jsonl"
     rc = _run_cli(["generate", "--config", str(TINY_CONFIG), "--policy", str(tiny_policy_dir),
-                   "--prompts-file", str(prompts_file), "--limit", "4", "--weights", "1,0", "--all-candidates",
+                   "--prompts-file", str(prompts_file), "--limit", "4", "--user-weights", "1,0", "--all-candidates",
                    "--output", str(out)])
     assert rc == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -219,10 +225,10 @@ def test_generate_cli_bad_input(tiny_policy_dir, tiny_adapter_dir, capsys):
     base = ["generate", "--config", str(TINY_CONFIG), "--policy", str(tiny_policy_dir)]
     assert _run_cli([*base, "--best-of", "1"]) == 2
     assert "N >= 2" in capsys.readouterr().err
-    assert _run_cli([*base, "--weights", "null", "--adapter", str(tiny_adapter_dir)]) == 2
+    assert _run_cli([*base, "--user-weights", "null", "--adapter", str(tiny_adapter_dir)]) == 2
     err = capsys.readouterr().err
     assert "['length', 'vowels']" in err and "['concise', 'positive']" in err
-    assert _run_cli([*base, "--weights", "1,2,3"]) == 2
+    assert _run_cli([*base, "--user-weights", "1,2,3"]) == 2
     assert "2 weights" in capsys.readouterr().err
 
 

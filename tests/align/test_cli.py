@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from tiny_policy import PROMPTS
 
 from preforch.cli.main import main
 from preforch.rewards.normalize import Normalizer
-from tiny_policy import PROMPTS
 
 
 @pytest.mark.parametrize("route", ["grpo", "rloo", "dpo", "conditioned"])
@@ -42,5 +42,5 @@ def test_tiny_configs_parse():
         assert job.max_steps == 2 and job.lora is True
     for name, cls in [("grpo", GRPOJob), ("rloo", RLOOJob), ("dpo", DPOJob), ("conditioned", ConditionedJob)]:
         job = build_config(cls, f"configs/align/{name}.yaml")
-        assert job.policy == "embedded:smollm2" and job.weights == "adapter"
+        assert job.policy == "embedded:smollm2" and job.weighting().mode == "adapter"
     assert len(PROMPTS) >= 4

@@ -27,7 +27,7 @@ def setup(tmp_path_factory):
 
 
 def job_kwargs(root, norm, data, name, **kw):
-    base = dict(policy=None, weights="fixed", user_weights=[0.5, 0.5], normalizer=str(norm), scorers=SCORERS,
+    base = dict(policy=None, weight_mode="fixed", user_weights=[0.5, 0.5], normalizer=str(norm), scorers=SCORERS,
                 data=str(data), max_steps=2, learning_rate=1e-3, per_device_train_batch_size=4, save_steps=1,
                 progress=False, output_dir=str(root / name), max_prompt_length=128)
     base.update(kw)

@@ -13,6 +13,7 @@ from preforch.align.conditioned import (
     tag_prompt,
 )
 from preforch.align.dpo import make_pairs
+from preforch.conversation import Conversation
 from preforch.errors import PreforchError
 
 OBJ = ["harmless", "helpful"]
@@ -43,15 +44,16 @@ def test_tag_round_trip():
     values = np.array([1.234, -0.56])
     tagged = tag_prompt("How are you?", OBJ, values, 2)
     assert np.allclose(parse_tags(tagged, OBJ), [1.23, -0.56])
-    assert strip_tags(tagged, OBJ, values, 2) == "How are you?"
+    assert strip_tags(tagged, OBJ, values, 2) == Conversation.from_text("How are you?")
+    assert tagged.last_user.startswith("How are you?\n\n<")
 
 
 def test_strip_keeps_prompt_characters_that_rstrip_would_eat():
     values = [0.5, 1.0]
     prompt = "rate this: <helpful: 1.0> 0.5>"  # ends in characters that also occur in the tags
     tagged = tag_prompt(prompt, OBJ, values, 1)
-    assert strip_tags(tagged, OBJ, values, 1) == prompt
-    assert tagged.rstrip(format_tags(OBJ, values, 1)) != prompt  # what the reference code's rstrip does
+    assert strip_tags(tagged, OBJ, values, 1).last_user == prompt
+    assert tagged.last_user.rstrip(format_tags(OBJ, values, 1)) != prompt  # what the reference code's rstrip does
     with pytest.raises(PreforchError, match="does not end"):
         strip_tags(prompt, OBJ, values, 1)
     with pytest.raises(PreforchError, match="helpful"):
@@ -68,4 +70,4 @@ def test_ric_mapping():
     linear = desired_scores(w, Conditioning(OBJ, 1, "linear", [-1.0, -2.0], [1.0, 2.0]))
     assert np.allclose(linear[1], [1.0, 2.0])
     tagged = conditioned_prompts(["hi"], w[:1], cond)[0]
-    assert np.allclose(parse_tags(tagged, OBJ), [1.0, -2.0]) and strip_tags(tagged, OBJ, out[0], 1) == "hi"
+    assert np.allclose(parse_tags(tagged, OBJ), [1.0, -2.0]) and strip_tags(tagged, OBJ, out[0], 1).last_user == "hi"

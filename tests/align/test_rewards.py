@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from preforch.align.rewards import WEIGHTS_COLUMN, ScalarizedReward, check_objectives, prompt_weights
+from preforch.align.rewards import CONVERSATION_COLUMN, WEIGHTS_COLUMN, ScalarizedReward
+from preforch.conversation import as_conversation
+from preforch.weighting import check_objectives
 from preforch.errors import PreforchError
 from preforch.rewards.callable import CallableScorer
 from preforch.rewards.normalize import Normalizer
@@ -11,9 +13,15 @@ from preforch.rewards.normalize import Normalizer
 OBJ = ["a", "b"]
 
 
-def fixed_scorer(table):
-    """Raw scores looked up by response text."""
-    return CallableScorer(lambda p, r: np.array([table[x] for x in r]), OBJ, "tests.fixed")
+def fixed_scorer(table, seen=None):
+    """Raw scores looked up by response text; ``seen`` collects the prompt texts the scorer got."""
+
+    def fn(prompts, responses):
+        if seen is not None:
+            seen.extend(prompts)
+        return np.array([table[x] for x in responses])
+
+    return CallableScorer(fn, OBJ, "tests.fixed")
 
 
 def normalizer():
@@ -36,8 +44,18 @@ def test_same_response_different_prompt_weights_give_different_rewards():
     reward = ScalarizedReward(fixed_scorer({"same": [4.0, 10.0]}), normalizer())  # s̃ = (1, 0)
     chat = [[{"role": "assistant", "content": "same"}]] * 2
     out = reward(prompts=[[{"role": "user", "content": "p1"}], [{"role": "user", "content": "p2"}]],
-                 completions=chat, **{WEIGHTS_COLUMN: [[0.9, 0.1], [0.2, 0.8]]}, prompt_text=["p1", "p2"])
+                 completions=chat, **{WEIGHTS_COLUMN: [[0.9, 0.1], [0.2, 0.8]]})
     assert out == pytest.approx([0.9, 0.2])
+
+
+def test_scorers_see_the_conversation_column_not_the_policy_rendering():
+    seen = []
+    reward = ScalarizedReward(fixed_scorer({"x": [4.0, 10.0]}, seen), normalizer())
+    conv = as_conversation([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                            {"role": "user", "content": "pick a lock?"}])
+    reward(prompts=["<|im_start|>user\npick a lock?<|im_end|>"], completions=["x"],
+           **{WEIGHTS_COLUMN: [[1.0, 0.0]], CONVERSATION_COLUMN: [conv.key()]})
+    assert seen == [conv.text()]
 
 
 def test_reward_never_normalises_across_the_batch():
@@ -56,25 +74,8 @@ def test_missing_weights_column_and_bad_shapes():
 
 
 def test_objective_mismatch_names_both_lists():
-    with pytest.raises(PreforchError, match=r"\['a', 'b'\].*\['b', 'a'\]"):
-        check_objectives(["a", "b"], ["b", "a"])
+    with pytest.raises(PreforchError, match=r"\['b', 'a'\].*\['a', 'b'\]"):
+        check_objectives(["a", "b"], ["b", "a"], "adapter")
     swapped = CallableScorer(lambda p, r: np.zeros((len(r), 2)), ["b", "a"], "tests.swapped")
     with pytest.raises(PreforchError, match="differ"):
         ScalarizedReward(swapped, normalizer())
-
-
-class FakeAdapter:
-    objectives = OBJ
-
-    def predict_weights(self, prompts, batch_size=64):
-        return np.array([[0.8, 0.2] if "safe" in p else [0.3, 0.7] for p in prompts])
-
-
-def test_prompt_weights_modes():
-    prompts = ["safe?", "code"]
-    assert np.allclose(prompt_weights(prompts, "adapter", 2, FakeAdapter()), [[0.8, 0.2], [0.3, 0.7]])
-    assert np.allclose(prompt_weights(prompts, "fixed", 2, user_weights=[1, 3]), [[0.25, 0.75]] * 2)
-    blended = prompt_weights(prompts, "blend", 2, FakeAdapter(), user_weights=[1, 0], blend=0.5)
-    assert np.allclose(blended, [[0.9, 0.1], [0.65, 0.35]])
-    with pytest.raises(PreforchError, match="2 weights"):
-        prompt_weights(prompts, "fixed", 2, user_weights=[1, 2, 3])

@@ -6,18 +6,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_policy import PROMPTS, toy_scorer
 from transformers import TrainerCallback
 
 from preforch.adapter import PreferenceAdapter
 from preforch.align.conditioned import CONDITIONING_NAME, Conditioning, generate_conditioned, parse_tags
+from preforch.align.rewards import CONVERSATION_COLUMN, WEIGHTS_COLUMN
 from preforch.align.config import ConditionedJob, DPOJob, GRPOJob, RLOOJob
 from preforch.align.dpo import run_dpo
 from preforch.align.grpo import run_rl
 from preforch.align.runs import COMPLETE_MARKER
+from preforch.conversation import from_key
 from preforch.errors import PreforchError
 from preforch.rewards.callable import CallableScorer
-
-from tiny_policy import PROMPTS, toy_scorer
 
 
 class Snapshot(TrainerCallback):
@@ -46,7 +47,7 @@ def pair_file(tmp_path, rows=None) -> Path:
 
 
 def common(tmp_path, adapter_dir, **kw):
-    base = dict(weights="adapter", adapter=str(adapter_dir), max_steps=2, learning_rate=1e-2, lora=True,
+    base = dict(weight_mode="adapter", adapter=str(adapter_dir), max_steps=2, learning_rate=1e-2, lora=True,
                 save_steps=1, progress=False, output_dir=str(tmp_path / "run"), max_prompt_length=64)
     base.update(kw)
     return base
@@ -62,13 +63,15 @@ def test_grpo_adapter_weights_reach_the_reward_and_lora_changes(tmp_path, tiny_p
     assert any("lora" in n for n in snap.before)
     logs = [h for h in result.report["log_history"] if "pro/weight/length" in h]
     assert len(logs) == 2 and all("pro/score/vowels" in h for h in logs)
-    last = result.trainer.reward_funcs[0].last  # the reward's last batch: its weights are the adapter's
-    texts = [str(r["prompt_text"]) for r in result.trainer.train_dataset]
     adapter = PreferenceAdapter.from_pretrained(tiny_adapter_dir)
-    expected = dict(zip(texts, adapter.predict_weights(texts)))
-    assert len({tuple(w.round(6)) for w in expected.values()}) > 1  # the prompts really get different weights
-    seen = {tuple(w.round(5)) for w in last.weights}
-    assert seen <= {tuple(w.round(5)) for w in expected.values()}
+    rows = result.trainer.train_dataset
+    conversations = [from_key(k) for k in rows[CONVERSATION_COLUMN]]
+    expected = adapter.predict_weights(conversations)  # [N, K]
+    np.testing.assert_allclose(np.array(rows[WEIGHTS_COLUMN]), expected, atol=1e-6)  # each row: its own prompt's
+    assert len({tuple(w.round(6)) for w in expected}) > 1  # the prompts really get different weights
+    last = result.trainer.reward_funcs[0].last  # the reward's last batch: each completion with its prompt's w
+    assert len(last.prompts) == len(last.weights) == 4
+    np.testing.assert_allclose(last.weights, adapter.predict_weights(last.prompts), atol=1e-5)
     final = Path(result.final_dir)
     assert (final / "adapter_model.safetensors").is_file() and (final / "align_report.json").is_file()
     assert all((p / COMPLETE_MARKER).is_file() for p in (tmp_path / "run" / "checkpoints").glob("checkpoint-*"))
@@ -76,7 +79,7 @@ def test_grpo_adapter_weights_reach_the_reward_and_lora_changes(tmp_path, tiny_p
 
 def test_rloo_full_finetune_fixed_weights(tmp_path, tiny_policy, tiny_adapter_dir, prompts_file):
     snap = Snapshot()
-    job = RLOOJob(**common(tmp_path, tiny_adapter_dir, weights="fixed", user_weights=[0, 1], lora=False,
+    job = RLOOJob(**common(tmp_path, tiny_adapter_dir, weight_mode="fixed", user_weights=[0, 1], lora=False,
                            data=str(prompts_file), limit=4, per_device_train_batch_size=4, num_generations=2,
                            max_completion_length=6))
     result = run_rl(job, scorer=toy_scorer(), policy=tiny_policy, callbacks=[snap])
@@ -97,7 +100,7 @@ def test_dpo_pairs_from_columns(tmp_path, tiny_policy, tiny_adapter_dir):
 
 def test_dpo_modpo_margin_shifts_the_logit(tmp_path, tiny_policy, tiny_adapter_dir):
     snap = Snapshot()
-    job = DPOJob(**common(tmp_path, tiny_adapter_dir, weights="fixed", user_weights=[0.5, 0.5],
+    job = DPOJob(**common(tmp_path, tiny_adapter_dir, weight_mode="fixed", user_weights=[0.5, 0.5],
                           data=str(pair_file(tmp_path)), per_device_train_batch_size=8, max_steps=1,
                           margin_mode="modpo", modpo_objective="length", margin_scale=1.0, min_margin=0.0))
     result = run_dpo(job, scorer=toy_scorer(), policy=tiny_policy, callbacks=[snap])
@@ -118,8 +121,11 @@ def test_conditioned_sft_and_tagged_generation(tmp_path, tiny_policy, tiny_adapt
     assert_changed(snap, result.trainer)
     cond = Conditioning.load(Path(result.final_dir) / CONDITIONING_NAME)
     assert cond.objectives == ["length", "vowels"] and all(h > lo for h, lo in zip(cond.high, cond.low))
-    first = result.trainer.train_dataset[0]
-    assert "input_ids" in first  # tokenized; the raw tagged prompt is checked through the dataset builder below
+    # every training text carries the tags of its own response's scores
+    tokenizer = tiny_policy[1]
+    texts = [tokenizer.decode(r["input_ids"]) for r in result.trainer.train_dataset]
+    squeezed = ["".join(t.split()) for t in texts]  # the tiny tokenizer decodes "<length: " as "< length :"
+    assert len(texts) == 2 * len(PROMPTS) and all("<length:" in t and "<vowels:" in t for t in squeezed)
     adapter = PreferenceAdapter.from_pretrained(tiny_adapter_dir)
     out = generate_conditioned(result.final_dir, PROMPTS[:2], adapter=adapter, max_new_tokens=4, seed=0)
     assert len(out) == 2 and all(len(o) == 1 for o in out)
@@ -165,13 +171,13 @@ def test_bad_input(tmp_path, tiny_policy, tiny_adapter_dir, prompts_file):
     other = CallableScorer(lambda p, r: np.zeros((len(r), 2)), ["helpful", "harmless"], "tests.other")
     job = GRPOJob(**common(tmp_path, tiny_adapter_dir, data=str(prompts_file), per_device_train_batch_size=4,
                            num_generations=2))
-    with pytest.raises(PreforchError, match=r"\['length', 'vowels'\].*\['helpful', 'harmless'\]"):
+    with pytest.raises(PreforchError, match=r"adapter objectives \['length', 'vowels'\].*\['helpful', 'harmless'\]"):
         run_rl(job, scorer=other, policy=tiny_policy)
     no_prompt = tmp_path / "bad.jsonl"
     no_prompt.write_text(json.dumps({"question": "hi"}) + "\n")
     job = GRPOJob(**common(tmp_path, tiny_adapter_dir, data=str(no_prompt), per_device_train_batch_size=4,
                            num_generations=2, overwrite=True))
-    with pytest.raises(PreforchError, match="row 1: missing column 'prompt'"):
+    with pytest.raises(PreforchError, match="row 1: no prompt: missing or empty column 'prompt'"):
         run_rl(job, scorer=toy_scorer(), policy=tiny_policy)
     job = DPOJob(**common(tmp_path, tiny_adapter_dir, data=str(prompts_file), pairs_from="columns", overwrite=True))
     with pytest.raises(PreforchError, match="needs columns 'chosen' and 'rejected'"):
@@ -181,8 +187,8 @@ def test_bad_input(tmp_path, tiny_policy, tiny_adapter_dir, prompts_file):
         run_dpo(job, scorer=toy_scorer(), policy=tiny_policy)
     with pytest.raises(PreforchError, match="multiple of num_generations"):
         run_rl(GRPOJob(**common(tmp_path, tiny_adapter_dir, per_device_train_batch_size=3, num_generations=2)))
-    with pytest.raises(PreforchError, match="needs 'user_weights'"):
-        GRPOJob(**common(tmp_path, tiny_adapter_dir, weights="fixed"))
+    with pytest.raises(PreforchError, match="needs the user's weights"):
+        GRPOJob(**common(tmp_path, tiny_adapter_dir, weight_mode="fixed"))
 
 
 def test_tag_values_in_training_prompts(tmp_path, tiny_policy, tiny_adapter_dir):
@@ -198,7 +204,12 @@ def test_tag_values_in_training_prompts(tmp_path, tiny_policy, tiny_adapter_dir)
     assert len(responses) == 2 * len(PROMPTS)  # chosen and rejected
     raw = toy_scorer().score(prompts, responses)
     assert np.allclose(scores, parts.normalizer.transform(raw))
-    from preforch.align.conditioned import tag_prompt
+    from preforch.align.conditioned import conditioned_rows
 
-    tagged = tag_prompt(prompts[0], parts.objectives, scores[0], 1)
-    assert np.allclose(parse_tags(tagged, parts.objectives), scores[0].round(1))
+    built = conditioned_rows(prompts, responses, scores, parts.objectives, 1, chat=True)
+    for messages, completion, s in zip(built["prompt"], built["completion"], scores):
+        assert messages[-1]["role"] == "user" and completion == [{"role": "assistant", "content": completion[0]["content"]}]
+        assert np.allclose(parse_tags(messages[-1]["content"], parts.objectives), s.round(1))
+    # the chosen and the rejected reply of one prompt carry different tags
+    n = len(PROMPTS)
+    assert any(built["prompt"][i] != built["prompt"][i + n] for i in range(n))

@@ -4,6 +4,7 @@ the tiny BERT encoder, and a rule/callable scorer, all built offline."""
 from __future__ import annotations
 
 import numpy as np
+
 from preforch.rewards.callable import CallableScorer
 
 OBJECTIVES = ["length", "vowels"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from tiny_models import make_tiny_policy
+
 
 @pytest.fixture(scope="session")
 def tiny_policy_path(tmp_path_factory) -> Path:

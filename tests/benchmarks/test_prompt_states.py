@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from preforch.adapter.views import view_inputs
+from preforch.conversation import as_conversations
 from preforch.models.encoders import CausalLMEncoder
 from preforch.models.generation import (
     GenerationConfig,
@@ -20,7 +22,8 @@ PROMPTS = ["hi", "How do I bake bread at home without yeast?", "Tell me a joke a
 @pytest.mark.parametrize("g", [1, 2])
 def test_prompt_states_equal_causal_lm_encoder(tiny_policy_path, layer, g):
     encoder = CausalLMEncoder(str(tiny_policy_path), layer=layer)
-    expected = encoder.encode(PROMPTS, batch_size=4)  # [N, D], right-padded
+    # the adapter's 'context' view of a conversation is what the policy reads when it starts its reply
+    expected = encoder.encode(view_inputs(as_conversations(PROMPTS), "context", encoder), batch_size=4)  # [N, D]
     model, tok = load_policy(str(tiny_policy_path))
     config = GenerationConfig(max_new_tokens=3, num_return_sequences=g, batch_size=3, seed=1)
     out = generate_with_prompt_states(model, tok, PROMPTS, config, layer=layer)

@@ -9,8 +9,14 @@ import pytest
 import torch
 
 from preforch.errors import PreforchError
-from preforch.rewards.heads import (CONFIG_NAME, WEIGHTS_NAME, HeadsConfig, HeadSpec, SharedEncoderHeads,
-                                    read_heads_folder)
+from preforch.rewards.heads import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    HeadsConfig,
+    HeadSpec,
+    SharedEncoderHeads,
+    read_heads_folder,
+)
 from preforch.rewards.scorer import Scorer
 
 PROMPTS = ["Human: how do I bake bread?\n\nAssistant:", "Human: tell me a joke\n\nAssistant:",

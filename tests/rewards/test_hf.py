@@ -37,6 +37,13 @@ def test_templates_build_the_expected_texts(bert_dir):
     assert _scorer(bert_dir, template="plain", separator=" || ").format("P", "R") == "P || R"
     # BERT has no BOS token: the reversed template falls back to [CLS] between response and prompt.
     assert _scorer(bert_dir, template="reversed").format("P", "R") == "R[CLS]P"
+    turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+             {"role": "user", "content": "P"}]
+    assert chat.format(turns, "R") == "<|user|>hi\n<|assistant|>hello\n<|user|>P\n<|assistant|>R\n"
+    # HH markup, as HH-trained reward models (Ray2333's) read it, whatever shape the prompt came in
+    hh = _scorer(bert_dir, template="hh")
+    assert hh.format(turns, "R") == "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: P\n\nAssistant: R"
+    assert hh.format("\n\nHuman: hi\n\nAssistant: hello\n\nHuman: P\n\nAssistant:", "R") == hh.format(turns, "R")
 
 
 @pytest.mark.parametrize("which", ["bert", "llama"])

@@ -11,8 +11,16 @@ import pytest
 import torch
 
 from preforch.errors import PreforchError
-from preforch.rewards.train_rm import (RMTrainConfig, bootstrap_interval, bradley_terry_loss, load_pairs,
-                                       pairwise_accuracy, run_rm_train, split_by_prompt, train_reward_head)
+from preforch.rewards.train_rm import (
+    RMTrainConfig,
+    bootstrap_interval,
+    bradley_terry_loss,
+    load_pairs,
+    pairwise_accuracy,
+    run_rm_train,
+    split_by_prompt,
+    train_reward_head,
+)
 
 FILLER = "the a cat dog house river tree car road music book water light city stone cloud".split()
 
@@ -41,9 +49,16 @@ def test_split_by_prompt_never_shares_a_prompt():
     sets = {k: {prompts[i] for i in v} for k, v in split.items()}
     assert not (sets["train"] & sets["heldout"]) and not (sets["val"] & sets["heldout"])
     assert not (sets["train"] & sets["val"])
-    assert sum(len(v) for v in split.values()) == 200 and len(sets["heldout"]) == 8 and len(sets["val"]) == 3
+    assert sum(len(v) for v in split.values()) == 200 and 3 <= len(sets["heldout"]) <= 14 and len(sets["val"]) >= 1
     again = split_by_prompt(prompts, 0.2, 0.1, seed=3)
     assert all(np.array_equal(split[k], again[k]) for k in split)
+    # a prompt's side depends on the prompt and the seed alone, not on the other rows (the adapter agrees)
+    half = prompts[::2] + [f"other {i}" for i in range(30)]
+    held_half = {half[i] for i in split_by_prompt(half, 0.2, 0.1, seed=3)["heldout"]}
+    assert held_half & set(prompts) == sets["heldout"] & set(half)
+    from preforch.data.split import split_by_prompt as adapter_split
+
+    assert {prompts[i] for i in adapter_split(prompts, 0.1, 0.2, seed=3).test} == sets["heldout"]
 
 
 def synthetic_pairs(path, n: int = 160, seed: int = 0):
@@ -73,7 +88,7 @@ def test_tiny_training_learns_the_feature_and_writes_a_loadable_folder(tmp_path,
     result = run_rm_train(config)
     m = result.metrics
     assert m["heldout_accuracy"] >= 0.85 and m["train_accuracy"] >= 0.85, m
-    assert m["n_pairs"]["heldout"] == 32 and sum(m["n_pairs"].values()) == 160
+    assert 20 <= m["n_pairs"]["heldout"] <= 45 and sum(m["n_pairs"].values()) == 160
     assert m["history"][-1]["train_loss"] < m["history"][0]["train_loss"]
     out = tmp_path / "rm"
     for name in ("config.json", "model.safetensors", "MODEL_CARD.md", "metrics.json"):

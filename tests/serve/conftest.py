@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from tiny_models import make_tiny_policy
 
 #: The rule scorers the engine loads from specs; the adapter weighs the same objectives.

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from preforch.serve.preference import user_vector
+from preforch.weighting import user_vector
 
 PROMPTS = ["how do I sort a list in python", "tell me a joke about cats", "write a poem about rain"]
 
@@ -37,7 +37,7 @@ def test_weights_are_the_adapters(client, engine):
     response = client.post("/v1/weights", json={"prompts": PROMPTS})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["objectives"] == ["concise", "positive"] and body["mode"] == "auto"
+    assert body["objectives"] == ["concise", "positive"] and body["mode"] == "adapter"
     got = np.array([[row["weights"][k] for k in body["objectives"]] for row in body["data"]])  # [N, K]
     expected = engine.adapter.predict_weights(PROMPTS)
     np.testing.assert_allclose(got, expected, atol=1e-6)
@@ -92,7 +92,7 @@ def test_chat_plain_sampling_is_a_valid_openai_completion(client):
     assert 0 < completion.usage.completion_tokens <= 5
     assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
     info = response.json()["preference"]
-    assert info["strategy"] == "sample" and info["best_of"] == 1 and info["mode"] == "auto"
+    assert info["strategy"] == "sample" and info["best_of"] == 1 and info["mode"] == "adapter"
     assert info["scores"] is None
     assert sum(info["weights"].values()) == pytest.approx(1.0)
     again = chat(client, strategy="sample", max_tokens=5, seed=3).json()
@@ -177,8 +177,8 @@ def test_batch_endpoint_refusals_name_the_field(client, path, body, loc):
 
 
 def test_user_vector_normalises_and_orders():
-    np.testing.assert_allclose(user_vector({"b": 1, "a": 3}, ["a", "b"], ("w",)), [0.75, 0.25])
-    np.testing.assert_allclose(user_vector({"b": 2}, ["a", "b"], ("w",)), [0.0, 1.0])
+    np.testing.assert_allclose(user_vector({"b": 1, "a": 3}, ["a", "b"]), [0.75, 0.25])
+    np.testing.assert_allclose(user_vector({"b": 2}, ["a", "b"]), [0.0, 1.0])
 
 
 def test_full_queue_answers_503(engine, client):

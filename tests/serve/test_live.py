@@ -25,7 +25,7 @@ def test_openai_client_plain_completion(oai):
     assert completion.model == "tiny" and completion.choices[0].message.content
     assert completion.usage.completion_tokens <= 5
     info = completion.model_extra["preference"]
-    assert info["strategy"] == "sample" and info["mode"] == "auto"
+    assert info["strategy"] == "sample" and info["mode"] == "adapter"
     assert set(info["weights"]) == {"concise", "positive"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from preforch.adapter.views import TRUNCATION_SIDE, PromptView
 from preforch.config import field
 from preforch.errors import PreforchError
 from preforch.models.encoders import EncoderKind
@@ -25,6 +26,13 @@ class AdapterConfig:
     encoder_max_length: int | None = field(None, help="max prompt tokens for the encoder; null = 256 (sentence) "
                                            "or 512 (causal_lm)")
     encoder_layer: int = field(-1, help="causal_lm only: which hidden layer to read (-1 = last)")
+    prompt_view: PromptView = field("last_user", help="what of a conversation the encoder reads, saved with the "
+                                    "adapter and used everywhere it runs: 'last_user' (the final user turn alone) or "
+                                    "'context' (the whole conversation, truncated from the start so the final user "
+                                    "turn survives)")
+    train_views: list[str] = field([], help="extra views of each training conversation added as training rows "
+                                   "(e.g. [context] next to prompt_view last_user); validation and test use "
+                                   "prompt_view only; [] = prompt_view alone")
     trust_remote_code: bool = field(False, help="allow custom model code from the encoder folder")
     hidden: int = field(256, help="MLP hidden width")
     layers: int = field(2, help="number of linear layers in the MLP (1 = a linear softmax gate)")
@@ -42,7 +50,10 @@ class AdapterConfig:
     batch_size: int = field(64, help="training batch size (prompts)")
     epochs: int = field(100, help="maximum epochs")
     patience: int = field(8, help="early stopping: epochs without validation-loss improvement")
-    val_fraction: float = field(0.15, help="share of distinct prompts held out for validation")
+    val_fraction: float = field(0.15, help="share of distinct prompts held out for validation (early stopping)")
+    test_fraction: float = field(0.15, help="share of distinct prompts held out for the test split: never used "
+                                 "for training, early stopping or any choice; `preforch evaluate adapter` tests on "
+                                 "it (0 = no test split)")
     seed: int = field(0, help="seed for the split, initialisation and batching")
     device: str = field("cpu", help="torch device for the encoder and the MLP")
     embed_batch_size: int = field(64, help="prompts per encoder batch")
@@ -63,7 +74,15 @@ class AdapterConfig:
             "epochs": self.epochs >= 1,
             "patience": self.patience >= 1,
             "val_fraction": 0.0 < self.val_fraction < 1.0,
+            "test_fraction": 0.0 <= self.test_fraction < 1.0 and self.val_fraction + self.test_fraction < 1.0,
+            "prompt_view": self.prompt_view in TRUNCATION_SIDE,
+            "train_views": all(v in TRUNCATION_SIDE for v in self.train_views),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise PreforchError(f"adapter config: invalid value for {', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}")
+
+    @property
+    def truncation_side(self) -> str:
+        """Which end of a long encoder input the prompt view keeps (see :mod:`preforch.adapter.views`)."""
+        return TRUNCATION_SIDE[self.prompt_view]

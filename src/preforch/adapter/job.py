@@ -12,7 +12,7 @@ import numpy as np
 
 from preforch.adapter.config import AdapterConfig
 from preforch.adapter.train import TrainResult, format_report, train_adapter
-from preforch.atomic import refuse_existing, write_json, write_text
+from preforch.atomic import check_output_dir, refuse_existing, staged_dir, write_json, write_text
 from preforch.config import field
 from preforch.errors import PreforchError
 from preforch.types import PreferenceData
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 EMBEDDED_EXAMPLE = "embedded:example"
 REPORT_NAME = "report.json"
 SCORES_NAME = "scores.parquet"
+SPLIT_NAME = "split.json"
 PLOT_NAME = "weights_by_kind.png"
 
 
@@ -29,11 +30,13 @@ class TrainAdapterJob(AdapterConfig):
     """Everything `preforch adapter train` needs: the data, where to write, and the adapter settings."""
 
     data: str = field(EMBEDDED_EXAMPLE, help="preference data: a .jsonl/.json/.parquet/.csv file, a saved datasets "
-                      "folder, or 'embedded:example' (HH harmless + UltraFeedback pooled)")
+                      "folder, or an embedded set: 'embedded:example' (HH harmless + HH helpful + UltraFeedback, "
+                      "pooled), embedded:hh, embedded:hh-helpful, embedded:ultrafeedback, embedded:helpful")
     output: str = field("runs/adapter", help="adapter folder to write")
     overwrite: bool = field(False, help="replace an existing output folder")
     kind_column: str = field("kind", help="optional column naming each row's prompt kind (for per-kind reports)")
-    limit_per_kind: int | None = field(None, help="embedded example only: rows per source set (null = all)")
+    limit_per_kind: int | None = field(None, help="embedded sets only: rows per kind, the first of each file "
+                                       "(balanced when <= 889, the UltraFeedback count; null = all)")
     scorers: list[dict] = field([{"type": "builtin"}], help="scorer specs used when the data has no "
                                 "'score.<objective>' columns (see `preforch score --help`); default: the built-in "
                                 "harmless/helpful/concise models")
@@ -49,10 +52,10 @@ class TrainAdapterJob(AdapterConfig):
 
 
 def load_job_data(job: TrainAdapterJob) -> PreferenceData:
-    if job.data == EMBEDDED_EXAMPLE:
-        from preforch.data.example import load_example
+    from preforch.data.example import is_embedded, load_embedded
 
-        return load_example(job.limit_per_kind, seed=job.seed)
+    if is_embedded(job.data):
+        return load_embedded(job.data, job.limit_per_kind, seed=job.seed)
     from preforch.data.load import load_preference_data
 
     return load_preference_data(job.data, kind_column=job.kind_column)
@@ -79,64 +82,84 @@ def score_job_data(job: TrainAdapterJob, data: PreferenceData) -> PreferenceData
     return data
 
 
-def format_examples(prompts: list[str], weights: np.ndarray, objectives: list[str], kinds: list[str] | None) -> str:
-    lines = ["example validation prompts and their weights:"]
+def format_examples(prompts: list, weights: np.ndarray, objectives: list[str], kinds: list[str] | None) -> str:
+    lines = ["example test prompts (final user turn) and their weights:"]
     for i, (prompt, w) in enumerate(zip(prompts, weights)):
-        text = " ".join(prompt.replace("Human:", "").split())[:70]
+        text = " ".join(prompt.last_user.split())[:70]
         kind = f"[{kinds[i]}] " if kinds else ""
         lines.append(f"  {kind}{text!r}\n      " + "  ".join(f"{n} {x:.2f}" for n, x in zip(objectives, w)))
     return "\n".join(lines)
 
 
-def _example_rows(result: TrainResult, data: PreferenceData, count: int) -> list[int]:
-    """A few validation rows, spread over the prompt kinds."""
-    val = list(result.val_index)
+def _example_rows(rows: np.ndarray, data: PreferenceData, count: int) -> list[int]:
+    """A few of ``rows``, spread over the prompt kinds."""
+    rows = list(rows)
     if data.kinds is None:
-        return val[:count]
+        return rows[:count]
     by_kind: dict[str, list[int]] = {}
-    for i in val:
+    for i in rows:
         by_kind.setdefault(data.kinds[i], []).append(i)
     picked: list[int] = []
-    while len(picked) < min(count, len(val)):
-        for rows in by_kind.values():
-            if rows and len(picked) < count:
-                picked.append(rows.pop(0))
+    while len(picked) < min(count, len(rows)):
+        for kind_rows in by_kind.values():
+            if kind_rows and len(picked) < count:
+                picked.append(kind_rows.pop(0))
     return picked
 
 
+def split_record(result: TrainResult, data: PreferenceData) -> dict:
+    """What ``split.json`` holds: the split's settings and the fingerprints of each side's prompts, so an
+    evaluation can tell which prompts the adapter trained or early-stopped on."""
+    from preforch.data.split import fingerprints
+
+    return {**result.split.describe(), "source": data.source,
+            "fingerprints": {name: fingerprints(data.prompts[i] for i in getattr(result.split, name))
+                             for name in ("train", "val", "test")}}
+
+
 def run_train_job(job: TrainAdapterJob, data: PreferenceData | None = None) -> TrainResult:
-    """Load (and if needed score) the data, train, save the adapter folder with its report, scores and plot."""
+    """Load (and if needed score) the data, train, and publish the adapter folder with its report, split,
+    scores and plot in one atomic step (an interrupted run leaves nothing behind)."""
     out = Path(job.output)
     refuse_existing(out, job.overwrite)  # fail before any expensive work
+    check_output_dir(out)
     started = time.perf_counter()
     data = data if data is not None else load_job_data(job)
     if data.scores_chosen is None:
         data = score_job_data(job, data)
     result = train_adapter(job.adapter_config(), data, progress=job.progress)
     adapter = result.adapter
-    val_weights = adapter.predict_from_embeddings(result.val_embeddings).numpy()  # [V, K]
-    val_kinds = None if data.kinds is None else [data.kinds[i] for i in result.val_index]
-    picked = _example_rows(result, data, job.examples)
-    position = {row: j for j, row in enumerate(result.val_index)}
+    shown = result.split.test if len(result.split.test) else result.split.val
+    shown_emb = result.test_embeddings if len(result.split.test) else result.val_embeddings
+    shown_weights = adapter.predict_from_embeddings(shown_emb).numpy()  # [T, K]
+    picked = _example_rows(shown, data, job.examples)
+    position = {row: j for j, row in enumerate(shown)}
     text = format_report(result.report)
+    if result.test_report is not None:
+        text += "\n" + format_report(result.test_report)
     if picked:
-        text += "\n" + format_examples([data.prompts[i] for i in picked], val_weights[[position[i] for i in picked]],
+        text += "\n" + format_examples([data.prompts[i] for i in picked], shown_weights[[position[i] for i in picked]],
                                        adapter.objectives, None if data.kinds is None else [data.kinds[i] for i in picked])
-    adapter.save_pretrained(out, overwrite=job.overwrite)
-    write_json(out / REPORT_NAME, result.report.to_dict())
-    write_text(out / "report.txt", text + "\n")
     from preforch.data.load import rows_from_preference_data, write_table
 
-    write_table(rows_from_preference_data(data), out / SCORES_NAME)
-    if job.plot:
-        try:
-            from preforch.evaluate.plots import plot_weights_by_kind
+    report = {**result.report.to_dict(), "test": None if result.test_report is None else result.test_report.to_dict()}
+    with staged_dir(out, overwrite=job.overwrite) as tmp:
+        adapter.write_files(tmp)
+        write_json(tmp / REPORT_NAME, report)
+        write_json(tmp / SPLIT_NAME, split_record(result, data))
+        write_text(tmp / "report.txt", text + "\n")
+        write_table(rows_from_preference_data(data), tmp / SCORES_NAME)
+        if job.plot:
+            try:
+                from preforch.evaluate.plots import plot_weights_by_kind
 
-            plot_weights_by_kind(adapter.objectives, val_weights, val_kinds, out / PLOT_NAME,
-                                 title="adapter weights on validation prompts, by prompt kind")
-        except ImportError:
-            log.warning("matplotlib is not installed (pip install 'preforch[plot]'): no plot written")
+                kinds = None if data.kinds is None else [data.kinds[i] for i in shown]
+                plot_weights_by_kind(adapter.objectives, shown_weights, kinds, tmp / PLOT_NAME,
+                                     title=f"adapter weights on {'test' if len(result.split.test) else 'validation'} "
+                                           "prompts, by prompt kind")
+            except ImportError:
+                log.warning("matplotlib is not installed (pip install 'preforch[plot]'): no plot written")
     print(text)
-    print(f"adapter, report, scores ({SCORES_NAME}) and plot written to {out} "
+    print(f"adapter, report, split, scores ({SCORES_NAME}) and plot written to {out} "
           f"[{time.perf_counter() - started:.1f}s in all]")
     return result

@@ -12,14 +12,18 @@ import torch
 from torch import nn
 
 from preforch.adapter.config import AdapterConfig
-from preforch.atomic import staged_dir, write_json
+from preforch.adapter.views import view_inputs
+from preforch.atomic import staged_dir, usual_permissions, write_json
+from preforch.conversation import as_conversations
 from preforch.errors import PreforchError
 from preforch.rewards.normalize import Normalizer
+from preforch.weighting import check_objectives
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 NORMALIZER_NAME = "normalizer.json"
-FORMAT_VERSION = 1
+#: 2: prompts are conversations read through a saved prompt view (version-1 adapters read raw data-set text).
+FORMAT_VERSION = 2
 ARTIFACT_TYPE = "preforch-preference-adapter"
 _ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -88,7 +92,7 @@ class PreferenceAdapter:
 
             c = self.config
             self._encoder = load_encoder(c.encoder, c.encoder_path, c.encoder_max_length, c.device,
-                                         c.trust_remote_code, c.encoder_layer)
+                                         c.trust_remote_code, c.encoder_layer, c.truncation_side)
             if self._encoder.dim != self.dim:
                 raise PreforchError(f"encoder {c.encoder_path or 'embedded'} gives {self._encoder.dim}-dim embeddings, "
                                     f"the adapter was trained on {self.dim}")
@@ -101,20 +105,34 @@ class PreferenceAdapter:
         logits = self.mlp(embeddings.to(self.config.device, torch.float32))  # [N, K]
         return torch.softmax(logits.float(), dim=-1).cpu()
 
-    def predict_weights(self, prompts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        """Per-prompt weights over ``objectives``. Shape: [N, K], each row on the simplex."""
-        if isinstance(prompts, str):
-            raise PreforchError("predict_weights takes a list of prompts, got a single string")
-        if not prompts:
+    def encoder_inputs(self, prompts) -> list[str]:
+        """What the encoder reads for each prompt: the saved prompt view of its conversation. Shape: [N] texts.
+
+        ``prompts``: conversations, or anything :func:`~preforch.conversation.as_conversations` parses (plain
+        text, HH dialogue text, message lists).
+        """
+        return view_inputs(as_conversations(prompts), self.config.prompt_view, self.encoder)
+
+    def embed(self, prompts, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+        """Prompt embeddings under the saved view. Shape: [N, D]."""
+        return self.encoder.encode(self.encoder_inputs(prompts), batch_size=batch_size, progress=progress)
+
+    def predict_weights(self, prompts, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """Per-prompt weights over ``objectives``. Shape: [N, K], each row on the simplex.
+
+        ``prompts``: a list of conversations, plain texts, HH dialogue texts or message lists; every shape of
+        the same conversation gets the same weights.
+        """
+        conversations = as_conversations(prompts)
+        if not conversations:
             return np.zeros((0, len(self.objectives)))
-        embeddings = self.encoder.encode(list(prompts), batch_size=batch_size, progress=progress)  # [N, D]
+        embeddings = self.embed(conversations, batch_size=batch_size, progress=progress)  # [N, D]
         out = torch.cat([self.predict_from_embeddings(embeddings[i : i + 4096])
-                         for i in range(0, len(prompts), 4096)])
+                         for i in range(0, len(conversations), 4096)])
         return out.numpy().astype(np.float64)
 
     def check_objectives(self, objectives: list[str], what: str = "scores") -> None:
-        if list(objectives) != self.objectives:
-            raise PreforchError(f"adapter objectives {self.objectives} differ from the {what}' objectives {list(objectives)}")
+        check_objectives(objectives, self.objectives, "adapter", f"the {what}'")
 
     def config_dict(self) -> dict:
         return {
@@ -126,22 +144,31 @@ class PreferenceAdapter:
             "versions": _versions(),
         }
 
-    def save_pretrained(self, path: str | Path, overwrite: bool = False, extra_files: dict[str, str] | None = None) -> Path:
+    def save_pretrained(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write config.json (sorted), model.safetensors and normalizer.json atomically (all or nothing)."""
-        from safetensors.torch import save_file
-
         with staged_dir(path, overwrite=overwrite) as tmp:
-            state = {k: v.detach().cpu().contiguous() for k, v in self.mlp.state_dict().items()}
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "artifact": ARTIFACT_TYPE})
-            write_json(tmp / CONFIG_NAME, self.config_dict())
-            self.normalizer.save(tmp / NORMALIZER_NAME)
-            for name, text in (extra_files or {}).items():
-                (tmp / name).write_text(text, encoding="utf-8")
+            self.write_files(tmp)
         return Path(path)
 
+    def write_files(self, folder: Path) -> None:
+        """Write the artifact's files into an existing (staged) folder."""
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self.mlp.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "artifact": ARTIFACT_TYPE})
+        usual_permissions(folder / WEIGHTS_NAME)  # safetensors writes through an owner-only temp file
+        write_json(folder / CONFIG_NAME, self.config_dict())
+        self.normalizer.save(folder / NORMALIZER_NAME)
+
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | None = None, encoder=None) -> PreferenceAdapter:
-        """Rebuild from config.json and load the weights strictly. Errors name the file and the problem."""
+    def from_pretrained(cls, path: str | Path, device: str | None = None, encoder=None,
+                        trust_remote_code: bool = False) -> PreferenceAdapter:
+        """Rebuild from config.json and load the weights strictly. Errors name the file and the problem.
+
+        ``device``: where to run (default cpu; the device the adapter was trained on is not reused).
+        ``trust_remote_code``: only the caller can allow custom model code in the encoder folder; an artifact
+        whose config asks for it is refused unless the caller allows it.
+        """
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -158,13 +185,20 @@ class PreferenceAdapter:
             raise PreforchError(f"{config_path}: not valid JSON ({err.msg})") from None
         if meta.get("artifact") != ARTIFACT_TYPE:
             raise PreforchError(f"{config_path}: not a preforch adapter (artifact {meta.get('artifact')!r})")
+        if meta.get("format_version") == 1:
+            raise PreforchError(f"{config_path}: a format-1 adapter (it read prompts in their data set's markup); "
+                                "retrain it with this preforch (`preforch adapter train`)")
         if meta.get("format_version") != FORMAT_VERSION:
             raise PreforchError(f"{config_path}: unknown format_version {meta.get('format_version')!r}, "
                                 f"this preforch reads {FORMAT_VERSION}")
         known = {f.name for f in dataclasses.fields(AdapterConfig)}
         settings = {k: v for k, v in meta["adapter"].items() if k in known}
-        if device is not None:
-            settings["device"] = device
+        if settings.get("trust_remote_code") and not trust_remote_code:
+            raise PreforchError(f"{config_path}: the adapter asks for trust_remote_code (custom code from its encoder "
+                                f"folder {settings.get('encoder_path')!r}); an artifact cannot enable code execution: "
+                                "pass --trust-remote-code (trust_remote_code: true) yourself if you trust that folder")
+        settings["trust_remote_code"] = bool(trust_remote_code)
+        settings["device"] = device or "cpu"
         config = AdapterConfig(**settings)
         normalizer = Normalizer.load(folder / NORMALIZER_NAME)
         adapter = cls(config, meta["objectives"], normalizer, int(meta["embedding_dim"]), encoder=encoder)

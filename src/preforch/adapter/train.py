@@ -10,7 +10,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -18,6 +17,9 @@ from tqdm.auto import tqdm
 from preforch.adapter.config import AdapterConfig
 from preforch.adapter.model import PreferenceAdapter
 from preforch.adapter.targets import adapter_loss, entropy, forward_kl, target_weights
+from preforch.adapter.views import view_inputs, view_messages
+from preforch.conversation import Conversation
+from preforch.data.split import PromptSplit, split_by_prompt
 from preforch.errors import PreforchError
 from preforch.rewards.normalize import Normalizer
 from preforch.types import AdapterReport, PreferenceData
@@ -27,36 +29,39 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainResult:
+    """A trained adapter and where each row went. No prompt appears in two of train / val / test."""
+
     adapter: PreferenceAdapter
-    report: AdapterReport
-    train_index: np.ndarray  # rows used for training
-    val_index: np.ndarray  # rows held out (their prompts never appear in training)
-    val_embeddings: torch.Tensor  # [V, D] prompt embeddings of the held-out rows
+    report: AdapterReport  # validation split (the split early stopping used)
+    test_report: AdapterReport | None  # test split (untouched by training and early stopping); None without one
+    split: PromptSplit
+    val_embeddings: torch.Tensor  # [V, D] prompt embeddings of the validation rows
+    test_embeddings: torch.Tensor  # [T, D] prompt embeddings of the test rows
+
+    @property
+    def train_index(self) -> np.ndarray:
+        return self.split.train
+
+    @property
+    def val_index(self) -> np.ndarray:
+        return self.split.val
+
+    @property
+    def test_index(self) -> np.ndarray:
+        return self.split.test
 
 
-def split_by_prompt(prompts: list[str], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices (train, val) such that no prompt appears on both sides."""
-    unique = sorted(set(prompts))
-    if len(unique) < 2:
-        raise PreforchError(f"need at least 2 distinct prompts to hold some out, got {len(unique)}")
-    order = np.random.default_rng(seed).permutation(len(unique))
-    n_val = min(len(unique) - 1, max(1, round(val_fraction * len(unique))))
-    val_prompts = {unique[i] for i in order[:n_val]}
-    is_val = np.array([p in val_prompts for p in prompts])
-    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+def embed_texts(encoder, texts: list[str], batch_size: int = 64, cache: bool = True,
+                progress: bool = False) -> torch.Tensor:
+    """Embeddings of the distinct texts, computed once and cached on disk by (encoder, texts).
 
-
-def embed_prompts(encoder, prompts: list[str], batch_size: int = 64, cache: bool = True,
-                  progress: bool = False) -> torch.Tensor:
-    """Embeddings of the distinct prompts, computed once and cached on disk by (encoder, texts).
-
-    Shape: [N, D] in the order of ``prompts``.
+    Shape: [N, D] in the order of ``texts``.
     """
     from safetensors.torch import load_file, save_file
 
     from preforch.models.paths import cache_root
 
-    unique = list(dict.fromkeys(prompts))
+    unique = list(dict.fromkeys(texts))
     key = hashlib.sha256((encoder.identity() + "\x00" + "\x00".join(unique)).encode()).hexdigest()[:32]
     path = cache_root() / "embeddings" / f"{key}.safetensors"
     emb = None
@@ -74,9 +79,20 @@ def embed_prompts(encoder, prompts: list[str], batch_size: int = 64, cache: bool
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             os.close(fd)
             save_file({"embeddings": emb.contiguous()}, tmp)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
     position = {p: i for i, p in enumerate(unique)}
-    return emb[[position[p] for p in prompts]]
+    return emb[[position[p] for p in texts]]
+
+
+def embed_views(encoder, prompts: list[Conversation], views: list[str], batch_size: int = 64, cache: bool = True,
+                progress: bool = False) -> dict[str, tuple[list[str], torch.Tensor]]:
+    """For each view: the encoder input texts [N] and their embeddings [N, D]."""
+    out = {}
+    for view in dict.fromkeys(views):
+        texts = view_inputs(prompts, view, encoder)
+        out[view] = (texts, embed_texts(encoder, texts, batch_size, cache, progress))
+    return out
 
 
 def _check_data(config: AdapterConfig, data: PreferenceData) -> None:
@@ -113,16 +129,54 @@ def _report(adapter: PreferenceAdapter, emb: torch.Tensor, target: torch.Tensor,
         per_kind=per_kind, per_kind_top1=per_kind_top1, **extra)
 
 
+def _load_encoder(config: AdapterConfig):
+    from preforch.models.encoders import load_encoder
+
+    return load_encoder(config.encoder, config.encoder_path, config.encoder_max_length, config.device,
+                        config.trust_remote_code, config.encoder_layer, config.truncation_side)
+
+
+def _training_rows(config: AdapterConfig, data: PreferenceData, split: PromptSplit, encoder,
+                   embeddings: torch.Tensor, extra: dict[str, torch.Tensor] | None, progress: bool
+                   ) -> tuple[torch.Tensor, np.ndarray]:
+    """Embeddings of every training row [M, D] and the data row each one stands for [M].
+
+    The training conversations under ``prompt_view``, plus, for each view in ``train_views``, the conversations
+    that read differently under that view (a single-turn conversation reads the same in every view).
+    """
+    rows, parts = [split.train], [embeddings[split.train]]
+    train_prompts = [data.prompts[i] for i in split.train]
+    for view in dict.fromkeys(config.train_views):
+        if view == config.prompt_view:
+            continue
+        differs = np.array([view_messages(p, view) != view_messages(p, config.prompt_view) for p in train_prompts],
+                           dtype=bool)
+        if extra is not None and view in extra:
+            other = extra[view][split.train]  # [N_train, D]
+        else:
+            encoder = encoder if encoder is not None else _load_encoder(config)
+            other = embed_texts(encoder, view_inputs(train_prompts, view, encoder), config.embed_batch_size,
+                                config.cache_embeddings, progress)
+        rows.append(split.train[differs])
+        parts.append(other[torch.as_tensor(differs)])
+    return torch.cat(parts), np.concatenate(rows)
+
+
 def train_adapter(config: AdapterConfig, data: PreferenceData, encoder=None, progress: bool = True,
-                  embeddings: torch.Tensor | None = None) -> TrainResult:
-    """Fit a PreferenceAdapter on rows with raw scores. ``embeddings`` [N, D] may be given to skip encoding."""
+                  embeddings: torch.Tensor | None = None,
+                  extra_embeddings: dict[str, torch.Tensor] | None = None) -> TrainResult:
+    """Fit a PreferenceAdapter on rows with raw scores, split by prompt into train / val / test.
+
+    ``embeddings`` [N, D] (rows under ``prompt_view``) and ``extra_embeddings`` (view → [N, D], for
+    ``train_views``) may be given to skip encoding; otherwise the encoder is loaded from the config.
+    """
     _check_data(config, data)
     started = time.perf_counter()
-    train_idx, val_idx = split_by_prompt(data.prompts, config.val_fraction, config.seed)
+    split = split_by_prompt(data.prompts, config.val_fraction, config.test_fraction, config.seed)
     norm = Normalizer(list(data.objectives), method=config.norm_method, clip=config.norm_clip)
-    fit_on = [data.scores_chosen[train_idx]]
+    fit_on = [data.scores_chosen[split.train]]
     if data.scores_rejected is not None:
-        fit_on.append(data.scores_rejected[train_idx])
+        fit_on.append(data.scores_rejected[split.train])
     norm.fit(np.concatenate(fit_on))
     s_pos = torch.tensor(norm.transform(data.scores_chosen), dtype=torch.float32)  # [N, K]
     target = torch.tensor(target_weights(s_pos.numpy(), config.tau), dtype=torch.float32)  # [N, K]
@@ -130,25 +184,25 @@ def train_adapter(config: AdapterConfig, data: PreferenceData, encoder=None, pro
     if data.scores_rejected is not None:
         delta = s_pos - torch.tensor(norm.transform(data.scores_rejected), dtype=torch.float32)  # [N, K]
     if embeddings is None:
-        if encoder is None:
-            from preforch.models.encoders import load_encoder
-
-            encoder = load_encoder(config.encoder, config.encoder_path, config.encoder_max_length, config.device,
-                                   config.trust_remote_code, config.encoder_layer)
-        embeddings = embed_prompts(encoder, data.prompts, config.embed_batch_size, config.cache_embeddings, progress)
+        encoder = encoder if encoder is not None else _load_encoder(config)
+        texts = view_inputs(data.prompts, config.prompt_view, encoder)
+        embeddings = embed_texts(encoder, texts, config.embed_batch_size, config.cache_embeddings, progress)
     if embeddings.shape[0] != len(data):
         raise PreforchError(f"embeddings have {embeddings.shape[0]} rows, data has {len(data)}")
+    train_emb, train_rows = _training_rows(config, data, split, encoder, embeddings, extra_embeddings, progress)
     torch.manual_seed(config.seed)
     adapter = PreferenceAdapter(config, data.objectives, norm, int(embeddings.shape[1]), encoder=encoder)
     mlp = adapter.mlp
     optim = torch.optim.AdamW(mlp.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    emb = embeddings.to(config.device, torch.float32)
+    emb = embeddings.to(config.device, torch.float32)  # [N, D]
+    train_emb = train_emb.to(config.device, torch.float32)  # [M, D]
     tgt, dlt = target.to(config.device), None if delta is None else delta.to(config.device)
-    tr, va = torch.as_tensor(train_idx), torch.as_tensor(val_idx)
-    mlp.fit_input_stats(emb[tr])
+    rows_t = torch.as_tensor(train_rows)  # [M] data row of each training row
+    va = torch.as_tensor(split.val)
+    mlp.fit_input_stats(train_emb)
 
-    def loss_on(idx: torch.Tensor) -> torch.Tensor:
-        log_w = torch.log_softmax(mlp(emb[idx]), dim=-1)  # [B, K]
+    def loss_of(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        log_w = torch.log_softmax(mlp(x), dim=-1)  # [B, K]
         return adapter_loss(config.loss, log_w, tgt[idx], None if dlt is None else dlt[idx], config.mix_weight,
                             config.pairwise_beta)
 
@@ -158,46 +212,59 @@ def train_adapter(config: AdapterConfig, data: PreferenceData, encoder=None, pro
     for epoch in bar:
         mlp.train()
         total = 0.0
-        for batch in tr[torch.randperm(len(tr), generator=gen)].split(config.batch_size):
-            loss = loss_on(batch)
+        for batch in torch.randperm(len(rows_t), generator=gen).split(config.batch_size):
+            loss = loss_of(train_emb[batch], rows_t[batch])
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
             total += float(loss.detach()) * len(batch)
         mlp.eval()
         with torch.no_grad():
-            val = float(loss_on(va))
-        history.append({"epoch": epoch, "train_loss": total / len(tr), "val_loss": val})
-        bar.set_postfix(train=f"{total / len(tr):.4f}", val=f"{val:.4f}")
+            val = float(loss_of(emb[va], va))
+        history.append({"epoch": epoch, "train_loss": total / len(rows_t), "val_loss": val})
+        bar.set_postfix(train=f"{total / len(rows_t):.4f}", val=f"{val:.4f}")
         if val < best - 1e-6:
             best, best_state, best_epoch, stale = val, copy.deepcopy(mlp.state_dict()), epoch, 0
         else:
             stale += 1
             if stale >= config.patience:
                 break
+    if best_state is None:
+        raise PreforchError(f"{data.source}: the validation loss was never finite ({history[-1]['val_loss']}); check "
+                            "the scores (extreme values?) and the learning rate")
     mlp.load_state_dict(best_state)
     mlp.eval()
-    kinds = None if data.kinds is None else [data.kinds[i] for i in val_idx]
-    report = _report(adapter, emb[va], target[va], kinds, n_train=len(train_idx), n_val=len(val_idx),
-                     epochs=len(history), best_epoch=best_epoch, train_seconds=time.perf_counter() - started,
-                     history=history)
-    return TrainResult(adapter=adapter, report=report, train_index=train_idx, val_index=val_idx,
-                       val_embeddings=emb[va].cpu())
+
+    def kinds_of(index: np.ndarray) -> list[str] | None:
+        return None if data.kinds is None else [data.kinds[i] for i in index]
+
+    sizes = dict(n_train=len(split.train), n_val=len(split.val), n_test=len(split.test),
+                 n_train_views=len(train_rows))
+    report = _report(adapter, emb[va], target[va], kinds_of(split.val), **sizes, epochs=len(history),
+                     best_epoch=best_epoch, train_seconds=time.perf_counter() - started, history=history,
+                     split=split.describe())
+    test_report = None
+    if len(split.test):
+        te = torch.as_tensor(split.test)
+        test_report = _report(adapter, emb[te], target[te], kinds_of(split.test), **sizes, split=split.describe(),
+                              split_name="test")
+    return TrainResult(adapter=adapter, report=report, test_report=test_report, split=split,
+                       val_embeddings=emb[va].cpu(), test_embeddings=emb[torch.as_tensor(split.test)].cpu())
 
 
 def format_report(report: AdapterReport) -> str:
     """The report as a few aligned lines for the terminal."""
     names = report.objectives
     lines = [
-        f"adapter: {report.n_train} training rows, {report.n_val} validation rows (split by prompt), "
-        f"{report.epochs} epochs (best {report.best_epoch}), {report.train_seconds:.1f}s",
-        f"validation KL(w*||w) {report.kl:.4f}   top-1 agreement {report.top1:.3f}   "
+        f"adapter: {report.n_train} training / {report.n_val} validation / {report.n_test} test rows (split by "
+        f"prompt), {report.epochs} epochs (best {report.best_epoch}), {report.train_seconds:.1f}s",
+        f"{report.split_name} KL(w*||w) {report.kl:.4f}   top-1 agreement {report.top1:.3f}   "
         f"weight entropy {report.entropy:.3f} nats (targets {report.target_entropy:.3f})",
         "mean weights      " + "  ".join(f"{n} {report.mean_weights[n]:.3f}" for n in names),
         "mean targets w*   " + "  ".join(f"{n} {report.mean_target_weights[n]:.3f}" for n in names),
     ]
     for kind, weights in report.per_kind.items():
-        lines.append(f"  kind {kind:<16} " + "  ".join(f"{n} {weights[n]:.3f}" for n in names)
+        lines.append(f"  kind {kind:<20} " + "  ".join(f"{n} {weights[n]:.3f}" for n in names)
                      + f"   top-1 {report.per_kind_top1[kind]:.3f}")
     return "\n".join(lines)
 

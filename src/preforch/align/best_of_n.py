@@ -2,40 +2,40 @@
 normalise, weight with w(x) (the adapter's, the user's, or a blend) and keep the reply with the highest
 R(x, y) = Σ_k w_k(x)·s̃_k(x, y).
 
-The pure core (:func:`choose_best`, :func:`rank_candidates`, :func:`resolve_weights`) works on arrays; only
-:func:`best_of_n` touches a model. No trl/peft here.
+The pure core (:func:`rank_candidates`, and :func:`preforch.weighting.resolve_weights` /
+:func:`preforch.weighting.choose_best`) works on arrays; only :func:`best_of_n` touches a model. No trl/peft here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from preforch.config import field
+from preforch.conversation import Conversation, as_conversations
 from preforch.errors import PreforchError
 from preforch.models.generation import DType, GenerationConfig
 from preforch.rewards.normalize import Normalizer
 from preforch.rewards.scorer import Scorer
-from preforch.weighting import blend_weights, check_weights, scalarize
+from preforch.weighting import (
+    Weighting,
+    WeightMode,
+    check_objectives,
+    choose_best,
+    resolve_weights,
+    scalarize,
+    user_vector,
+)
 
 log = logging.getLogger(__name__)
 
 #: A policy: a (model, tokenizer) pair, or any ``fn(prompts, n) -> [N][n] texts``.
 GenerateFn = Callable[[list[str], int], list[list[str]]]
-
-
-class WeightSource(Protocol):
-    """What best-of-N needs from a :class:`preforch.adapter.PreferenceAdapter`."""
-
-    objectives: list[str]
-    normalizer: Normalizer
-
-    def predict_weights(self, prompts: list[str], batch_size: int = 64) -> np.ndarray: ...
 
 
 @dataclass
@@ -48,7 +48,7 @@ class BestOfNResult:
     given, adapter, candidates (z-score fitted on this call's candidates) or none (one objective).
     """
 
-    prompts: list[str]
+    prompts: list[Conversation]
     objectives: list[str]
     responses: list[str]
     best_index: np.ndarray  # [N]
@@ -73,7 +73,7 @@ class BestOfNResult:
         records = []
         for i, prompt in enumerate(self.prompts):
             rec: dict[str, Any] = {
-                "prompt": prompt, "response": self.responses[i], "best_index": int(self.best_index[i]),
+                "prompt": prompt.to_messages(), "response": self.responses[i], "best_index": int(self.best_index[i]),
                 "n": self.n, "reward": float(self.best_rewards[i]), "weights": named(self.weights[i]),
                 "weight_source": self.weight_source, "scores": named(self.best_raw_scores[i]),
                 "normalized_scores": named(self.best_normalized_scores[i]),
@@ -86,51 +86,6 @@ class BestOfNResult:
                 ]
             records.append(rec)
         return records
-
-
-def choose_best(rewards: np.ndarray) -> np.ndarray:
-    """Index of the highest reward per prompt; the first such index on ties. Shape: [N, G] → [N]."""
-    r = np.asarray(rewards, dtype=np.float64)
-    if r.ndim != 2 or r.shape[1] == 0:
-        raise PreforchError(f"choose_best: rewards of shape {r.shape}, expected [N, G] with G >= 1")
-    bad = ~np.isfinite(r)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise PreforchError(f"choose_best: reward of prompt {i}, candidate {j} is {r[i, j]}")
-    return np.argmax(r, axis=1).astype(np.int64)  # [N]; argmax returns the first maximum
-
-
-def check_objectives(scorer_objectives: Sequence[str], other: Sequence[str], what: str) -> None:
-    if list(scorer_objectives) != list(other):
-        raise PreforchError(f"{what} objectives {list(other)} differ from the scorer's objectives "
-                            f"{list(scorer_objectives)} (same names in the same order are needed)")
-
-
-def resolve_weights(prompts: list[str], objectives: list[str], adapter: WeightSource | None = None,
-                    user_weights=None, blend: float | None = None) -> tuple[np.ndarray, str]:
-    """Per-prompt weights and where they came from. Shape: [N, K].
-
-    - adapter only: w(x) from ``adapter.predict_weights``;
-    - user weights only ([K] or [N, K]): those, normalised to sum 1;
-    - both: λ·w_user + (1−λ)·w(x) with λ = ``blend`` (no blend: the user's weights, λ = 1).
-    """
-    k, n = len(objectives), len(prompts)
-    if adapter is None and user_weights is None:
-        raise PreforchError("best-of-N needs weights: give an adapter, fixed weights, or both with a blend")
-    if blend is not None and (adapter is None or user_weights is None):
-        raise PreforchError("a blend needs both an adapter and fixed weights")
-    if adapter is None:
-        w = check_weights(user_weights, k, "fixed weights")
-        return np.array(np.broadcast_to(w, (n, k))), "user"  # [N, K]
-    lam = 1.0 if blend is None else float(blend)
-    if user_weights is not None and lam == 1.0:
-        return np.array(np.broadcast_to(check_weights(user_weights, k, "fixed weights"), (n, k))), "user"
-    inferred = np.asarray(adapter.predict_weights(list(prompts)), dtype=np.float64)  # [N, K]
-    if inferred.shape != (n, k):
-        raise PreforchError(f"adapter returned weights of shape {inferred.shape}, expected {(n, k)}")
-    if user_weights is None:
-        return inferred, "adapter"
-    return blend_weights(inferred, user_weights, lam), f"blend({lam:g})"
 
 
 def rank_candidates(raw_scores: np.ndarray, weights: np.ndarray,
@@ -149,7 +104,7 @@ def rank_candidates(raw_scores: np.ndarray, weights: np.ndarray,
     return normed, rewards, choose_best(rewards)
 
 
-def score_candidates(scorer: Scorer, prompts: list[str], candidates: list[list[str]]) -> np.ndarray:
+def score_candidates(scorer: Scorer, prompts: list, candidates: list[list[str]]) -> np.ndarray:
     """Raw scores of every candidate. Shape: [N][G] texts → [N, G, K]."""
     n, g, k = len(prompts), len(candidates[0]), len(scorer.objectives)
     flat_prompts = [p for p in prompts for _ in range(g)]
@@ -165,7 +120,7 @@ def score_candidates(scorer: Scorer, prompts: list[str], candidates: list[list[s
     return raw.reshape(n, g, k)  # [N, G, K]
 
 
-def sample_candidates(policy, prompts: list[str], n: int, generation=None, progress: bool = False) -> list[list[str]]:
+def sample_candidates(policy, prompts: list, n: int, generation=None, progress: bool = False) -> list[list[str]]:
     """``n`` replies per prompt from a (model, tokenizer) pair or a ``fn(prompts, n)``. Shape: [N][n]."""
     if callable(policy) and not isinstance(policy, tuple):
         out = policy(list(prompts), n)
@@ -184,42 +139,42 @@ def sample_candidates(policy, prompts: list[str], n: int, generation=None, progr
     return out
 
 
-def best_of_n(prompts: list[str], policy, scorer: Scorer, adapter_or_weights, n: int, *,
-              user_weights=None, blend: float | None = None, normalizer: Normalizer | None = None,
-              generation=None, return_candidates: bool = False, progress: bool = False) -> BestOfNResult:
+def best_of_n(prompts: list, policy, scorer: Scorer, n: int, *, adapter=None, weighting: Weighting | None = None,
+              normalizer: Normalizer | None = None, generation=None, return_candidates: bool = False,
+              progress: bool = False) -> BestOfNResult:
     """Sample ``n`` replies per prompt and keep the one with the highest R(x, y) = Σ_k w_k(x)·s̃_k(x, y).
 
-    ``adapter_or_weights``: a PreferenceAdapter (per-prompt weights and its saved normaliser) or fixed
-    weights [K] / [N, K]. With an adapter, ``user_weights`` and ``blend`` λ give λ·w_user + (1−λ)·w(x).
-    The normaliser is ``normalizer`` if given, else the adapter's, else a z-score fitted on this call's
-    candidates (so fixed weights act on comparable scales). ``generation`` is a GenerationConfig.
+    ``prompts``: conversations (or texts / message lists). ``weighting`` says where w comes from (default: the
+    adapter's w(x)); see :class:`preforch.weighting.Weighting`. The normaliser is ``normalizer`` if given, else
+    the adapter's, else a z-score fitted on this call's candidates (so fixed weights act on comparable scales).
+    ``generation`` is a GenerationConfig.
     """
     if isinstance(prompts, str) or not prompts:
         raise PreforchError("best-of-N: give a non-empty list of prompts")
     if n < 2:
         raise PreforchError(f"best-of-N needs N >= 2 candidates per prompt, got {n}")
+    prompts = as_conversations(prompts)
     objectives = list(scorer.objectives)
-    adapter = adapter_or_weights if hasattr(adapter_or_weights, "predict_weights") else None
-    if adapter is None:
-        if user_weights is not None:
-            raise PreforchError("give fixed weights once: as adapter_or_weights or as user_weights, not both")
-        user_weights = adapter_or_weights
-    else:
+    weighting = weighting or Weighting()
+    if adapter is not None:
         check_objectives(objectives, adapter.objectives, "adapter")
+    elif weighting.needs_adapter:
+        raise PreforchError("best-of-N needs weights: give an adapter, or fixed weights (Weighting(mode='fixed', "
+                            "weights=...))")
     if normalizer is not None:
         check_objectives(objectives, normalizer.objectives, "normalizer")
-    weights, weight_source = resolve_weights(prompts, objectives, adapter, user_weights, blend)  # [N, K]
+    resolved = resolve_weights(prompts, objectives, weighting, adapter)  # [N, K]
 
     candidates = sample_candidates(policy, prompts, n, generation, progress)  # [N][G]
     raw = score_candidates(scorer, prompts, candidates)  # [N, G, K]
     norm, norm_source = _pick_normalizer(normalizer, adapter, raw, objectives)
-    normed, rewards, best = rank_candidates(raw, weights, norm)  # [N, G, K], [N, G], [N]
+    normed, rewards, best = rank_candidates(raw, resolved.weights, norm)  # [N, G, K], [N, G], [N]
     rows = np.arange(len(prompts))
     return BestOfNResult(
-        prompts=list(prompts), objectives=objectives, n=n,
-        responses=[candidates[i][j] for i, j in enumerate(best)], best_index=best, weights=weights,
+        prompts=prompts, objectives=objectives, n=n,
+        responses=[candidates[i][j] for i, j in enumerate(best)], best_index=best, weights=resolved.weights,
         best_rewards=rewards[rows, best], best_raw_scores=raw[rows, best],
-        best_normalized_scores=normed[rows, best], weight_source=weight_source, normalizer_source=norm_source,
+        best_normalized_scores=normed[rows, best], weight_source=resolved.source, normalizer_source=norm_source,
         candidates=candidates if return_candidates else None, raw_scores=raw if return_candidates else None,
         normalized_scores=normed if return_candidates else None, rewards=rewards if return_candidates else None,
     )
@@ -249,18 +204,23 @@ class GenerateJobConfig(GenerationConfig):
     dtype: DType = field("float32", help="policy dtype")
     device: str = field("cpu", help="torch device of the policy, the scorers and the adapter")
     trust_remote_code: bool = field(False, help="allow custom model code from the policy folder")
-    prompts: list[str] = field([], help="prompts given inline (YAML list, or --prompts P1 P2 ...)")
+    prompts: list[str] = field([], help="prompts given inline (YAML list, or --prompts P1 P2 ...); each is one "
+                                        "user turn (or HH dialogue text)")
     prompts_file: str | None = field(None, help="prompts file: .txt (one per line) or a table with a 'prompt' "
-                                                 "column (.jsonl/.json/.parquet/.csv, optionally .gz)")
+                                                 "(text or message list) or 'messages' column "
+                                                 "(.jsonl/.json/.parquet/.csv, optionally .gz)")
     limit: int | None = field(None, help="use only the first LIMIT prompts")
     best_of: int | None = field(None, help="best-of-N: sample N >= 2 replies per prompt and keep the best by "
                                            "R = sum_k w_k s~_k; null = plain sampling")
     scorers: list[dict] = field([{"type": "builtin"}], help="best-of-N scorer specs (as in `preforch score`)")
     score_batch_size: int = field(64, help="candidates per scoring batch")
     adapter: str | None = field(None, help="adapter folder: per-prompt weights w(x) and its saved normaliser")
-    weights: list[float] | None = field(None, help="fixed weights, one per objective in the scorers' order")
-    blend: float | None = field(None, help="with an adapter and weights: lambda*weights + (1-lambda)*w(x); "
-                                           "null with both = the fixed weights, normalised by the adapter")
+    weight_mode: WeightMode | None = field(None, help="best-of-N weights: adapter, fixed (user_weights) or blend; "
+                                           "null = adapter without user_weights, fixed with them, blend with them "
+                                           "and a blend")
+    user_weights: list[float] | dict[str, float] | None = field(None, help="the user's weights, one per objective "
+                                                                           "in the scorers' order or {objective: w}")
+    blend: float | None = field(None, help="mode blend: lambda in lambda*user_weights + (1-lambda)*w(x); null = 0.5")
     all_candidates: bool = field(False, help="best-of-N: also write every candidate with its scores and R")
     output: str | None = field(None, help="JSONL output file; null = print to stdout")
     overwrite: bool = field(False, help="replace an existing output file")
@@ -272,20 +232,27 @@ class GenerateJobConfig(GenerationConfig):
             raise PreforchError("generate: give prompts (--prompts ... or --prompts-file FILE)")
         if self.best_of is not None and self.best_of < 2:
             raise PreforchError(f"best-of-N needs N >= 2 candidates per prompt, got best_of {self.best_of}")
-        if self.best_of is None and (self.adapter or self.weights or self.all_candidates or self.blend is not None):
-            raise PreforchError("generate: adapter, weights, blend and all_candidates only apply with best_of N")
+        if self.best_of is None and (self.adapter or self.user_weights or self.all_candidates or self.blend is not None
+                                     or self.weight_mode):
+            raise PreforchError("generate: adapter, weight_mode, user_weights, blend and all_candidates only apply "
+                                "with best_of N")
         if self.best_of is not None and not self.do_sample:
             raise PreforchError("best-of-N needs sampled candidates: set do_sample: true")
-        if self.blend is not None and not (self.adapter and self.weights):
-            raise PreforchError("generate: blend needs both an adapter and fixed weights")
-        if self.blend is not None and not 0.0 <= self.blend <= 1.0:
-            raise PreforchError(f"generate: blend must be in [0, 1], got {self.blend}")
-        if self.best_of is not None and not (self.adapter or self.weights):
-            raise PreforchError("best-of-N needs weights: give --adapter DIR, --weights w1,w2,..., or both")
+        if self.best_of is not None:
+            weighting = self.weighting()
+            if weighting.needs_adapter and not self.adapter:
+                raise PreforchError(f"best-of-N with weight mode {weighting.mode!r} needs --adapter DIR (or give "
+                                    "--user-weights w1,w2,... for fixed weights)")
         if self.output and not self.output.endswith(".jsonl"):
             raise PreforchError(f"{self.output}: output must be a .jsonl file")
         if self.limit is not None and self.limit < 1:
             raise PreforchError(f"generate: limit must be >= 1, got {self.limit}")
+
+    def weighting(self) -> Weighting:
+        try:
+            return Weighting.infer(self.weight_mode, self.user_weights, self.blend)
+        except PreforchError as err:
+            raise PreforchError(f"generate: {err}") from None
 
     def generation(self) -> GenerationConfig:
         return GenerationConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(GenerationConfig)})
@@ -301,11 +268,11 @@ class GenerateJobResult:
     seconds: float
 
 
-def read_prompts(config: GenerateJobConfig) -> list[str]:
+def read_prompts(config: GenerateJobConfig) -> list[Conversation]:
     """Inline prompts followed by the prompts file's, cut to ``limit``."""
     from preforch.data.load import read_prompts_file
 
-    prompts = list(config.prompts) + (read_prompts_file(config.prompts_file) if config.prompts_file else [])
+    prompts = as_conversations(config.prompts) + (read_prompts_file(config.prompts_file) if config.prompts_file else [])
     if not prompts:
         raise PreforchError(f"{config.prompts_file or 'prompts'}: no prompts found")
     return prompts[: config.limit] if config.limit else prompts
@@ -335,18 +302,17 @@ def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
 
             adapter = PreferenceAdapter.from_pretrained(config.adapter, device=config.device)
             check_objectives(objectives, adapter.objectives, f"adapter {config.adapter}")
-        if config.weights is not None:
-            check_weights(config.weights, len(objectives), f"weights for objectives {objectives}")
+        if config.user_weights is not None:
+            user_vector(config.user_weights, objectives, "user_weights")
     policy = load_policy(config.policy, config.dtype, config.device, config.trust_remote_code)
     start = time.perf_counter()
     if config.best_of is None:
         replies = generate_with_config(policy.model, policy.tokenizer, prompts, config.generation(),
                                        progress=config.progress)  # [N][G]
-        records = [{"index": i, "prompt": p, "responses": r} for i, (p, r) in enumerate(zip(prompts, replies))]
+        records = [{"index": i, "prompt": p.to_messages(), "responses": r}
+                   for i, (p, r) in enumerate(zip(prompts, replies))]
     else:
-        first = adapter if adapter is not None else config.weights
-        result = best_of_n(prompts, policy, scorer, first, config.best_of,
-                           user_weights=config.weights if adapter is not None else None, blend=config.blend,
+        result = best_of_n(prompts, policy, scorer, config.best_of, adapter=adapter, weighting=config.weighting(),
                            generation=config.generation(), return_candidates=config.all_candidates,
                            progress=config.progress)
         records = [{"index": i, **rec} for i, rec in enumerate(result.to_records())]

@@ -18,9 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from preforch.align.config import ConditionedJob
-from preforch.align.data import has_chat_template, load_rows, policy_completion, policy_prompt, preference_rows
+from preforch.align.data import (
+    has_chat_template,
+    load_rows,
+    policy_completion,
+    policy_prompt,
+    preference_rows,
+)
 from preforch.align.grpo import AlignResult
-from preforch.align.rewards import prompt_weights
 from preforch.align.runs import (
     FINAL_DIR,
     base_report,
@@ -33,7 +38,9 @@ from preforch.align.runs import (
     use_lora,
 )
 from preforch.atomic import write_json
+from preforch.conversation import Conversation, as_conversation, as_conversations
 from preforch.errors import PreforchError
+from preforch.weighting import Weighting, check_objectives, resolve_weights
 
 log = logging.getLogger(__name__)
 CONDITIONING_NAME = "conditioning.json"
@@ -59,8 +66,20 @@ class Conditioning:
     def load(cls, path: str | Path) -> Conditioning:
         import json
 
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(data["objectives"], int(data["decimals"]), data["mapping"], data["low"], data["high"])
+        path = Path(path)
+        if not path.is_file():
+            raise PreforchError(f"{path}: not found (a folder written by `preforch align conditioned` has it)")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format_version") != 1:
+                raise PreforchError(f"{path}: format_version {data.get('format_version')!r}, expected 1")
+            out = cls(list(data["objectives"]), int(data["decimals"]), str(data["mapping"]),
+                      [float(v) for v in data["low"]], [float(v) for v in data["high"]])
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise PreforchError(f"{path}: not a valid conditioning file ({type(err).__name__}: {err})") from None
+        if not (len(out.low) == len(out.high) == len(out.objectives)):
+            raise PreforchError(f"{path}: low/high need one value per objective {out.objectives}")
+        return out
 
 
 def format_tags(objectives: list[str], values, decimals: int) -> str:
@@ -69,8 +88,11 @@ def format_tags(objectives: list[str], values, decimals: int) -> str:
     return f"{TAG_SEPARATOR}{body}"
 
 
-def parse_tags(text: str, objectives: list[str]) -> np.ndarray:
-    """The scores of a tag suffix (the last tag of each objective). Shape: [K]."""
+def parse_tags(text, objectives: list[str]) -> np.ndarray:
+    """The scores of a tag suffix (the last tag of each objective) of a text or a conversation's final user
+    turn. Shape: [K]."""
+    if not isinstance(text, str):
+        text = as_conversation(text).last_user
     found = {m.group("name"): float(m.group("value")) for m in _TAG_RE.finditer(text)}
     missing = [o for o in objectives if o not in found]
     if missing:
@@ -78,16 +100,19 @@ def parse_tags(text: str, objectives: list[str]) -> np.ndarray:
     return np.array([found[o] for o in objectives])
 
 
-def tag_prompt(prompt: str, objectives: list[str], values, decimals: int) -> str:
-    return prompt + format_tags(objectives, values, decimals)
+def tag_prompt(prompt, objectives: list[str], values, decimals: int) -> Conversation:
+    """The conversation with the tag suffix appended to its final user turn."""
+    conversation = as_conversation(prompt)
+    return conversation.with_last_user(conversation.last_user + format_tags(objectives, values, decimals))
 
 
-def strip_tags(tagged: str, objectives: list[str], values, decimals: int) -> str:
-    """The prompt without its tag suffix (``str.removesuffix``, never ``rstrip``)."""
+def strip_tags(tagged, objectives: list[str], values, decimals: int) -> Conversation:
+    """The conversation without the tag suffix of its final user turn (``str.removesuffix``, never ``rstrip``)."""
+    conversation = as_conversation(tagged)
     suffix = format_tags(objectives, values, decimals)
-    if not tagged.endswith(suffix):
+    if not conversation.last_user.endswith(suffix):
         raise PreforchError(f"prompt does not end with the expected tags {suffix!r}")
-    return tagged.removesuffix(suffix)
+    return conversation.with_last_user(conversation.last_user.removesuffix(suffix))
 
 
 def desired_scores(weights: np.ndarray, conditioning: Conditioning) -> np.ndarray:
@@ -107,13 +132,13 @@ def desired_scores(weights: np.ndarray, conditioning: Conditioning) -> np.ndarra
     return unit * (high - low) + low  # [N, K]
 
 
-def conditioned_prompts(prompts: list[str], weights: np.ndarray, conditioning: Conditioning) -> list[str]:
+def conditioned_prompts(prompts: list, weights: np.ndarray, conditioning: Conditioning) -> list[Conversation]:
     """Prompts with desired-score tags for generation. Shapes: [N], weights [N, K] → [N]."""
     targets = desired_scores(weights, conditioning)
     return [tag_prompt(p, conditioning.objectives, t, conditioning.decimals) for p, t in zip(prompts, targets)]
 
 
-def _training_examples(job: ConditionedJob, parts, rows, source) -> tuple[list[str], list[str], np.ndarray]:
+def _training_examples(job: ConditionedJob, parts, rows, source) -> tuple[list[Conversation], list[str], np.ndarray]:
     """Prompts, responses and their normalised scores ([M, K]); existing score columns are used when they match."""
     data = preference_rows(rows, source, job.prompt_column)
     use_rejected = job.use_rejected and data.rejected is not None
@@ -126,6 +151,15 @@ def _training_examples(job: ConditionedJob, parts, rows, source) -> tuple[list[s
     else:
         raw = np.asarray(parts.scorer.score(prompts, responses), dtype=np.float64)  # [M, K]
     return prompts, responses, parts.normalizer.transform(raw).astype(np.float64)
+
+
+def conditioned_rows(prompts: list[Conversation], responses: list[str], scores: np.ndarray, objectives: list[str],
+                     decimals: int, chat: bool) -> dict[str, list]:
+    """The SFT rows: each prompt tagged with its own response's normalised scores [M, K], and that response."""
+    return {
+        "prompt": [policy_prompt(tag_prompt(p, objectives, s, decimals), chat) for p, s in zip(prompts, scores)],
+        "completion": [policy_completion(r, chat) for r in responses],
+    }
 
 
 def run_conditioned(job: ConditionedJob, scorer=None, adapter=None, policy=None, callbacks=None) -> AlignResult:
@@ -144,11 +178,7 @@ def run_conditioned(job: ConditionedJob, scorer=None, adapter=None, policy=None,
                                 np.quantile(scores, job.tag_low_quantile, axis=0).round(4).tolist(),
                                 np.quantile(scores, job.tag_high_quantile, axis=0).round(4).tolist())
     chat = has_chat_template(parts.tokenizer)
-    dataset = Dataset.from_dict({
-        "prompt": [policy_prompt(tag_prompt(p, parts.objectives, s, job.tag_decimals), chat)
-                   for p, s in zip(prompts, scores)],
-        "completion": [policy_completion(r, chat) for r in responses],
-    })
+    dataset = Dataset.from_dict(conditioned_rows(prompts, responses, scores, parts.objectives, job.tag_decimals, chat))
     extra = {"num_train_epochs": job.num_train_epochs, "max_steps": -1} if job.num_train_epochs else {}
     args = SFTConfig(**{**common_trl_args(job), **extra}, max_length=job.max_length, completion_only_loss=True)
     parts.tokenizer.padding_side = "right"
@@ -167,13 +197,17 @@ def run_conditioned(job: ConditionedJob, scorer=None, adapter=None, policy=None,
     return AlignResult(final, report, trainer, seconds)
 
 
-def generate_conditioned(final_dir: str | Path, prompts: list[str], weights_mode: str = "adapter", adapter=None,
-                         user_weights=None, blend: float = 0.5, policy=None, **generation) -> list[list[str]]:
-    """Generate from a conditioned policy with desired-score tags from w(x) (or fixed/blended weights). [N][G]."""
+def generate_conditioned(final_dir: str | Path, prompts: list, weighting: Weighting | None = None, adapter=None,
+                         policy=None, **generation) -> list[list[str]]:
+    """Generate from a conditioned policy with desired-score tags from the resolved weights (default: the
+    adapter's w(x)). Shape: [N][G]."""
     from preforch.models.generation import generate
 
     conditioning = Conditioning.load(Path(final_dir) / CONDITIONING_NAME)
-    weights = prompt_weights(prompts, weights_mode, len(conditioning.objectives), adapter, user_weights, blend)
+    if adapter is not None:
+        check_objectives(conditioning.objectives, adapter.objectives, "adapter", "the conditioning tags'")
+    prompts = as_conversations(prompts)
+    weights = resolve_weights(prompts, conditioning.objectives, weighting or Weighting(), adapter).weights
     if policy is None:
         policy = load_final_policy(final_dir)
     model, tokenizer = policy

@@ -14,8 +14,8 @@ from typing import Literal
 
 from preforch.config import field
 from preforch.errors import PreforchError
+from preforch.weighting import Weighting, WeightMode
 
-WeightMode = Literal["adapter", "fixed", "blend"]
 Aggregation = Literal["sum_then_normalize", "normalize_then_sum"]
 ScaleRewards = Literal["group", "batch", "none"]
 PairSource = Literal["auto", "columns", "candidates", "sample"]
@@ -36,16 +36,21 @@ class AlignConfig:
     policy: str | None = field(None, help="policy: a local folder, a hub name (cached locally), or null / "
                                           "'embedded:smollm2' for the embedded SmolLM2-135M-Instruct")
     data: str = field(EMBEDDED_EXAMPLE, help="prompts (and responses): a .jsonl/.json/.parquet/.csv file, a saved "
-                                             "datasets folder, or 'embedded:example' (HH harmless + UltraFeedback)")
-    prompt_column: str = field("prompt", help="column holding the prompt text (HH dialogues and messages lists "
-                                              "are understood as in 'preforch score')")
+                                             "datasets folder, or an embedded set such as 'embedded:example' (HH "
+                                             "harmless + HH helpful + UltraFeedback)")
+    prompt_column: str = field("prompt", help="column holding the prompt (text, HH dialogue text or a message list; "
+                                              "rows without it are read as HH dialogues or 'messages' lists)")
     limit: int | None = field(None, help="use at most this many rows (after a seeded shuffle); null = all")
-    weights: WeightMode = field("adapter", help="per-prompt weights: 'adapter' (w(x) from the adapter), 'fixed' "
-                                                "(user_weights for every prompt) or 'blend' (blend·user + (1−blend)·w(x))")
-    adapter: str | None = field(None, help="preference-adapter folder (needed for weights adapter/blend; its "
+    weight_mode: WeightMode | None = field(None, help="per-prompt weights: 'adapter' (w(x) from the adapter), "
+                                           "'fixed' (user_weights for every prompt) or 'blend' (blend·user + "
+                                           "(1−blend)·w(x)); null = adapter without user_weights, fixed with them, "
+                                           "blend with them and a blend")
+    adapter: str | None = field(None, help="preference-adapter folder (needed for weight modes adapter/blend; its "
                                            "normaliser is used for the scores in every mode)")
-    user_weights: list[float] | None = field(None, help="fixed weights, one per objective (modes fixed/blend)")
-    blend: float = field(0.5, help="blend mode: share of the user's weights (1 = user only, 0 = adapter only)")
+    user_weights: list[float] | dict[str, float] | None = field(None, help="the user's weights (modes fixed/blend): "
+                                                                           "one per objective, or {objective: weight}")
+    blend: float | None = field(None, help="mode blend: share of the user's weights (1 = user only, 0 = adapter "
+                                           "only); null = 0.5")
     normalizer: str | None = field(None, help="normalizer.json to use when no adapter is given (fixed weights)")
     scorers: list[dict] = field([{"type": "builtin"}], help="scorer specs as in 'preforch score' (e.g. {type: builtin},"
                                                            " {type: hf, path: DIR, objective: harmless})")
@@ -80,21 +85,26 @@ class AlignConfig:
         bad = [f"{n}={getattr(self, n)!r}" for n in positive if getattr(self, n) < 1]
         if self.learning_rate <= 0:
             bad.append(f"learning_rate={self.learning_rate!r}")
-        if not 0.0 <= self.blend <= 1.0:
-            bad.append(f"blend={self.blend!r} (expected 0..1)")
         if self.limit is not None and self.limit < 1:
             bad.append(f"limit={self.limit!r}")
         if bad:
             raise PreforchError(f"align config: invalid value for {', '.join(bad)}")
-        if self.weights in ("adapter", "blend") and not self.adapter:
-            raise PreforchError(f"align config: weights={self.weights!r} needs 'adapter' (a preference-adapter folder)")
-        if self.weights in ("fixed", "blend") and not self.user_weights:
-            raise PreforchError(f"align config: weights={self.weights!r} needs 'user_weights' (one per objective)")
+        weighting = self.weighting()
+        if weighting.needs_adapter and not self.adapter:
+            raise PreforchError(f"align config: weight_mode {weighting.mode!r} needs 'adapter' (a preference-adapter "
+                                "folder)")
         if not self.adapter and not self.normalizer:
             raise PreforchError("align config: give 'adapter' (its normaliser is used) or 'normalizer' (a "
                                 "normalizer.json) so scores can be normalised")
         if not self.scorers:
             raise PreforchError("align config: 'scorers' is empty; give at least one scorer spec")
+
+    def weighting(self) -> Weighting:
+        """Where each prompt's weights come from (errors name the setting)."""
+        try:
+            return Weighting.infer(self.weight_mode, self.user_weights, self.blend)
+        except PreforchError as err:
+            raise PreforchError(f"align config: {err}") from None
 
     def config_hash(self) -> str:
         """SHA-256 (first 16 hex) of the settings that shape the run (not RUN_CONTROL_FIELDS)."""

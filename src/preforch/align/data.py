@@ -1,7 +1,7 @@
 """Rows in for the alignment routes: prompts (GRPO/RLOO), responses to pair (DPO), responses to tag (RiC).
 
-Prompts are plain text here; :func:`policy_prompt` wraps them as a chat turn when the policy's tokenizer has a
-chat template (TRL then applies it), otherwise passes the text as is.
+Prompts are conversations here; :func:`policy_prompt` gives TRL the message list when the policy's tokenizer
+has a chat template (TRL then applies it), otherwise the conversation's canonical text.
 """
 
 from __future__ import annotations
@@ -10,22 +10,19 @@ from typing import Any
 
 import numpy as np
 
-from preforch.data.load import read_table, render_messages, split_hh, to_preference_data
+from preforch.conversation import Conversation, as_conversation, split_hh, split_messages
+from preforch.data.example import is_embedded, load_embedded
+from preforch.data.load import read_table, rows_from_preference_data, to_preference_data
 from preforch.errors import PreforchError
 from preforch.types import PreferenceData
 
-EMBEDDED_EXAMPLE = "embedded:example"
-
 
 def load_rows(data: str, limit: int | None = None, seed: int = 0) -> tuple[list[dict[str, Any]], str]:
-    """Rows of ``data`` (a file, a datasets folder or 'embedded:example'), shuffled with ``seed`` when ``limit``
+    """Rows of ``data`` (a file, a datasets folder or an ``embedded:`` set), shuffled with ``seed`` when ``limit``
     cuts them, and where they came from (for error messages)."""
-    if data == EMBEDDED_EXAMPLE:
-        from preforch.data.example import load_example
-
-        ex = load_example(seed=seed)
-        rows = [{"prompt": p, "chosen": c, "rejected": r, "kind": k}
-                for p, c, r, k in zip(ex.prompts, ex.chosen, ex.rejected or [], ex.kinds or [])]
+    if is_embedded(data):
+        ex = load_embedded(data, seed=seed)
+        rows = rows_from_preference_data(ex)
         source = ex.source
     else:
         rows, source = read_table(data), str(data)
@@ -37,30 +34,29 @@ def load_rows(data: str, limit: int | None = None, seed: int = 0) -> tuple[list[
     return rows, source
 
 
-def prompts_from_rows(rows: list[dict[str, Any]], prompt_column: str, source: str) -> list[str]:
-    """The prompt of each row: ``prompt_column`` (text or a messages list), else HH 'chosen' dialogues,
-    else a 'messages' list. Errors name the row and the columns found."""
-    columns = list(rows[0])
+def prompts_from_rows(rows: list[dict[str, Any]], prompt_column: str, source: str) -> list[Conversation]:
+    """The conversation of each row: ``prompt_column`` (text, HH text or a message list), else HH 'chosen'
+    dialogues, else a 'messages' list. Errors name the row and the columns found."""
     out = []
     for i, row in enumerate(rows, 1):
         where = f"{source}: row {i}"
-        if prompt_column in row and row[prompt_column] is not None:
-            value = row[prompt_column]
-            text = render_messages(value) if isinstance(value, list) else str(value)
-        elif "chosen" in row and isinstance(row["chosen"], str):
+        if row.get(prompt_column) not in (None, "", []):
+            out.append(as_conversation(row[prompt_column], f"{where}, column {prompt_column!r}"))
+        elif isinstance(row.get("chosen"), str):
             try:
-                text = split_hh(row["chosen"])[0]
-            except ValueError as err:
+                out.append(split_hh(row["chosen"])[0])
+            except PreforchError as err:
                 raise PreforchError(f"{where}: column {prompt_column!r} missing and 'chosen' is not an HH "
                                     f"dialogue ({err})") from None
         elif isinstance(row.get("messages"), list):
             msgs = row["messages"]
-            text = render_messages(msgs[:-1] if msgs and msgs[-1].get("role") == "assistant" else msgs)
+            if msgs and isinstance(msgs[-1], dict) and msgs[-1].get("role") == "assistant":
+                out.append(split_messages(msgs, f"{where}, column 'messages'")[0])
+            else:
+                out.append(as_conversation(msgs, f"{where}, column 'messages'"))
         else:
-            raise PreforchError(f"{where}: missing column {prompt_column!r} (the prompt); columns are {columns}")
-        if not text.strip():
-            raise PreforchError(f"{where}, column {prompt_column!r}: empty prompt")
-        out.append(text)
+            raise PreforchError(f"{where}: no prompt: missing or empty column {prompt_column!r}; columns are "
+                                f"{sorted(row)}")
     return out
 
 
@@ -97,9 +93,9 @@ def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def policy_prompt(text: str, chat: bool):
-    """What TRL gets as 'prompt': a one-turn conversation when the tokenizer has a chat template, else text."""
-    return [{"role": "user", "content": text}] if chat else text
+def policy_prompt(prompt: Conversation, chat: bool):
+    """What TRL gets as 'prompt': the message list when the tokenizer has a chat template, else the text."""
+    return prompt.to_messages() if chat else prompt.text()
 
 
 def policy_completion(text: str, chat: bool):

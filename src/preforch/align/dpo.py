@@ -32,7 +32,6 @@ from preforch.align.data import (
     prompts_from_rows,
 )
 from preforch.align.grpo import AlignResult
-from preforch.align.rewards import prompt_weights
 from preforch.align.runs import (
     REPORT_NAME,
     base_report,
@@ -47,6 +46,7 @@ from preforch.align.runs import (
 from preforch.atomic import write_json
 from preforch.data.load import write_table
 from preforch.errors import PreforchError
+from preforch.weighting import resolve_weights
 
 log = logging.getLogger(__name__)
 PAIRS_NAME = "pairs.jsonl"
@@ -88,7 +88,7 @@ def make_pairs(candidates: list[list[str]], normalized: list[np.ndarray], weight
     return out
 
 
-def collect_candidates(job: DPOJob, rows, source: str, parts) -> tuple[list[str], list[list[str]]]:
+def collect_candidates(job: DPOJob, rows, source: str, parts) -> tuple[list, list[list[str]]]:
     """Prompts and their candidate responses, from the source ``pairs_from`` picks. Shape: [N], [N][G]."""
     mode = job.pairs_from
     if mode == "auto":
@@ -112,7 +112,7 @@ def collect_candidates(job: DPOJob, rows, source: str, parts) -> tuple[list[str]
     return prompts, samples
 
 
-def score_candidates(prompts: list[str], candidates: list[list[str]], scorer, normalizer) -> list[np.ndarray]:
+def score_candidates(prompts: list, candidates: list[list[str]], scorer, normalizer) -> list[np.ndarray]:
     """Normalised scores of every candidate, one [G_i, K] array per prompt (one scorer call for all)."""
     flat_p = [p for p, c in zip(prompts, candidates) for _ in c]
     flat_r = [r for c in candidates for r in c]
@@ -156,8 +156,7 @@ def run_dpo(job: DPOJob, scorer=None, adapter=None, policy=None, callbacks=None)
     parts = load_parts(job, scorer=scorer, adapter=adapter, policy=policy)
     rows, source = load_rows(job.data, job.limit, job.seed)
     prompts, candidates = collect_candidates(job, rows, source, parts)
-    weights = prompt_weights(prompts, job.weights, len(parts.objectives), parts.adapter, job.user_weights,
-                             job.blend)  # [N, K]
+    weights = resolve_weights(prompts, parts.objectives, job.weighting(), parts.adapter).weights  # [N, K]
     normalized = score_candidates(prompts, candidates, parts.scorer, parts.normalizer)
     others = None
     if job.margin_mode == "modpo":
@@ -169,7 +168,7 @@ def run_dpo(job: DPOJob, scorer=None, adapter=None, policy=None, callbacks=None)
         raise PreforchError(f"{source}: no pairs left: the margin filter (min_margin={job.min_margin}) dropped all "
                             f"{pairs.dropped} of {len(prompts)} prompts' pairs; lower min_margin or add responses")
     log.info("dpo: %d pairs kept, %d dropped by min_margin=%s", len(pairs.index), pairs.dropped, job.min_margin)
-    write_table([{"prompt": prompts[i], "chosen": c, "rejected": r, "gap": g, "margin": m,
+    write_table([{"prompt": prompts[i].to_messages(), "chosen": c, "rejected": r, "gap": g, "margin": m,
                   "weights": weights[i].tolist()}
                  for i, c, r, g, m in zip(pairs.index, pairs.chosen, pairs.rejected, pairs.gap, pairs.margin)],
                 Path(job.output_dir) / PAIRS_NAME)

@@ -17,7 +17,7 @@ import numpy as np
 
 from preforch.align.config import GRPOJob, RLOOJob
 from preforch.align.data import has_chat_template, load_rows, policy_prompt, prompts_from_rows
-from preforch.align.rewards import PROMPT_TEXT_COLUMN, WEIGHTS_COLUMN, ScalarizedReward, prompt_weights
+from preforch.align.rewards import CONVERSATION_COLUMN, WEIGHTS_COLUMN, ScalarizedReward
 from preforch.align.runs import (
     RunParts,
     base_report,
@@ -29,6 +29,8 @@ from preforch.align.runs import (
     save_final,
     use_lora,
 )
+from preforch.conversation import Conversation, as_conversations
+from preforch.weighting import resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +45,13 @@ class AlignResult:
     seconds: float
 
 
-def build_prompt_dataset(prompts: list[str], weights: np.ndarray, chat: bool):
-    """Rows TRL trains on: prompt (chat turn or text), prompt_text, pro_weights. Shape of weights: [N, K]."""
+def build_prompt_dataset(prompts: list[Conversation], weights: np.ndarray, chat: bool):
+    """Rows TRL trains on: prompt (messages or text), pro_conversation, pro_weights. Shape of weights: [N, K]."""
     from datasets import Dataset
 
     return Dataset.from_dict({
         "prompt": [policy_prompt(p, chat) for p in prompts],
-        PROMPT_TEXT_COLUMN: list(prompts),
+        CONVERSATION_COLUMN: [p.key() for p in prompts],
         WEIGHTS_COLUMN: [[float(v) for v in row] for row in weights],
     })
 
@@ -75,7 +77,7 @@ def _check_batch(job: GRPOJob) -> None:
 
 
 def run_rl(job: GRPOJob, scorer=None, adapter=None, policy=None, callbacks=None,
-           prompts: list[str] | None = None) -> AlignResult:
+           prompts: list | None = None) -> AlignResult:
     """Train with GRPO (a GRPOJob) or RLOO (an RLOOJob); returns where the policy went and the report.
 
     ``scorer`` / ``adapter`` / ``policy`` (a (model, tokenizer) pair) / ``prompts`` override what the config
@@ -87,8 +89,8 @@ def run_rl(job: GRPOJob, scorer=None, adapter=None, policy=None, callbacks=None,
     if prompts is None:
         rows, source = load_rows(job.data, job.limit, job.seed)
         prompts = prompts_from_rows(rows, job.prompt_column, source)
-    weights = prompt_weights(prompts, job.weights, len(parts.objectives), parts.adapter, job.user_weights,
-                             job.blend)  # [N, K]
+    prompts = as_conversations(prompts)
+    weights = resolve_weights(prompts, parts.objectives, job.weighting(), parts.adapter).weights  # [N, K]
     dataset = build_prompt_dataset(prompts, weights, has_chat_template(parts.tokenizer))
     reward = ScalarizedReward(parts.scorer, parts.normalizer)
     trainer_cls, config_cls, extra = _trainer_class(job)

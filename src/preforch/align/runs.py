@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from preforch.align.config import AlignConfig, hashed_settings
-from preforch.align.rewards import check_objectives
+from preforch.weighting import check_objectives
 from preforch.atomic import staged_dir, write_json
 from preforch.errors import PreforchError
 from preforch.rewards.normalize import Normalizer
@@ -140,7 +140,7 @@ def load_parts(config: AlignConfig, scorer=None, adapter=None, policy=None) -> R
         from preforch.rewards.pipeline import build_scorers
 
         scorer = MultiScorer(build_scorers(config.scorers, device=config.device), batch_size=config.scorer_batch_size)
-    check_objectives(normalizer.objectives, scorer.objectives, "adapter" if adapter is not None else "normaliser")
+    check_objectives(scorer.objectives, normalizer.objectives, "adapter" if adapter is not None else "normaliser")
     if policy is None:
         from preforch.models.generation import load_policy
 

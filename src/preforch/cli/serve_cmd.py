@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-
 from preforch.config import add_config_args, build_config, overrides_from
 from preforch.serve.config import ServeConfig
 

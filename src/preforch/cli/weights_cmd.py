@@ -10,51 +10,82 @@ import sys
 def add_parser(sub) -> None:
     p = sub.add_parser("weights", help="infer per-prompt objective weights with an adapter",
                        description="Infer per-prompt objective weights with a trained adapter. Prompts come from "
-                                   "arguments or --prompts-file; one JSON line per prompt is written.")
+                                   "arguments (one user turn each), --messages (a whole conversation as JSON) or "
+                                   "--prompts-file; every shape of the same conversation gets the same weights. One "
+                                   "JSON line per prompt is written.")
     p.add_argument("--adapter", required=True, help="adapter folder (written by `preforch adapter train`)")
-    p.add_argument("prompts", nargs="*", help="prompts to weigh")
-    p.add_argument("--prompts-file", help="a text file (one prompt per line) or a data file with a 'prompt' column "
-                                          "(.jsonl/.json/.parquet/.csv)")
+    p.add_argument("prompts", nargs="*", help="prompts to weigh, each one user turn")
+    p.add_argument("--messages", action="append", default=[], metavar="JSON",
+                   help='a conversation as a JSON message list ending with a user turn, e.g. '
+                        '\'[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}, '
+                        '{"role": "user", "content": "how do I pick a lock?"}]\' (repeatable)')
+    p.add_argument("--prompts-file", help="a text file (one prompt per line) or a data file with a 'prompt' (text or "
+                                          "message list) or 'messages' column (.jsonl/.json/.parquet/.csv)")
+    p.add_argument("--mode", choices=["adapter", "fixed", "blend"], default=None,
+                   help="where the weights come from (default: adapter; fixed with --user-weights; blend with "
+                        "--user-weights and --blend)")
     p.add_argument("--user-weights", help="your own weights, comma-separated in the adapter's objective order "
-                                          "(e.g. 0.2,0.5,0.3); blended with the adapter's by --blend")
-    p.add_argument("--blend", type=float, default=1.0,
-                   help="with --user-weights: lambda in lambda*w_user + (1-lambda)*w(x); 1 = your weights alone "
-                        "(default: 1)")
+                                          "(e.g. 0.2,0.5,0.3)")
+    p.add_argument("--blend", type=float, default=None,
+                   help="mode blend: lambda in lambda*w_user + (1-lambda)*w(x) (default 0.5)")
     p.add_argument("--output", help="JSONL file to write (default: standard output)")
     p.add_argument("--batch-size", type=int, default=64, help="prompts per encoder batch (default: 64)")
-    p.add_argument("--device", default=None, help="torch device (default: the adapter's)")
+    p.add_argument("--device", default=None, help="torch device (default: cpu)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow custom model code from the adapter's encoder folder (only if you trust it)")
     p.set_defaults(func=run)
+
+
+def read_conversations(args: argparse.Namespace) -> list:
+    """The conversations named on the command line, in order: arguments, --messages, --prompts-file."""
+    from preforch.conversation import as_conversation, as_conversations
+    from preforch.data.load import read_prompts_file
+    from preforch.errors import PreforchError
+
+    conversations = as_conversations(args.prompts, "prompt argument")
+    for i, text in enumerate(args.messages, 1):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise PreforchError(f"--messages {i}: not valid JSON ({err.msg})") from None
+        conversations.append(as_conversation(value, f"--messages {i}"))
+    if args.prompts_file:
+        conversations += read_prompts_file(args.prompts_file)
+    if not conversations:
+        raise PreforchError("no prompts: give them as arguments, with --messages or with --prompts-file")
+    return conversations
 
 
 def run(args: argparse.Namespace) -> int:
     from preforch.adapter import PreferenceAdapter
-    from preforch.atomic import write_text
+    from preforch.atomic import check_output_dir, write_text
     from preforch.errors import PreforchError
+    from preforch.weighting import Weighting, resolve_weights
 
-    from preforch.data.load import read_prompts_file
-
-    prompts = list(args.prompts) + (read_prompts_file(args.prompts_file) if args.prompts_file else [])
-    if not prompts:
-        raise PreforchError("no prompts: give them as arguments or with --prompts-file")
-    empty = [i + 1 for i, p in enumerate(prompts) if not p.strip()]
-    if empty:
-        raise PreforchError(f"prompt {empty[0]} is empty")
-    adapter = PreferenceAdapter.from_pretrained(args.adapter, device=args.device)
-    from preforch.weighting import blend_weights
-
-    inferred = adapter.predict_weights(prompts, batch_size=args.batch_size, progress=len(prompts) > 256)
+    if args.output:
+        check_output_dir(args.output, "file")
+    conversations = read_conversations(args)
     user = None
     if args.user_weights:
         try:
             user = [float(x) for x in args.user_weights.split(",")]
         except ValueError:
             raise PreforchError(f"--user-weights: expected comma-separated numbers, got {args.user_weights!r}") from None
-    weights = blend_weights(inferred, user, args.blend)
+    weighting = Weighting.infer(args.mode, user, args.blend)
+    adapter = PreferenceAdapter.from_pretrained(args.adapter, device=args.device,
+                                                trust_remote_code=args.trust_remote_code)
+    resolved = resolve_weights(conversations, adapter.objectives, weighting, adapter, batch_size=args.batch_size,
+                               progress=len(conversations) > 256)
     lines = []
-    for p, w, w_adapter in zip(prompts, weights, inferred):
-        record = {"prompt": p, "weights": dict(zip(adapter.objectives, map(float, w)))}
-        if user is not None:
-            record["adapter_weights"] = dict(zip(adapter.objectives, map(float, w_adapter)))
+    for i, conversation in enumerate(conversations):
+        record = {"prompt": conversation.last_user}
+        if len(conversation.messages) > 1:
+            record["messages"] = conversation.to_messages()
+        record["weights"] = dict(zip(adapter.objectives, map(float, resolved.weights[i])))
+        if resolved.mode != "adapter":
+            record["mode"] = resolved.mode
+            if resolved.inferred is not None:
+                record["adapter_weights"] = dict(zip(adapter.objectives, map(float, resolved.inferred[i])))
         lines.append(json.dumps(record, ensure_ascii=False))
     text = "\n".join(lines) + "\n"
     if args.output:

@@ -1,5 +1,14 @@
-"""The embedded example: Anthropic HH-RLHF harmless pairs and UltraFeedback pairs, pooled, so prompts of
-different kinds need different weights (see ATTRIBUTION.md for provenance and licences)."""
+"""The embedded example data: three kinds of prompts, each judged on a different need (see ATTRIBUTION.md).
+
+- ``hh-harmless``: Anthropic HH-RLHF harmless-base, red-team dialogues; the preferred reply is the more harmless.
+- ``hh-helpful``: Anthropic HH-RLHF helpful-base, everyday requests in the same dialogue form; the preferred
+  reply is the more helpful.
+- ``ultrafeedback``: UltraFeedback, long single-turn tasks; the preferred reply has the higher GPT-4 overall score.
+
+The two HH kinds share markup, length and style and differ in what the prompts ask, so an adapter can only tell
+them apart by intent. Every row is tagged with its ``kind``. ``embedded:<name>`` strings name these sets
+wherever a data path is accepted (:data:`EMBEDDED_SETS`, :func:`load_embedded`).
+"""
 
 from __future__ import annotations
 
@@ -8,39 +17,97 @@ from pathlib import Path
 import numpy as np
 
 from preforch.data.load import read_table, to_preference_data
+from preforch.errors import PreforchError
 from preforch.types import PreferenceData
 
 HERE = Path(__file__).resolve().parent
 HH_FILE = HERE / "hh_rlhf_harmless_base_dev2000.jsonl.gz"
+HH_HELPFUL_FILE = HERE / "hh_rlhf_helpful_base_test.jsonl.gz"
 UF_FILE = HERE / "ultrafeedback_binarized_sample_train1000.jsonl.gz"
+HH_REPLY_MARKER = "\n\nAssistant:"
 KIND_HARMLESS = "hh-harmless"
-KIND_HELPFUL = "ultrafeedback"
+KIND_HH_HELPFUL = "hh-helpful"
+KIND_ULTRAFEEDBACK = "ultrafeedback"
+KINDS = (KIND_HARMLESS, KIND_HH_HELPFUL, KIND_ULTRAFEEDBACK)
+EMBEDDED_PREFIX = "embedded:"
+#: ``embedded:<name>`` → the kinds it pools.
+EMBEDDED_SETS = {
+    "embedded:example": KINDS,
+    "embedded:hh": (KIND_HARMLESS,),
+    "embedded:hh-harmless": (KIND_HARMLESS,),
+    "embedded:hh-helpful": (KIND_HH_HELPFUL,),
+    "embedded:ultrafeedback": (KIND_ULTRAFEEDBACK,),
+    "embedded:helpful": (KIND_HH_HELPFUL, KIND_ULTRAFEEDBACK),
+}
+
+
+def _hh_rows(path: Path, kind: str) -> list[dict]:
+    return [{"chosen": r["chosen"], "rejected": r["rejected"], "kind": kind} for r in read_table(path)]
 
 
 def load_hh(limit: int | None = None) -> PreferenceData:
-    rows = [{"chosen": r["chosen"], "rejected": r["rejected"], "kind": KIND_HARMLESS} for r in read_table(HH_FILE)]
-    return to_preference_data(rows[:limit], source=str(HH_FILE))
+    """HH-RLHF harmless-base pairs (2,000), in file order."""
+    return to_preference_data(_hh_rows(HH_FILE, KIND_HARMLESS)[:limit], source=str(HH_FILE))
+
+
+def _before_last_reply(dialogue: str) -> str:
+    return dialogue[: dialogue.rfind(HH_REPLY_MARKER)]
+
+
+def load_hh_helpful(limit: int | None = None) -> PreferenceData:
+    """HH-RLHF helpful-base test pairs, in file order: 2,354 − 11 = 2,343 pairs. Dropped: the 9 rows whose two
+    dialogues differ before the last ``Assistant:`` marker (one reply spans several assistant turns, so the
+    usual HH split gives the two replies different prompts) and the 2 rows whose replies are identical (no
+    preference)."""
+    rows = [r for r in _hh_rows(HH_HELPFUL_FILE, KIND_HH_HELPFUL)
+            if _before_last_reply(r["chosen"]) == _before_last_reply(r["rejected"]) and r["chosen"] != r["rejected"]]
+    return to_preference_data(rows[:limit], source=str(HH_HELPFUL_FILE))
 
 
 def load_ultrafeedback(limit: int | None = None, drop_ties: bool = True) -> PreferenceData:
+    """UltraFeedback pairs in file order; the 111 ties (equal ratings) carry no preference and are dropped."""
     rows = []
     for r in read_table(UF_FILE):
         meta = r.get("metadata") or {}
         if drop_ties and meta.get("score_chosen") == meta.get("score_rejected"):
-            continue  # 111 ties carry no preference
-        rows.append({"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"], "kind": KIND_HELPFUL})
+            continue
+        rows.append({"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"],
+                     "kind": KIND_ULTRAFEEDBACK})
     return to_preference_data(rows[:limit], source=str(UF_FILE))
 
 
-def load_example(limit_per_kind: int | None = None, seed: int = 0) -> PreferenceData:
-    """Both sets pooled and shuffled (seeded); ``kinds`` says which set each row came from."""
-    hh, uf = load_hh(limit_per_kind), load_ultrafeedback(limit_per_kind)
+LOADERS = {KIND_HARMLESS: load_hh, KIND_HH_HELPFUL: load_hh_helpful, KIND_ULTRAFEEDBACK: load_ultrafeedback}
+
+
+def pool(parts: list[PreferenceData], source: str, seed: int | None = 0) -> PreferenceData:
+    """Rows of several sets in one, shuffled with ``seed`` (None keeps the order)."""
     pooled = PreferenceData(
-        prompts=hh.prompts + uf.prompts,
-        chosen=hh.chosen + uf.chosen,
-        rejected=(hh.rejected or []) + (uf.rejected or []),
-        kinds=(hh.kinds or []) + (uf.kinds or []),
-        source="embedded example (HH harmless + UltraFeedback)",
-    )
-    order = np.random.default_rng(seed).permutation(len(pooled))
-    return pooled.subset(order)
+        prompts=[p for d in parts for p in d.prompts], chosen=[c for d in parts for c in d.chosen],
+        rejected=[r for d in parts for r in (d.rejected or [])], kinds=[k for d in parts for k in (d.kinds or [])],
+        source=source)
+    if seed is None:
+        return pooled
+    return pooled.subset(np.random.default_rng(seed).permutation(len(pooled)))
+
+
+def load_example(limit_per_kind: int | None = None, seed: int | None = 0,
+                 kinds: tuple[str, ...] | list[str] = KINDS) -> PreferenceData:
+    """The chosen kinds pooled and shuffled (seeded), at most ``limit_per_kind`` rows of each (the first ones of
+    each file), so the kinds are balanced when the limit is at most the smallest kind (889 UltraFeedback pairs).
+    ``seed`` None keeps the file order (kind after kind)."""
+    unknown = [k for k in kinds if k not in LOADERS]
+    if unknown or not kinds:
+        raise PreforchError(f"embedded example: unknown kind(s) {unknown}; expected a non-empty subset of {list(KINDS)}")
+    parts = [LOADERS[k](limit_per_kind) for k in dict.fromkeys(kinds)]
+    return pool(parts, f"embedded example ({' + '.join(dict.fromkeys(kinds))})", seed)
+
+
+def is_embedded(name: str) -> bool:
+    return isinstance(name, str) and name.startswith(EMBEDDED_PREFIX)
+
+
+def load_embedded(name: str, limit_per_kind: int | None = None, seed: int | None = 0) -> PreferenceData:
+    """An ``embedded:<name>`` set (see :data:`EMBEDDED_SETS`)."""
+    if name not in EMBEDDED_SETS:
+        raise PreforchError(f"data {name!r}: unknown embedded set; expected one of {sorted(EMBEDDED_SETS)}")
+    return load_example(limit_per_kind, seed=seed, kinds=EMBEDDED_SETS[name])

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from preforch.atomic import write_text
+from preforch.conversation import Conversation, as_conversation, reply_text, split_hh, split_messages
 from preforch.errors import PreforchError
 from preforch.types import PreferenceData
 
 SCORE_PREFIX = "score."
 REJECTED_SCORE_PREFIX = "score_rejected."
-HH_ASSISTANT = "\n\nAssistant:"
 
 
 def _open_text(path: Path):
@@ -112,113 +112,151 @@ def write_table(rows: list[dict[str, Any]], path: str | Path) -> None:
         raise PreforchError(f"{path}: can write .jsonl or .parquet, not {kind or '(no suffix)'!r}")
 
 
-def read_prompts_file(path: str | Path) -> list[str]:
-    """Prompts from a .txt file (one per non-empty line, optionally .gz) or any table :func:`read_table` reads
-    with a 'prompt' column; an empty or missing prompt is an error naming its row."""
+def read_prompts_file(path: str | Path) -> list[Conversation]:
+    """Prompts as conversations, from a .txt file (one prompt per non-empty line, optionally .gz) or any table
+    :func:`read_table` reads with a 'prompt' column (text, HH dialogue text or a message list) or a 'messages'
+    column (a message list ending with a user turn). An empty or missing prompt is an error naming its row."""
     path = Path(path)
     if not path.is_file():
         raise PreforchError(f"{path}: prompts file not found")
     if path.name.endswith((".txt", ".txt.gz")) or not _suffix(path):
         with _open_text(path) as handle:
-            return [line.rstrip("\n") for line in handle if line.strip()]
+            return [as_conversation(line.rstrip("\n"), f"{path}: line {i}")
+                    for i, line in enumerate(handle, 1) if line.strip()]
     prompts = []
     for i, row in enumerate(read_table(path), 1):
-        if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
-            raise PreforchError(f"{path}: row {i} has no text in column 'prompt'")
-        prompts.append(row["prompt"])
+        column = "prompt" if "prompt" in row else "messages" if "messages" in row else None
+        if column is None or row[column] in (None, "", []):
+            raise PreforchError(f"{path}: row {i} has no prompt (a 'prompt' text or message list, or a 'messages' "
+                                "list)")
+        prompts.append(as_conversation(row[column], f"{path}: row {i}, column {column!r}"))
+    if not prompts:
+        raise PreforchError(f"{path}: no prompts")
     return prompts
 
 
-def split_hh(dialogue: str) -> tuple[str, str]:
-    """An HH dialogue → (prompt up to and including the last "Assistant:", the last reply)."""
-    cut = dialogue.rfind(HH_ASSISTANT)
-    if cut < 0:
-        raise ValueError("no '\\n\\nAssistant:' turn")
-    return dialogue[: cut + len(HH_ASSISTANT)].strip(), dialogue[cut + len(HH_ASSISTANT) :].strip()
-
-
-def render_messages(messages: list[dict]) -> str:
-    """A message list as HH-style text ("Human: …\\n\\nAssistant: …"); one user turn is just its text."""
-    if len(messages) == 1 and messages[0].get("role") == "user":
-        return str(messages[0].get("content", ""))
-    names = {"user": "Human", "assistant": "Assistant", "system": "System"}
-    return "\n\n".join(f"{names.get(m.get('role'), m.get('role'))}: {m.get('content', '')}" for m in messages)
-
-
-def _split_messages(messages: Any, where: str) -> tuple[str, str]:
-    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-        raise PreforchError(f"{where}: expected a non-empty list of {{'role', 'content'}} messages")
-    if messages[-1].get("role") != "assistant":
-        raise PreforchError(f"{where}: the last message must be the assistant's reply, got {messages[-1].get('role')!r}")
-    return render_messages(messages[:-1]), str(messages[-1].get("content", ""))
-
-
-def _text_or_messages(value: Any, where: str) -> str:
+def _response(value: Any, where: str) -> str:
+    """A response cell: text, or a TRL conversational list whose last message is the assistant's reply."""
     if isinstance(value, list):
-        return _split_messages(value, where)[1] if value and value[-1].get("role") == "assistant" else render_messages(value)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
+        return reply_text(value, where)
+    if not isinstance(value, str):
+        got = "null" if value is None or (isinstance(value, float) and math.isnan(value)) else type(value).__name__
+        raise PreforchError(f"{where}: expected the response text, got {got}")
+    return value
+
+
+def _row_shape(row: dict[str, Any]) -> str:
+    if "prompt" in row and "chosen" in row:
+        return "columns"
+    if "messages" in row:
+        return "messages"
+    if "chosen" in row:
+        return "hh"
+    return "unknown"
+
+
+def _parse_row(row: dict[str, Any], where: str, want_rejected: bool) -> tuple[Conversation, str, str | None]:
+    """One row of any accepted shape → (conversation, preferred reply, rejected reply or None)."""
+    shape = _row_shape(row)
+    rejected = None
+    if shape == "columns":
+        chosen_cell = row["chosen"]
+        if isinstance(chosen_cell, list) and row["prompt"] in (None, "", []):
+            # TRL conversational with the whole exchange in 'chosen'
+            prompt, chosen = split_messages(chosen_cell, f"{where}, column 'chosen'")
+        else:
+            if row["prompt"] is None:
+                raise PreforchError(f"{where}, column 'prompt': missing value")
+            prompt = as_conversation(row["prompt"], f"{where}, column 'prompt'")
+            chosen = _response(chosen_cell, f"{where}, column 'chosen'")
+        if want_rejected:
+            rejected = _response(row.get("rejected"), f"{where}, column 'rejected'")
+    elif shape == "messages":
+        cell = row["messages"]
+        if not isinstance(cell, list):
+            raise PreforchError(f"{where}, column 'messages': expected a list of {{'role', 'content'}} messages")
+        prompt, chosen = split_messages(cell, f"{where}, column 'messages'")
+    elif shape == "hh":
+        chosen_text = _response(row["chosen"], f"{where}, column 'chosen'")
+        try:
+            prompt, chosen = split_hh(chosen_text)
+        except PreforchError as err:
+            raise PreforchError(f"{where}, column 'chosen': {err}") from None
+        if want_rejected:
+            other, rejected = split_hh(_response(row.get("rejected"), f"{where}, column 'rejected'"))
+            if other != prompt:
+                raise PreforchError(f"{where}: the 'chosen' and 'rejected' dialogues differ before the last "
+                                    "assistant turn")
+    else:
+        raise PreforchError(f"{where}: missing columns: expected 'prompt' and 'chosen' (and optionally "
+                            f"'rejected'), a 'messages' list, or HH-style 'chosen'/'rejected' dialogues; got "
+                            f"{sorted(row)}")
+    return prompt, chosen, rejected
 
 
 def to_preference_data(rows: list[dict[str, Any]], source: str = "<rows>", require_scores: bool = False,
                        kind_column: str = "kind") -> PreferenceData:
-    """Parse rows of any accepted shape. Errors name ``source``, the row (1-based) and the column."""
+    """Parse rows of any accepted shape into conversations and responses.
+
+    The shape is decided per row, so files may mix shapes. Optional columns (``rejected``, score columns,
+    ``kind``) are all-or-nothing: a column some rows have and others lack is an error naming the first row
+    without it. Errors name ``source``, the row (1-based) and the column.
+    """
     if not rows:
         raise PreforchError(f"{source}: no rows")
-    columns = list(rows[0].keys())
-    prompts, chosen, rejected = [], [], []
-    has_rejected = "rejected" in columns
-    if "prompt" in columns and "chosen" in columns:
-        shape = "columns"
-    elif "messages" in columns:
-        shape, has_rejected = "messages", False
-    elif "chosen" in columns:
-        shape = "hh"
-    else:
-        raise PreforchError(f"{source}: missing columns: expected 'prompt' and 'chosen' (and optionally 'rejected'), "
-                            f"a 'messages' list, or HH-style 'chosen'/'rejected' dialogues; got {columns}")
     for i, row in enumerate(rows, 1):
-        where = f"{source}: row {i}"
-        try:
-            if shape == "columns":
-                p, c = row["prompt"], row["chosen"]
-                r = row.get("rejected") if has_rejected else None
-                if isinstance(c, list):  # TRL conversational: chosen holds the whole exchange
-                    p_c, c = _split_messages(c, f"{where}, column 'chosen'")
-                    p = p if p else p_c
-                if isinstance(r, list):
-                    r = _split_messages(r, f"{where}, column 'rejected'")[1]
-                p = _text_or_messages(p, where)
-            elif shape == "messages":
-                p, c = _split_messages(row["messages"], f"{where}, column 'messages'")
-                r = None
-            else:
-                p, c = split_hh(str(row["chosen"]))
-                r = split_hh(str(row["rejected"]))[1] if has_rejected else None
-        except KeyError as err:
-            raise PreforchError(f"{where}: missing column {err}") from None
-        except ValueError as err:
-            raise PreforchError(f"{where}: {err}") from None
-        if not str(p).strip():
-            raise PreforchError(f"{where}, column 'prompt': empty prompt")
-        prompts.append(str(p))
-        chosen.append(str(c))
+        if not isinstance(row, dict):
+            raise PreforchError(f"{source}: row {i} is a {type(row).__name__}, expected an object")
+    shapes = [_row_shape(r) for r in rows]
+    has_rejected = _all_or_none(rows, "rejected", [s != "messages" for s in shapes], source)
+    prompts, chosen, rejected = [], [], []
+    for i, row in enumerate(rows, 1):
+        p, c, r = _parse_row(row, f"{source}: row {i}", has_rejected)
+        prompts.append(p)
+        chosen.append(c)
         if has_rejected:
-            if r is None:
-                raise PreforchError(f"{where}, column 'rejected': missing value")
-            rejected.append(str(r))
-    objectives = [c[len(SCORE_PREFIX):] for c in columns if c.startswith(SCORE_PREFIX)]
+            rejected.append(r)
+    objectives = _score_objectives(rows, SCORE_PREFIX, source)
     if require_scores and not objectives:
         raise PreforchError(f"{source}: no score columns; expected 'score.<objective>' columns (or configure scorers)")
     scores_c = _score_matrix(rows, objectives, SCORE_PREFIX, source) if objectives else None
     scores_r = None
-    if objectives and all(f"{REJECTED_SCORE_PREFIX}{o}" in columns for o in objectives):
+    rejected_objectives = _score_objectives(rows, REJECTED_SCORE_PREFIX, source)
+    if rejected_objectives:
+        if rejected_objectives != objectives:
+            raise PreforchError(f"{source}: 'score_rejected.*' columns {rejected_objectives} differ from the "
+                                f"'score.*' columns {objectives}")
         scores_r = _score_matrix(rows, objectives, REJECTED_SCORE_PREFIX, source)
-    kinds = [str(r.get(kind_column, "")) for r in rows] if kind_column in columns else None
+    kinds = None
+    if _all_or_none(rows, kind_column, [True] * len(rows), source):
+        kinds = [str(r[kind_column]) for r in rows]
     return PreferenceData(prompts=prompts, chosen=chosen, rejected=rejected if has_rejected else None,
                           objectives=objectives, scores_chosen=scores_c, scores_rejected=scores_r, kinds=kinds,
                           source=source)
+
+
+def _all_or_none(rows: list[dict[str, Any]], column: str, applies: list[bool], source: str) -> bool:
+    """Whether the rows carry ``column``: every applicable row, or none. Mixed presence is an error."""
+    present = [column in r and r[column] is not None for r, a in zip(rows, applies) if a]
+    if not present or not any(present):
+        return False
+    if not all(present):
+        lacking = next(i for i, (r, a) in enumerate(zip(rows, applies), 1)
+                       if a and (column not in r or r[column] is None))
+        having = next(i for i, (r, a) in enumerate(zip(rows, applies), 1) if a and r.get(column) is not None)
+        raise PreforchError(f"{source}: row {lacking} has no {column!r} value, but row {having} has one; give it "
+                            f"in every row or in none")
+    return True
+
+
+def _score_objectives(rows: list[dict[str, Any]], prefix: str, source: str) -> list[str]:
+    """Objective names of the ``prefix`` columns, in first-seen column order over all rows."""
+    names: dict[str, None] = {}
+    for row in rows:
+        for column in row:
+            if isinstance(column, str) and column.startswith(prefix):
+                names.setdefault(column[len(prefix):], None)
+    return list(names)
 
 
 def _score_matrix(rows: list[dict], objectives: list[str], prefix: str, source: str) -> np.ndarray:
@@ -228,10 +266,14 @@ def _score_matrix(rows: list[dict], objectives: list[str], prefix: str, source: 
     for i, row in enumerate(rows):
         for k, name in enumerate(objectives):
             column = f"{prefix}{name}"
-            value = row.get(column)
+            if column not in row:
+                raise PreforchError(f"{source}: row {i + 1} has no column {column!r} (other rows have it)")
+            value = row[column]
+            if isinstance(value, bool) or not isinstance(value, (int, float, str, np.number)):
+                raise PreforchError(f"{source}: row {i + 1}, column {column!r}: expected a number, got {value!r}")
             try:
                 out[i, k] = float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise PreforchError(f"{source}: row {i + 1}, column {column!r}: expected a number, got {value!r}") from None
             if not math.isfinite(out[i, k]):
                 raise PreforchError(f"{source}: row {i + 1}, column {column!r}: score is {value!r}, expected a finite number")
@@ -245,10 +287,11 @@ def load_preference_data(path: str | Path, require_scores: bool = False, kind_co
 
 
 def rows_from_preference_data(data: PreferenceData) -> list[dict[str, Any]]:
-    """The inverse of :func:`to_preference_data` for the prompt/chosen/rejected shape (scores included)."""
+    """The inverse of :func:`to_preference_data`: prompt (a message list, TRL conversational style), chosen,
+    rejected, kind and score columns."""
     rows = []
     for i in range(len(data)):
-        row: dict[str, Any] = {"prompt": data.prompts[i], "chosen": data.chosen[i]}
+        row: dict[str, Any] = {"prompt": data.prompts[i].to_messages(), "chosen": data.chosen[i]}
         if data.rejected is not None:
             row["rejected"] = data.rejected[i]
         if data.kinds is not None:

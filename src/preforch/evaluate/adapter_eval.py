@@ -157,9 +157,9 @@ def evaluate_adapter_arrays(objectives: list[str], test_weights, test_targets, *
     )
 
 
-def predict_once(adapter, prompts: list[str], batch_size: int = 64) -> np.ndarray:
+def predict_once(adapter, prompts: list, batch_size: int = 64) -> np.ndarray:
     """The adapter's weights for each row, computing each distinct prompt once. Shape: [N, K]."""
-    unique = sorted(set(prompts))
+    unique = list(dict.fromkeys(prompts))
     where = {p: i for i, p in enumerate(unique)}
     w = np.asarray(adapter.predict_weights(unique, batch_size=batch_size), dtype=np.float64)  # [U, K]
     return w[[where[p] for p in prompts]]  # [N, K]
@@ -176,7 +176,7 @@ def evaluate_adapter(adapter, data: PreferenceData, test_data: PreferenceData | 
     targets are w* = softmax(s̃(x, y⁺)/τ) (τ from the adapter's config unless given).
     """
     from preforch.adapter import target_weights
-    from preforch.adapter.train import split_by_prompt
+    from preforch.data.split import split_by_prompt
 
     for part in (data, test_data):
         if part is None:
@@ -186,8 +186,9 @@ def evaluate_adapter(adapter, data: PreferenceData, test_data: PreferenceData | 
         adapter.check_objectives(part.objectives, part.source)
     if test_data is None:
         cfg = adapter.config
-        tr_idx, te_idx = split_by_prompt(data.prompts, val_fraction if val_fraction is not None else cfg.val_fraction,
-                                         seed if seed is not None else cfg.seed)
+        split = split_by_prompt(data.prompts, val_fraction if val_fraction is not None else cfg.val_fraction,
+                                cfg.test_fraction, seed if seed is not None else cfg.seed)
+        tr_idx, te_idx = split.train, split.test if len(split.test) else split.val
         train, test = data.subset(tr_idx), data.subset(te_idx)
     else:
         train, test = data, test_data

@@ -12,6 +12,7 @@ import numpy as np
 
 from preforch.atomic import staged_dir
 from preforch.config import field
+from preforch.conversation import Conversation, as_conversation
 from preforch.data.load import SCORE_PREFIX, load_preference_data, read_table
 from preforch.errors import PreforchError
 
@@ -103,7 +104,7 @@ class ResponseRows:
     """Parsed responses: distinct prompts in first-seen order, raw scores per candidate or per policy."""
 
     objectives: list[str]
-    prompts: list[str]
+    prompts: list[Conversation]
     kinds: list[str] | None
     candidates: np.ndarray | None  # [N, G, K] raw
     policies: dict[str, np.ndarray] | None  # name → [N, K] raw
@@ -122,9 +123,11 @@ def load_responses(path: str, mode: str = "auto", kind_column: str = "kind") -> 
         mode = "policies" if "policy" in columns else "best_of_n"
     if mode == "policies" and "policy" not in columns:
         raise PreforchError(f"{path}: mode 'policies' needs a 'policy' column")
-    by_prompt: dict[str, list[int]] = {}
-    kinds: dict[str, str] = {}
+    by_prompt: dict[Conversation, list[int]] = {}
+    kinds: dict[Conversation, str] = {}
     raw = np.empty((len(rows), len(objectives)))
+    conversations = [as_conversation(row.get("prompt"), f"{path}: row {i}, column 'prompt'")
+                     for i, row in enumerate(rows, 1)]
     for i, row in enumerate(rows):
         try:
             raw[i] = [float(row[f"{SCORE_PREFIX}{o}"]) for o in objectives]
@@ -132,33 +135,34 @@ def load_responses(path: str, mode: str = "auto", kind_column: str = "kind") -> 
             raise PreforchError(f"{path}: row {i + 1}: score columns {objectives} must all be numbers") from None
         if not np.isfinite(raw[i]).all():
             raise PreforchError(f"{path}: row {i + 1}: score is not finite ({raw[i].tolist()})")
-        by_prompt.setdefault(str(row["prompt"]), []).append(i)
+        by_prompt.setdefault(conversations[i], []).append(i)
         if kind_column in row:
-            kinds[str(row["prompt"])] = str(row[kind_column])
+            kinds[conversations[i]] = str(row[kind_column])
     prompts = list(by_prompt)
     kind_list = [kinds.get(p, "") for p in prompts] if kinds else None
     if mode == "best_of_n":
         sizes = {len(v) for v in by_prompt.values()}
         if len(sizes) != 1:
             first = next(p for p, v in by_prompt.items() if len(v) != len(by_prompt[prompts[0]]))
-            raise PreforchError(f"{path}: every prompt needs the same number of candidates; prompt {first[:60]!r} has "
+            raise PreforchError(f"{path}: every prompt needs the same number of candidates; prompt "
+                                f"{first.last_user[:60]!r} has "
                                 f"{len(by_prompt[first])}, the first prompt {len(by_prompt[prompts[0]])}")
         cands = np.stack([raw[by_prompt[p]] for p in prompts])  # [N, G, K]
         return ResponseRows(objectives, prompts, kind_list, cands, None)
-    policies: dict[str, dict[str, int]] = {}
+    policies: dict[str, dict[Conversation, int]] = {}
     for i, row in enumerate(rows):
-        policies.setdefault(str(row["policy"]), {})[str(row["prompt"])] = i
+        policies.setdefault(str(row["policy"]), {})[conversations[i]] = i
     out = {}
     for name, where in policies.items():
         missing = [p for p in prompts if p not in where]
         if missing:
-            raise PreforchError(f"{path}: policy {name!r} has no response for prompt {missing[0][:60]!r} "
+            raise PreforchError(f"{path}: policy {name!r} has no response for prompt {missing[0].last_user[:60]!r} "
                                 f"({len(missing)} missing); every policy must answer every prompt")
         out[name] = raw[[where[p] for p in prompts]]  # [N, K]
     return ResponseRows(objectives, prompts, kind_list, None, out)
 
 
-def load_weights_file(path: str, objectives: list[str], prompts: list[str]) -> np.ndarray:
+def load_weights_file(path: str, objectives: list[str], prompts: list[Conversation]) -> np.ndarray:
     """Prompt-aware weights per prompt from rows of prompt + weight.<objective>. Shape: [N, K]."""
     from preforch.weighting import check_weights
 
@@ -166,10 +170,12 @@ def load_weights_file(path: str, objectives: list[str], prompts: list[str]) -> n
     names = [c[len(WEIGHT_PREFIX):] for c in (rows[0] if rows else {}) if c.startswith(WEIGHT_PREFIX)]
     if names != list(objectives):
         raise PreforchError(f"{path}: weight columns for {names}, expected weight.<objective> for {list(objectives)}")
-    table = {str(r["prompt"]): [r[f"{WEIGHT_PREFIX}{o}"] for o in objectives] for r in rows}
+    table = {as_conversation(r.get("prompt"), f"{path}: row {i}, column 'prompt'"): [r[f"{WEIGHT_PREFIX}{o}"]
+                                                                                   for o in objectives]
+             for i, r in enumerate(rows, 1)}
     missing = [p for p in prompts if p not in table]
     if missing:
-        raise PreforchError(f"{path}: no weights for prompt {missing[0][:60]!r} ({len(missing)} of {len(prompts)} "
+        raise PreforchError(f"{path}: no weights for prompt {missing[0].last_user[:60]!r} ({len(missing)} of {len(prompts)} "
                             "response prompts missing); the weights file's prompts must match the responses'")
     return check_weights([table[p] for p in prompts], len(objectives), str(path))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-
 from preforch.config import build_config, read_yaml_mapping
 from preforch.errors import PreforchError
 

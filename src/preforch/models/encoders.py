@@ -17,13 +17,24 @@ EncoderKind = Literal["sentence", "causal_lm"]
 
 
 class TextEncoder(Protocol):
-    """texts → embeddings. Shape: [N, D]."""
+    """texts → embeddings. Shape: [N, D]. ``format_messages`` renders a message list as this encoder's input."""
 
     dim: int
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> torch.Tensor: ...
 
+    def format_messages(self, messages: list[dict[str, str]]) -> str: ...
+
     def identity(self) -> str: ...
+
+
+def plain_text(messages: list[dict[str, str]]) -> str:
+    """A message list as the canonical text of :meth:`preforch.conversation.Conversation.text`."""
+    from preforch.conversation import TEXT_LABELS
+
+    if len(messages) == 1:
+        return messages[0]["content"]
+    return "\n\n".join(f"{TEXT_LABELS.get(m['role'], m['role'])}: {m['content']}" for m in messages)
 
 
 def _file_fingerprint(folder: Path) -> str:
@@ -58,14 +69,18 @@ def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]
 class SentenceEncoder:
     """A BERT-style encoder with mean pooling over real tokens, optionally L2-normalised.
 
-    Defaults match all-MiniLM-L6-v2 (mean pooling, normalised, 256 tokens).
+    Defaults match all-MiniLM-L6-v2 (mean pooling, normalised, 256 tokens). ``truncation_side`` says which
+    end of a long input survives ("right" keeps the beginning).
     """
 
     def __init__(self, path: str, max_length: int = 256, normalize: bool = True, device: str = "cpu",
-                 trust_remote_code: bool = False) -> None:
+                 trust_remote_code: bool = False, truncation_side: str = "right") -> None:
         folder = _check_folder(path)
+        if truncation_side not in ("left", "right"):
+            raise PreforchError(f"truncation_side {truncation_side!r}: expected 'left' or 'right'")
         self.path = str(folder)
         self.max_length = max_length
+        self.truncation_side = truncation_side
         self.normalize = normalize
         self.device = torch.device(device)
         self.trust_remote_code = trust_remote_code
@@ -86,6 +101,7 @@ class SentenceEncoder:
 
             self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True,
                                                             trust_remote_code=self.trust_remote_code)
+            self._tokenizer.truncation_side = self.truncation_side
         return self._tokenizer
 
     @property
@@ -99,7 +115,11 @@ class SentenceEncoder:
         return self._model
 
     def identity(self) -> str:
-        return f"sentence:{self._fingerprint}:{self.max_length}:{int(self.normalize)}"
+        side = "" if self.truncation_side == "right" else ":left"
+        return f"sentence:{self._fingerprint}:{self.max_length}:{int(self.normalize)}{side}"
+
+    def format_messages(self, messages: list[dict[str, str]]) -> str:
+        return plain_text(messages)
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
@@ -159,11 +179,11 @@ class CausalLMEncoder:
     def identity(self) -> str:
         return f"causal_lm:{self._fingerprint}:{self.max_length}:{self.layer}:{int(self.chat_template)}"
 
-    def format(self, prompt: str) -> str:
+    def format_messages(self, messages: list[dict[str, str]]) -> str:
+        """The policy's view of a prompt: its chat template with the generation prompt, or plain text."""
         if not self.chat_template:
-            return prompt
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                  add_generation_prompt=True)
+            return plain_text(messages)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     @staticmethod
     def last_token_state(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -173,8 +193,9 @@ class CausalLMEncoder:
 
     @torch.inference_mode()
     def encode(self, texts: list[str], batch_size: int = 16, progress: bool = False) -> torch.Tensor:
+        """States of already formatted inputs (see :meth:`format_messages`). Shape: [N, D]."""
         out = torch.empty(len(texts), self.dim)
-        formatted = [self.format(t) for t in texts]
+        formatted = list(texts)
         self.tokenizer.padding_side = "right"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -189,13 +210,16 @@ class CausalLMEncoder:
 
 
 def load_encoder(kind: EncoderKind, path: str | None, max_length: int | None = None, device: str = "cpu",
-                 trust_remote_code: bool = False, layer: int = -1) -> TextEncoder:
-    """Build the encoder an adapter config names; ``path`` None means the embedded default."""
+                 trust_remote_code: bool = False, layer: int = -1, truncation_side: str = "right") -> TextEncoder:
+    """Build the encoder an adapter config names; ``path`` None means the embedded default.
+
+    ``truncation_side`` applies to the sentence encoder; a causal LM always keeps the end of its input.
+    """
     from preforch.models.paths import resolve_encoder_path, resolve_policy_path
 
     if kind == "sentence":
         return SentenceEncoder(resolve_encoder_path(path), max_length=max_length or 256, device=device,
-                               trust_remote_code=trust_remote_code)
+                               trust_remote_code=trust_remote_code, truncation_side=truncation_side)
     if kind == "causal_lm":
         return CausalLMEncoder(resolve_policy_path(path), max_length=max_length or 512, layer=layer,
                                device=device, trust_remote_code=trust_remote_code)

@@ -31,7 +31,7 @@ class GenerationConfig:
     top_p: float = field(0.9, help="nucleus sampling mass in (0, 1]")
     seed: int = field(0, help="random seed; each batch is seeded from it, so a run repeats exactly")
     batch_size: int = field(8, help="prompts per forward batch (each batch holds batch_size x G rows)")
-    chat_template: bool = field(True, help="wrap each prompt as a user turn with the tokenizer's chat template")
+    chat_template: bool = field(True, help="format each conversation with the tokenizer's chat template")
     max_prompt_length: int = field(1024, help="prompt tokens kept, counted from the end")
 
     def __post_init__(self) -> None:
@@ -93,19 +93,23 @@ def load_policy(path_or_embedded: str | None = None, dtype: DType = "float32", d
     return LoadedPolicy(model.to(device).eval(), tokenizer)
 
 
-def format_prompts(tokenizer, prompts: list[str], chat_template: bool = True) -> tuple[list[str], bool]:
+def format_prompts(tokenizer, prompts, chat_template: bool = True) -> tuple[list[str], bool]:
     """Prompts as the model sees them, and whether the chat template was applied.
 
-    With ``chat_template`` and a tokenizer that has one, each prompt becomes a user turn followed by the
-    assistant's generation prompt; without a template the prompt text is used as is.
+    ``prompts``: conversations (or plain texts, HH texts, message lists, parsed into conversations). With
+    ``chat_template`` and a tokenizer that has one, each conversation goes through the template with the
+    assistant's generation prompt; without a template its canonical text is used.
     """
+    from preforch.conversation import as_conversations
+
+    conversations = as_conversations(prompts)
     if chat_template and getattr(tokenizer, "chat_template", None):
-        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                               add_generation_prompt=True) for p in prompts]
+        texts = [tokenizer.apply_chat_template(c.to_messages(), tokenize=False, add_generation_prompt=True)
+                 for c in conversations]
         return texts, True
     if chat_template:
         log.warning("the tokenizer has no chat template; prompts are used as plain text")
-    return list(prompts), False
+    return [c.text() for c in conversations], False
 
 
 @contextlib.contextmanager
@@ -118,7 +122,7 @@ def _padding(tokenizer, side: str, truncation_side: str):
         tokenizer.padding_side, tokenizer.truncation_side = old
 
 
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 64, num_return_sequences: int = 1,
+def generate(model, tokenizer, prompts: list, max_new_tokens: int = 64, num_return_sequences: int = 1,
              do_sample: bool = True, temperature: float = 0.7, top_p: float = 0.9, seed: int = 0,
              batch_size: int = 8, chat_template: bool = True, progress: bool = False) -> list[list[str]]:
     """Sample ``num_return_sequences`` replies per prompt. Shape: [N][G] texts, in input order."""
@@ -128,7 +132,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 64, num
     return generate_with_config(model, tokenizer, prompts, config, progress=progress)
 
 
-def generate_with_config(model, tokenizer, prompts: list[str], config: GenerationConfig,
+def generate_with_config(model, tokenizer, prompts: list, config: GenerationConfig,
                          progress: bool = False) -> list[list[str]]:
     """:func:`generate` with a :class:`GenerationConfig`. Shape: [N][G] texts, in input order."""
     return _generate(model, tokenizer, prompts, config, progress, layer=None).texts
@@ -145,7 +149,7 @@ class GenerationWithStates:
     prompt_states: Any
 
 
-def generate_with_prompt_states(model, tokenizer, prompts: list[str], config: GenerationConfig, layer: int = -1,
+def generate_with_prompt_states(model, tokenizer, prompts: list, config: GenerationConfig, layer: int = -1,
                                 progress: bool = False) -> GenerationWithStates:
     """:func:`generate_with_config`, also returning the prompt's last-token hidden state of ``layer``.
 
@@ -159,13 +163,13 @@ def generate_with_prompt_states(model, tokenizer, prompts: list[str], config: Ge
     return _generate(model, tokenizer, prompts, config, progress, layer=layer)
 
 
-def _generate(model, tokenizer, prompts: list[str], config: GenerationConfig, progress: bool,
+def _generate(model, tokenizer, prompts: list, config: GenerationConfig, progress: bool,
               layer: int | None) -> GenerationWithStates:
     """Sample replies; with ``layer`` set, keep that layer's last-prompt-token state of the prefill step."""
     import torch
 
-    if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
-        raise PreforchError("generate: prompts must be a list of strings")
+    if isinstance(prompts, str):
+        raise PreforchError("generate: prompts must be a list (of conversations or texts), got a single string")
     if not prompts:
         return GenerationWithStates([], torch.empty(0, int(model.config.hidden_size)) if layer is not None else None)
     if tokenizer.pad_token is None:

@@ -1,4 +1,6 @@
-"""Any Python function as a scorer: ``f(prompts, responses) -> [N]`` or ``[N, K]``."""
+"""Any Python function as a scorer: ``f(prompts, responses) -> [N]`` or ``[N, K]``, where ``prompts`` are the
+conversations' canonical texts (:meth:`preforch.conversation.Conversation.text`: a single user turn is its
+text)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from preforch.conversation import as_conversations
 from preforch.errors import PreforchError
 
 ScoreFn = Callable[[list[str], list[str]], Any]
@@ -51,7 +54,8 @@ class CallableScorer:
     def identity(self) -> str:
         return f"callable:{self._identity}"
 
-    def score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+    def score(self, prompts, responses: list[str]) -> np.ndarray:
         """Raw scores. Shape: [N, K]."""
-        return as_score_matrix(self.fn(list(prompts), list(responses)), len(prompts), self.objectives,
+        texts = [c.text() for c in as_conversations(prompts)]
+        return as_score_matrix(self.fn(texts, list(responses)), len(prompts), self.objectives,
                                repr(self._identity))

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from preforch.atomic import staged_dir, write_json
+from preforch.conversation import as_conversations
 from preforch.errors import PreforchError
 
 HEADS_FORMAT = 1
@@ -183,17 +184,21 @@ class SharedEncoderHeads:
         return [h.objective for h in self.config.heads]
 
     def identity(self) -> str:
-        from safetensors.torch import save
-
         import hashlib
+
+        from safetensors.torch import save
 
         digest = hashlib.sha256(save({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}))
         digest.update(json.dumps(self._config_dict(), sort_keys=True).encode())
         return f"shared_heads:{self.encoder._fingerprint}:{digest.hexdigest()[:16]}"
 
     # ---- encoder input -------------------------------------------------------------------------------------
-    def build_inputs(self, prompts: list[str], responses: list[str]) -> list[Row]:
-        """Per row: ``[CLS] prompt-tail [SEP] response-head [SEP]`` ids, the response start, its full length."""
+    def build_inputs(self, prompts, responses: list[str]) -> list[Row]:
+        """Per row: ``[CLS] prompt-tail [SEP] response-head [SEP]`` ids, the response start, its full length.
+
+        The prompt is the conversation's canonical text (:meth:`~preforch.conversation.Conversation.text`),
+        so its tail is the final user turn."""
+        prompts = [p.text() for p in as_conversations(prompts)]
         tok = self.encoder.tokenizer
         cfg = self.config
         budget = cfg.max_length - (3 if cfg.input_format == "prompt_response" else 2)
@@ -230,14 +235,14 @@ class SharedEncoderHeads:
         full = torch.tensor([row[2] for row in rows], dtype=torch.float32, device=self.device)  # [N]
         return EncodedPairs(states, mask, resp.to(self.device), full)
 
-    def encode_pairs(self, prompts: list[str], responses: list[str]) -> EncodedPairs:
+    def encode_pairs(self, prompts, responses: list[str]) -> EncodedPairs:
         """Token states of one batch (no batching inside). Shapes: [N, T, D], [N, T], [N, T]."""
         _check_lengths(prompts, responses)
         return self.encoder_forward(self.build_inputs(prompts, responses))
 
     # ---- scoring -------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def _score(self, names: list[str], prompts: list[str], responses: list[str], batch_size: int,
+    def _score(self, names: list[str], prompts, responses: list[str], batch_size: int,
                progress: bool) -> np.ndarray:
         _check_lengths(prompts, responses)
         rows = self.build_inputs(prompts, responses)
@@ -250,12 +255,12 @@ class SharedEncoderHeads:
             out[idx] = torch.stack(cols, dim=1).numpy()  # [B, K]
         return out
 
-    def score(self, prompts: list[str], responses: list[str], batch_size: int = 32,
+    def score(self, prompts, responses: list[str], batch_size: int = 32,
               progress: bool = False) -> np.ndarray:
         """All K heads from one encoder pass per batch. Shape: [N, K], float64 raw rewards."""
         return self._score(self.objectives, prompts, responses, batch_size, progress)
 
-    def score_head(self, objective: str, prompts: list[str], responses: list[str], batch_size: int = 32,
+    def score_head(self, objective: str, prompts, responses: list[str], batch_size: int = 32,
                    progress: bool = False) -> np.ndarray:
         """One head alone (its own encoder pass). Shape: [N], float64."""
         if objective not in self.heads:

@@ -19,11 +19,12 @@ from typing import Literal
 import numpy as np
 
 from preforch.config import field
+from preforch.conversation import Conversation, as_conversation, as_conversations
 from preforch.errors import PreforchError
 
 logger = logging.getLogger(__name__)
 
-Template = Literal["chat", "plain", "reversed"]
+Template = Literal["chat", "plain", "hh", "reversed"]
 TruncationSide = Literal["left", "right"]
 DType = Literal["float32", "bfloat16", "float16"]
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "merges.txt",
@@ -39,9 +40,11 @@ class HFScorerConfig:
     objective: str = field("reward", help="objective name of this model's score column")
     logit_index: int | None = field(None, help="which logit is the reward (default 0 unless `label` is set)")
     label: str | None = field(None, help="the label name (config.label2id) whose logit is the reward")
-    template: Template = field("chat", help="input text: chat = tokenizer chat template with user/assistant "
-                                            "turns; plain = prompt + separator + response; reversed = response, "
-                                            "BOS token, prompt (some summary reward models)")
+    template: Template = field("chat", help="input text: chat = tokenizer chat template over the conversation "
+                                            "and the reply; plain = the conversation's text + separator + "
+                                            "response; hh = Anthropic HH markup ('\\n\\nHuman: ...\\n\\n"
+                                            "Assistant: reply', what HH-trained reward models such as Ray2333's "
+                                            "read); reversed = response, BOS token, prompt (some summary RMs)")
     separator: str = field("\n\n", help="text between prompt and response for the plain template")
     max_length: int = field(512, help="longest input in tokens; longer inputs are truncated and counted")
     truncation_side: TruncationSide = field("left", help="which end to cut from a too-long input (left keeps "
@@ -181,14 +184,18 @@ class HFScorer:
                                c.dtype], ensure_ascii=True)
         return f"hf:{self._fingerprint}:{settings}"
 
-    def format(self, prompt: str, response: str) -> str:
-        """The text the model reads for one pair, per ``template``."""
+    def format(self, prompt, response: str) -> str:
+        """The text the model reads for one pair, per ``template`` (``prompt``: a conversation or text)."""
+        prompt = as_conversation(prompt)
         tok = self.tokenizer
         if self.config.template == "chat":
-            return tok.apply_chat_template([{"role": "user", "content": prompt},
-                                            {"role": "assistant", "content": response}], tokenize=False)
+            return tok.apply_chat_template([*prompt.to_messages(), {"role": "assistant", "content": response}],
+                                           tokenize=False)
         if self.config.template == "plain":
-            return f"{prompt}{self.config.separator}{response}"
+            return f"{prompt.text()}{self.config.separator}{response}"
+        if self.config.template == "hh":
+            return hh_text(prompt, response)
+        prompt = prompt.text()
         bos = tok.bos_token or tok.cls_token or tok.eos_token
         if bos is None:
             raise PreforchError(f"{self.config.path}: template 'reversed' needs a BOS (or CLS/EOS) token; "
@@ -201,13 +208,15 @@ class HFScorer:
                               max_length=self.config.max_length if truncate else None,
                               padding=truncate, return_tensors="pt" if truncate else None)
 
-    def score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
-        """Raw reward logits, higher is better. Shape: [N, 1], float64, in input order."""
+    def score(self, prompts, responses: list[str]) -> np.ndarray:
+        """Raw reward logits, higher is better. Shape: [N, 1], float64, in input order.
+
+        ``prompts``: conversations (or texts / message lists, parsed into conversations)."""
         import torch
 
         from preforch.models.encoders import length_sorted_batches
 
-        texts = [self.format(p, r) for p, r in zip(prompts, responses, strict=True)]
+        texts = [self.format(p, r) for p, r in zip(as_conversations(prompts), responses, strict=True)]
         out = np.empty((len(texts), 1), dtype=np.float64)  # [N, 1]
         if not texts:
             return out
@@ -224,6 +233,19 @@ class HFScorer:
                 logits = self.model(**batch).logits  # [B, num_labels]
                 out[idx, 0] = logits[:, self.reward_index].float().cpu().numpy()
         return out
+
+
+def hh_text(prompt: Conversation, response: str) -> str:
+    """Anthropic HH markup of a conversation and its reply (system turns are folded into the first human turn)."""
+    names = {"user": "Human", "assistant": "Assistant"}
+    parts, system = [], ""
+    for m in prompt.messages:
+        if m.role == "system":
+            system += m.content + "\n\n"
+            continue
+        parts.append(f"\n\n{names[m.role]}: {system + m.content if m.role == 'user' else m.content}")
+        system = "" if m.role == "user" else system
+    return "".join(parts) + f"\n\nAssistant: {response}"
 
 
 def _first_line(err: BaseException) -> str:

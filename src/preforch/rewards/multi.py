@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from preforch.conversation import as_conversations
 from preforch.errors import PreforchError
 from preforch.rewards.cache import ScoreCache, pair_key
 from preforch.rewards.callable import as_score_matrix
@@ -60,17 +61,19 @@ class MultiScorer:
     def identity(self) -> str:
         return "multi[" + "|".join(s.identity() for s in self.scorers) + "]"
 
-    def score(self, prompts: list[str], responses: list[str],
+    def score(self, prompts, responses: list[str],
               name_row: Callable[[int], str] = _row_name) -> np.ndarray:
         """Raw scores of every pair on every objective. Shape: [N, K], float64, in input order.
 
-        ``name_row(i)`` describes input ``i`` in error messages (default "row i+1").
+        ``prompts``: conversations (or texts / message lists, parsed into conversations). ``name_row(i)``
+        describes input ``i`` in error messages (default "row i+1").
         """
+        prompts = as_conversations(prompts)
         if len(prompts) != len(responses):
             raise PreforchError(f"{len(prompts)} prompts but {len(responses)} responses")
         n = len(prompts)
         out = np.full((n, len(self.objectives)), np.nan)  # [N, K]
-        keys = [pair_key(p, r) for p, r in zip(prompts, responses)] if self.cache is not None else []
+        keys = [pair_key(p.key(), r) for p, r in zip(prompts, responses)] if self.cache is not None else []
         plan: list[tuple[Scorer, int, np.ndarray]] = []  # (scorer, first column, inputs still to score)
         col, self.hits, self.scored = 0, 0, 0
         for scorer in self.scorers:
@@ -83,7 +86,7 @@ class MultiScorer:
                 self.hits += int(found.sum())
             plan.append((scorer, col, todo))
             col += k
-        lengths = np.array([len(p) + len(r) for p, r in zip(prompts, responses)], dtype=np.int64)  # [N]
+        lengths = np.array([len(p.text()) + len(r) for p, r in zip(prompts, responses)], dtype=np.int64)  # [N]
         total = sum(len(todo) for _, _, todo in plan)
         with tqdm(total=total, desc="score", unit="resp", disable=not self.progress or total == 0) as bar:
             for scorer, col, todo in plan:
@@ -100,7 +103,7 @@ class MultiScorer:
                                    scorer.objectives, cut, len(todo))
         return out
 
-    def _score_chunk(self, scorer: Scorer, col: int, chunk: np.ndarray, prompts: list[str],
+    def _score_chunk(self, scorer: Scorer, col: int, chunk: np.ndarray, prompts: list,
                      responses: list[str], keys: list[bytes], out: np.ndarray,
                      name_row: Callable[[int], str]) -> None:
         k = len(scorer.objectives)

@@ -58,7 +58,7 @@ class ConcisenessScorer:
     def identity(self) -> str:
         return "rule:concise:neg_log1p_words:v1"
 
-    def score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+    def score(self, prompts, responses: list[str]) -> np.ndarray:
         return np.array([[-math.log1p(word_count(r))] for r in responses], dtype=np.float64).reshape(-1, 1)
 
 
@@ -73,7 +73,7 @@ class SentimentScorer:
     def identity(self) -> str:
         return f"rule:sentiment:vader_compound:{_version('vaderSentiment')}"
 
-    def score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+    def score(self, prompts, responses: list[str]) -> np.ndarray:
         if self._analyzer is None:
             self._analyzer = _require("vaderSentiment.vaderSentiment", "vaderSentiment").SentimentIntensityAnalyzer()
         return np.array([[self._analyzer.polarity_scores(r)["compound"]] for r in responses],
@@ -91,7 +91,7 @@ class ProfanityScorer:
     def identity(self) -> str:
         return f"rule:profanity:one_minus_p:{_version('alt-profanity-check')}"
 
-    def score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+    def score(self, prompts, responses: list[str]) -> np.ndarray:
         if not responses:
             return np.zeros((0, 1))
         if self._predict_prob is None:

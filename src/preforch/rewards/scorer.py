@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from preforch.conversation import Conversation
 
 
 @runtime_checkable
@@ -14,11 +17,14 @@ class Scorer(Protocol):
     ``objectives``: the names of the K columns ``score`` returns, in order.
     ``identity()``: a string that changes whenever the scores could change (weights, template, settings);
     the score cache keys on it.
-    ``score(prompts, responses)``: raw scores, higher is better. Shape: [N, K], float64.
+    ``score(prompts, responses)``: raw scores, higher is better. Shape: [N, K], float64. ``prompts`` are
+    :class:`~preforch.conversation.Conversation` objects; each scorer renders them as its model expects
+    (a chat template, the canonical text, HH markup). Scorers also accept plain texts, parsed with
+    :func:`~preforch.conversation.as_conversations`.
     """
 
     objectives: list[str]
 
     def identity(self) -> str: ...
 
-    def score(self, prompts: list[str], responses: list[str]) -> np.ndarray: ...
+    def score(self, prompts: Sequence[Conversation], responses: list[str]) -> np.ndarray: ...

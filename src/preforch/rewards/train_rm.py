@@ -30,13 +30,21 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from preforch.config import field, to_dict
+from preforch.conversation import as_conversation
+from preforch.data.split import fingerprints
+from preforch.data.split import split_by_prompt as split_prompts
 from preforch.errors import PreforchError
-from preforch.rewards.heads import (EncodedPairs, HeadsConfig, HeadSpec, InputFormat, Pooling,
-                                    SharedEncoderHeads)
+from preforch.rewards.heads import (
+    EncodedPairs,
+    HeadsConfig,
+    HeadSpec,
+    InputFormat,
+    Pooling,
+    SharedEncoderHeads,
+)
 from preforch.types import PreferenceData
 
 log = logging.getLogger(__name__)
-EMBEDDED_DATA = {"embedded:hh": "load_hh", "embedded:ultrafeedback": "load_ultrafeedback"}
 CV_SETTINGS = ("pooling", "features", "hidden", "dropout", "epochs", "patience", "batch_size", "lr",
                "weight_decay", "margin_weighting", "min_margin")  # what cv_grid may vary
 MarginWeighting = Literal["none", "margin"]
@@ -46,8 +54,9 @@ MarginWeighting = Literal["none", "margin"]
 class RMTrainConfig:
     """Settings of `preforch rm train`."""
 
-    data: str = field("embedded:hh", help="preference data file (needs a rejected column), or embedded:hh / "
-                                          "embedded:ultrafeedback (ties dropped)")
+    data: str = field("embedded:hh", help="preference data file (needs a rejected column), or an embedded set: "
+                                          "embedded:hh (harmless), embedded:hh-helpful, embedded:ultrafeedback "
+                                          "(ties dropped), embedded:helpful (hh-helpful + ultrafeedback)")
     objective: str = field("harmless", help="objective name of the trained head")
     output_dir: str = field("runs/rm", help="folder written: config.json, model.safetensors, MODEL_CARD.md, metrics.json")
     overwrite: bool = field(False, help="replace an existing output folder")
@@ -67,8 +76,9 @@ class RMTrainConfig:
     batch_size: int = field(64, help="pairs per step")
     lr: float = field(1e-3, help="head learning rate (AdamW)")
     weight_decay: float = field(0.01, help="AdamW weight decay")
-    heldout_fraction: float = field(0.2, help="share of PROMPTS held out for the final accuracy")
-    val_fraction: float = field(0.1, help="share of the remaining prompts used for early stopping")
+    heldout_fraction: float = field(0.2, help="share of PROMPTS held out for the final accuracy (the same prompts "
+                                              "the adapter's test split holds out with test_fraction 0.2, seed 0)")
+    val_fraction: float = field(0.15, help="share of prompts used for early stopping (not trained on)")
     seed: int = field(0, help="seed for the split, initialisation and shuffling")
     limit: int | None = field(None, help="use only the first N pairs (tests, quick runs)")
     bootstrap: int = field(1000, help="bootstrap resamples (over held-out prompts) for the 95% interval")
@@ -110,10 +120,15 @@ class RMTrainConfig:
                         hidden=self.hidden, dropout=self.dropout)
 
 
+#: File in a heads folder listing fingerprints of every prompt the head was trained or early-stopped on.
+TRAINING_PROMPTS_NAME = "training_prompts.json"
+
+
 @dataclass
 class RMTrainResult:
     model: SharedEncoderHeads
     metrics: dict
+    trained_prompts: list[str] = dataclasses.field(default_factory=list)  # fingerprints (train + val prompts)
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
@@ -140,30 +155,19 @@ def bootstrap_interval(values: np.ndarray, groups: np.ndarray, n: int, seed: int
     return float(lo), float(hi)
 
 
-def split_by_prompt(prompts: list[str], heldout_fraction: float, val_fraction: float,
-                    seed: int) -> dict[str, np.ndarray]:
-    """Row indices of train / val / heldout; all pairs of one prompt land in the same split."""
-    uniq = sorted(set(prompts))
-    order = np.random.default_rng(seed).permutation(len(uniq))
-    n_held = max(1, int(round(heldout_fraction * len(uniq))))
-    n_val = max(1, int(round(val_fraction * (len(uniq) - n_held))))
-    if len(uniq) - n_held - n_val < 1:
-        raise PreforchError(f"rm train: only {len(uniq)} distinct prompts; need at least 3 to split by prompt")
-    part = {}
-    for rank, j in enumerate(order):
-        part[uniq[j]] = "heldout" if rank < n_held else "val" if rank < n_held + n_val else "train"
-    labels = np.array([part[p] for p in prompts])
-    return {name: np.flatnonzero(labels == name) for name in ("train", "val", "heldout")}
+def split_by_prompt(prompts, heldout_fraction: float, val_fraction: float, seed: int) -> dict[str, np.ndarray]:
+    """Row indices of train / val / heldout by prompt (:func:`preforch.data.split.split_by_prompt`: a prompt's side
+    depends on the prompt and the seed alone, so the adapter with the same fractions holds out the same prompts)."""
+    split = split_prompts(prompts, val_fraction, heldout_fraction, seed)
+    return {"train": split.train, "val": split.val, "heldout": split.test}
 
 
 def load_pairs(data: str, limit: int | None = None) -> PreferenceData:
-    """``embedded:hh`` / ``embedded:ultrafeedback`` or any file `load_preference_data` reads; needs rejected."""
-    if data in EMBEDDED_DATA:
-        from preforch.data import example
+    """An ``embedded:`` set (in file order) or any file `load_preference_data` reads; needs rejected."""
+    from preforch.data.example import is_embedded, load_embedded
 
-        pairs = getattr(example, EMBEDDED_DATA[data])()
-    elif data.startswith("embedded:"):
-        raise PreforchError(f"data {data!r}: unknown embedded set; expected one of {sorted(EMBEDDED_DATA)}")
+    if is_embedded(data):
+        pairs = load_embedded(data, seed=None)
     else:
         from preforch.data.load import load_preference_data
 
@@ -180,7 +184,7 @@ def load_pairs(data: str, limit: int | None = None) -> PreferenceData:
 class StateCache:
     """Frozen-encoder token states per row, computed once (float16, trimmed to each row's length)."""
 
-    def __init__(self, model: SharedEncoderHeads, prompts: list[str], responses: list[str], batch_size: int,
+    def __init__(self, model: SharedEncoderHeads, prompts: list, responses: list[str], batch_size: int,
                  progress: bool) -> None:
         rows = model.build_inputs(prompts, responses)
         self.states: list[torch.Tensor] = [torch.empty(0)] * len(rows)
@@ -302,13 +306,14 @@ def _train_rows(config: RMTrainConfig, margins: np.ndarray | None, idx: np.ndarr
     return idx[margins[idx] >= config.min_margin] if config.min_margin > 0 and margins is not None else idx
 
 
-def prompt_folds(prompts: list[str], idx: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+def prompt_folds(prompts, idx: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
     """``k`` disjoint parts of the rows ``idx``; all rows of one prompt land in the same part."""
-    uniq = sorted({prompts[i] for i in idx})
+    keyed = [as_conversation(p).key() for p in prompts]
+    uniq = sorted({keyed[i] for i in idx})
     if len(uniq) < k:
         raise PreforchError(f"rm train: cv_folds {k} but only {len(uniq)} distinct prompts outside the held-out split")
     part = {uniq[j]: rank % k for rank, j in enumerate(np.random.default_rng(seed).permutation(len(uniq)))}
-    labels = np.array([part[prompts[i]] for i in idx])
+    labels = np.array([part[keyed[i]] for i in idx])
     return [idx[labels == f] for f in range(k)]
 
 
@@ -428,7 +433,8 @@ def train_reward_head(config: RMTrainConfig, pairs: PreferenceData | None = None
     metrics.update(best_epoch=best_epoch, epochs_run=len(history), history=history, selection=selection,
                    trained_pairs=int(len(train)), encode_seconds=round(t_encode, 2),
                    train_seconds=round(time.perf_counter() - t0 - t_encode, 2), config=to_dict(config))
-    return RMTrainResult(model=model, metrics=metrics)
+    seen = fingerprints(pairs.prompts[i] for i in np.concatenate([split["train"], split["val"]]))
+    return RMTrainResult(model=model, metrics=metrics, trained_prompts=seen)
 
 
 def evaluate_split(scorer: PairScorer, pairs: PreferenceData, split: dict[str, np.ndarray],
@@ -442,7 +448,7 @@ def evaluate_split(scorer: PairScorer, pairs: PreferenceData, split: dict[str, n
         acc = pairwise_accuracy(c, r)
         out[f"{name}_accuracy"] = float(acc.mean())
         if name == "heldout":
-            groups = np.array([pairs.prompts[i] for i in idx], dtype=object)
+            groups = np.array([pairs.prompts[i].key() for i in idx], dtype=object)
             out["heldout_accuracy_ci95"] = list(bootstrap_interval(acc, groups.astype(str), config.bootstrap,
                                                                    config.seed))
     held = split["heldout"]
@@ -477,6 +483,10 @@ def run_rm_train(config: RMTrainConfig, encoder=None, cache: StateCache | None =
             result.model.config.encoder_fingerprint = _file_fingerprint(tmp / LOCAL_ENCODER)
         result.model.write_files(tmp)
         write_json(tmp / "metrics.json", result.metrics)
+        write_json(tmp / TRAINING_PROMPTS_NAME, {
+            "what": "sha256[:16] of each prompt (preforch.data.split.prompt_fingerprint) this head was trained or "
+                    "early-stopped on; preforch evaluate excludes these prompts from test rows",
+            "data": result.metrics["data"]["source"], "fingerprints": result.trained_prompts})
         write_text(tmp / "MODEL_CARD.md", render_model_card(result.metrics))
     log.info("held-out accuracy %.3f (95%% CI %.3f–%.3f) on %d pairs; wrote %s", result.metrics["heldout_accuracy"],
              *result.metrics["heldout_accuracy_ci95"], result.metrics["n_pairs"]["heldout"], out)

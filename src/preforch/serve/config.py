@@ -36,8 +36,6 @@ class ServeConfig:
     default_max_tokens: int = field(64, help="new tokens per reply when the request gives no max_tokens")
     temperature: float = field(0.7, help="default sampling temperature (0 = greedy)")
     top_p: float = field(0.9, help="default nucleus sampling mass")
-    default_blend: float = field(0.5, help="blend factor λ when a request asks for mode 'blend' without one: "
-                                           "w = λ·w_user + (1−λ)·w(x)")
     chat_template: bool = field(True, help="format messages with the policy tokenizer's chat template")
     max_prompt_tokens: int = field(1024, help="policy prompt tokens kept (from the end) when generating")
     max_prompt_chars: int = field(8000, help="limit: characters of one prompt (or of all chat messages); "
@@ -62,8 +60,6 @@ class ServeConfig:
             bad.append(f"temperature={self.temperature!r} (expected 0..2)")
         if not 0.0 < self.top_p <= 1.0:
             bad.append(f"top_p={self.top_p!r} (expected in (0, 1])")
-        if not 0.0 <= self.default_blend <= 1.0:
-            bad.append(f"default_blend={self.default_blend!r} (expected 0..1)")
         if self.threads is not None and self.threads < 1:
             bad.append(f"threads={self.threads!r} (expected >= 1 or null)")
         if bad:

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from preforch.conversation import Conversation, as_conversation
+from preforch.errors import PreforchError
 from preforch.serve import schemas as s
 from preforch.serve.config import ServeConfig
 from preforch.serve.preference import (
@@ -25,7 +27,7 @@ from preforch.serve.preference import (
     as_named,
     check_preference,
     objective_order,
-    resolve_weights,
+    resolve_request,
 )
 from preforch.weighting import scalarize
 
@@ -125,7 +127,23 @@ class ServeEngine:
                 raise RequestError((*loc, i, *suffix), f"{len(text)} characters exceed max_prompt_chars "
                                                         f"{self.config.max_prompt_chars}")
 
-    def _raw_scores(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+    def _conversations(self, prompts: list, loc: tuple[str | int, ...],
+                       suffix: tuple[str, ...] = ()) -> list[Conversation]:
+        """Request prompts (texts or message lists) as checked conversations; errors name the item."""
+        if len(prompts) > self.config.max_batch:
+            raise RequestError(loc, f"{len(prompts)} items exceed max_batch {self.config.max_batch}")
+        out = []
+        for i, prompt in enumerate(prompts):
+            value = prompt if isinstance(prompt, str) else [m.model_dump() for m in prompt]
+            try:
+                conversation = as_conversation(value, "prompt")
+            except PreforchError as err:
+                raise RequestError((*loc, i, *suffix), str(err)) from None
+            out.append(conversation)
+        self._check_texts([c.text() for c in out], loc, suffix)
+        return out
+
+    def _raw_scores(self, prompts: list[Conversation], responses: list[str]) -> np.ndarray:
         """Raw scores in the adapter's objective order. Shape: [N, K]."""
         if self.scorer is None:
             raise Unavailable("no scorers are loaded (setting 'scorers' is empty)")
@@ -134,19 +152,18 @@ class ServeEngine:
     # ---- /v1/weights and /v1/score ----------------------------------------------------------------------
 
     def weights(self, req: s.WeightsRequest) -> s.WeightsResponse:
-        self._check_texts(req.prompts, ("body", "prompts"))
+        prompts = self._conversations(req.prompts, ("body", "prompts"))
         check_preference(req.preference, self.objectives)
         with self.exclusive():
-            inferred = self.adapter.predict_weights(req.prompts)  # [N, K]
-        used = resolve_weights(req.preference, self.objectives, inferred, self.config.default_blend)
+            inferred = self.adapter.predict_weights(prompts)  # [N, K]
+        used = resolve_request(req.preference, self.objectives, inferred)
         data = [s.PromptWeights(weights=as_named(w, self.objectives), inferred=as_named(i, self.objectives))
-                for w, i in zip(used.weights, used.inferred)]
+                for w, i in zip(used.weights, inferred)]
         return s.WeightsResponse(objectives=self.objectives, mode=used.mode, data=data)
 
     def score(self, req: s.ScoreRequest) -> s.ScoreResponse:
-        prompts = [p.prompt for p in req.pairs]
+        prompts = self._conversations([p.prompt for p in req.pairs], ("body", "pairs"), ("prompt",))
         responses = [p.response for p in req.pairs]
-        self._check_texts(prompts, ("body", "pairs"), ("prompt",))
         self._check_texts(responses, ("body", "pairs"), ("response",))
         check_preference(req.preference, self.objectives)
         if self.scorer is None:
@@ -155,7 +172,7 @@ class ServeEngine:
             inferred = self.adapter.predict_weights(prompts)  # [N, K]
             raw = self._raw_scores(prompts, responses)  # [N, K]
         norm = self.adapter.normalizer.transform(raw)  # [N, K]
-        used = resolve_weights(req.preference, self.objectives, inferred, self.config.default_blend)
+        used = resolve_request(req.preference, self.objectives, inferred)
         reward = scalarize(used.weights, norm)  # [N]
         data = [s.PairScore(raw=as_named(r, self.objectives), normalized=as_named(n, self.objectives),
                             weights=as_named(w, self.objectives), reward=float(v))
@@ -170,24 +187,25 @@ class ServeEngine:
         if self.policy is None:
             raise Unavailable("no policy is loaded (setting 'policy' is null)")
         plan = self._chat_plan(req)
-        prompt, weight_prompt, templated = self._format_messages(req.messages)
+        conversation = self._chat_conversation(req.messages)
         model, tokenizer = self.policy
         gen = GenerationConfig(max_new_tokens=plan["max_new"], num_return_sequences=plan["n"],
                                do_sample=plan["temperature"] > 0, temperature=plan["temperature"] or 1.0,
-                               top_p=plan["top_p"], seed=plan["seed"], batch_size=1, chat_template=templated,
-                               max_prompt_length=self.config.max_prompt_tokens)
+                               top_p=plan["top_p"], seed=plan["seed"], batch_size=1,
+                               chat_template=self.config.chat_template, max_prompt_length=self.config.max_prompt_tokens)
         with self.exclusive():
-            inferred = self.adapter.predict_weights([weight_prompt])  # [1, K]
-            used = resolve_weights(req.preference, self.objectives, inferred, self.config.default_blend)
-            candidates = [apply_stop(c, req.stop) for c in generate_with_config(model, tokenizer, [prompt], gen)[0]]
+            inferred = self.adapter.predict_weights([conversation])  # [1, K]
+            used = resolve_request(req.preference, self.objectives, inferred)
+            replies = generate_with_config(model, tokenizer, [conversation], gen)[0]
+            candidates = [apply_stop(c, req.stop) for c in replies]
             texts = [c for c, _ in candidates]
-            raw = self._raw_scores([weight_prompt] * len(texts), texts) if plan["strategy"] == "best_of_n" else None
-            prompt_tokens = _prompt_tokens(tokenizer, prompt, templated)
+            raw = self._raw_scores([conversation] * len(texts), texts) if plan["strategy"] == "best_of_n" else None
+            prompt_tokens = _prompt_tokens(tokenizer, conversation, self.config.chat_template)
             # generate() returns text only: count by re-encoding, capped at the limit it generated under.
             reply_tokens = [min(len(tokenizer(t, add_special_tokens=False)["input_ids"]), plan["max_new"])
                             for t in texts]
         info = s.PreferenceInfo(objectives=self.objectives, mode=used.mode, weights=as_named(used.weights[0],
-                                self.objectives), inferred=as_named(used.inferred[0], self.objectives),
+                                self.objectives), inferred=as_named(inferred[0], self.objectives),
                                 blend=used.blend, strategy=plan["strategy"], best_of=plan["n"])
         chosen = 0
         if raw is not None:
@@ -243,35 +261,29 @@ class ServeEngine:
         return {"max_new": max_new, "strategy": strategy, "n": n, "temperature": temperature,
                 "top_p": c.top_p if req.top_p is None else req.top_p, "seed": seed}
 
-    def _format_messages(self, messages: list[s.ChatMessage]) -> tuple[str, str, bool]:
-        """(text for the policy, last user message for the adapter and scorers, whether the text still needs
-        the chat template). A lone user message goes through the generation helper's own template."""
-        weight_prompt = [m for m in messages if m.role == "user"][-1].text()
-        _, tokenizer = self.policy
-        if len(messages) == 1:
-            return weight_prompt, weight_prompt, self.config.chat_template
-        turns = [{"role": m.role, "content": m.text()} for m in messages]
-        if self.config.chat_template and getattr(tokenizer, "chat_template", None):
-            try:
-                text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-            except Exception as err:  # noqa: BLE001 - a template may refuse some role orders (e.g. two system turns)
-                raise RequestError(("body", "messages"), f"the chat template refused these messages: "
-                                                         f"{type(err).__name__}") from None
-            bos = tokenizer.bos_token
-            if bos and text.startswith(bos) and _adds_bos(tokenizer):
-                text = text[len(bos):]  # the tokenizer adds its own BOS when the text is encoded
-            return text, weight_prompt, False
-        text = "\n".join(f"{t['role']}: {t['content']}" for t in turns) + "\nassistant:"
-        return text, weight_prompt, False
+    def _chat_conversation(self, messages: list[s.ChatMessage]) -> Conversation:
+        """The request's messages as one conversation: what the policy continues, the adapter weighs and the
+        scorers judge the reply against."""
+        turns = []
+        for i, m in enumerate(messages):
+            if m.role == "tool":
+                raise RequestError(("body", "messages", i, "role"), "tool messages are not supported")
+            turns.append({"role": m.role, "content": m.text()})
+        try:
+            conversation = as_conversation(turns, "messages")
+        except PreforchError as err:
+            raise RequestError(("body", "messages"), f"{err} (the last message must be the user's)") from None
+        from preforch.models.generation import format_prompts
+
+        try:
+            format_prompts(self.policy[1], [conversation], self.config.chat_template)
+        except Exception as err:  # noqa: BLE001 - a template may refuse some role orders (e.g. two system turns)
+            raise RequestError(("body", "messages"), f"the chat template refused these messages: "
+                                                     f"{type(err).__name__}") from None
+        return conversation
 
 
-
-def _adds_bos(tokenizer) -> bool:
-    ids = tokenizer("x")["input_ids"]
-    return bool(ids) and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id
-
-
-def _prompt_tokens(tokenizer, prompt: str, chat_template: bool) -> int:
+def _prompt_tokens(tokenizer, prompt: Conversation, chat_template: bool) -> int:
     """Prompt tokens as the generation helper encodes them (before its max_prompt_tokens cut)."""
     from preforch.models.generation import format_prompts
 

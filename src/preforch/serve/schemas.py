@@ -8,14 +8,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Mode = Literal["auto", "fixed", "blend"]
+Mode = Literal["auto", "adapter", "fixed", "blend"]
 Strategy = Literal["sample", "best_of_n"]
 
 
 class Preference(BaseModel):
     """How a request's objective weights are chosen.
 
-    - ``auto`` (default when no weights are given): the adapter's w(x) for the prompt.
+    - ``adapter`` (default when no weights are given; ``auto`` is an alias): the adapter's w(x) for the prompt.
     - ``fixed`` (default when weights are given): the user's weights, normalised to sum 1.
     - ``blend`` (default when weights and ``blend`` are given): λ·w_user + (1−λ)·w(x).
 
@@ -27,13 +27,28 @@ class Preference(BaseModel):
     weights: list[float] | dict[str, float] | None = Field(
         None, description="user weights: one per objective (in /health's order) or {objective: weight}")
     blend: float | None = Field(None, ge=0.0, le=1.0, description="λ in λ·w_user + (1−λ)·w(x)")
-    mode: Mode | None = Field(None, description="auto | fixed | blend; inferred from the other fields when absent")
+    mode: Mode | None = Field(None, description="adapter (alias auto) | fixed | blend; inferred from the other "
+                                                "fields when absent")
+
+
+class PromptMessage(BaseModel):
+    """One turn of a prompt conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str
+
+
+#: A prompt: plain text (one user turn) or a conversation ending with a user turn.
+Prompt = str | list[PromptMessage]
 
 
 class WeightsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompts: list[str] = Field(..., min_length=1, description="prompts to weigh")
+    prompts: list[Prompt] = Field(..., min_length=1, description="prompts to weigh: texts, or message lists ending "
+                                                                 "with a user turn")
     preference: Preference | None = Field(None, description="optional user weights to combine with w(x)")
 
 
@@ -42,16 +57,19 @@ class PromptWeights(BaseModel):
     inferred: dict[str, float] = Field(..., description="the adapter's w(x)")
 
 
+ResolvedMode = Literal["adapter", "fixed", "blend"]
+
+
 class WeightsResponse(BaseModel):
     objectives: list[str]
-    mode: Mode
+    mode: ResolvedMode
     data: list[PromptWeights]
 
 
 class ScorePair(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str
+    prompt: Prompt
     response: str
 
 
@@ -71,7 +89,7 @@ class PairScore(BaseModel):
 
 class ScoreResponse(BaseModel):
     objectives: list[str]
-    mode: Mode
+    mode: ResolvedMode
     data: list[PairScore]
 
 
@@ -154,9 +172,9 @@ class PreferenceInfo(BaseModel):
     """preforch's extension of a chat completion: the weights used and, for best-of-N, the chosen reply's scores."""
 
     objectives: list[str]
-    mode: Mode
+    mode: ResolvedMode
     weights: dict[str, float] = Field(..., description="weights used to rank candidates")
-    inferred: dict[str, float] = Field(..., description="the adapter's w(x) for the last user message")
+    inferred: dict[str, float] = Field(..., description="the adapter's w(x) for the conversation")
     blend: float | None = None
     strategy: Strategy
     best_of: int = Field(..., description="candidates generated (1 for sample)")
