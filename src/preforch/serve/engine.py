@@ -10,6 +10,7 @@ Chat completions are in :mod:`preforch.serve.chat`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -77,7 +78,6 @@ class ServeEngine:
             torch.set_num_threads(config.threads)
         start = time.perf_counter()
         adapter = PreferenceAdapter.from_pretrained(config.adapter, device=config.device)
-        _ = adapter.encoder  # load the prompt encoder now, not on the first request
         scorer = None
         if config.scorers:
             scorer = MultiScorer(build_scorers(config.scorers, device=config.device, source="serve scorers"),
@@ -87,6 +87,11 @@ class ServeEngine:
             policy, policy_name, conditioning = _load_policy(config, adapter.objectives)
         elif config.strategy == "conditioned":
             raise PreforchError("serve: strategy 'conditioned' needs a conditioned policy (setting 'policy')")
+        # one call each, so weights loaded on first use (the sentence encoder's) load before the port opens
+        warm = as_conversation("warm up")
+        adapter.predict_weights([warm])
+        if scorer is not None:
+            scorer.score([warm], ["ok"])
         log.info("models loaded in %.1f s: adapter %s, objectives %s, policy %s", time.perf_counter() - start,
                  config.adapter, adapter.objectives, policy_name)
         return cls(config, adapter, scorer, policy, policy_name, conditioning)
@@ -117,7 +122,9 @@ class ServeEngine:
             status="ready", adapter=self.config.adapter, objectives=self.objectives,
             scorers=[sc.identity() for sc in self.scorer.scorers] if self.scorer is not None else [],
             policy=self.policy_name, model=self.config.model_name, strategy=self.config.strategy,
-            strategies=self.strategies(), best_of=self.config.best_of, limits=self.limits(), auth=auth)
+            strategies=self.strategies(), best_of=self.config.best_of, limits=self.limits(), auth=auth,
+            batching={lane.name: dataclasses.asdict(lane.stats) for lane in (self.encoder_lane, self.policy_lane)
+                      if lane is not None})
 
     def check_texts(self, texts: list[str], loc: tuple[str | int, ...], suffix: tuple[str, ...] = ()) -> None:
         if len(texts) > self.config.max_batch:

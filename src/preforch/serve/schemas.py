@@ -124,6 +124,8 @@ class HealthResponse(BaseModel):
     best_of: int
     limits: dict[str, int]
     auth: bool = Field(..., description="whether /v1 routes need a bearer token")
+    batching: dict[str, dict[str, int]] = Field(..., description="per lane (encoder, policy): model passes run, "
+                                                               "requests and items served, the largest pass")
 
 
 # ---- OpenAI Chat Completions ------------------------------------------------------------------------------
