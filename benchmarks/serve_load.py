@@ -1,8 +1,13 @@
 """Load test of `preforch serve` on loopback: starts the real server (a subprocess running the CLI) with the
-embedded SmolLM2 policy, then several concurrent clients send a bounded number of requests to /v1/weights
-and /v1/chat/completions (plain sampling and best-of-N). Prints p50/p99 latency, requests/s and failures.
+embedded SmolLM2 policy, then concurrent clients send a bounded number of requests to /v1/weights (50 at a
+time by default) and /v1/chat/completions (plain sampling and best-of-N, 8 at a time). Prints p50/p99
+latency, requests/s and failures per phase, and the mean number of requests per model pass.
 
-    .venv/bin/python benchmarks/serve_load.py [--clients 4] [--weights-requests 200] [--chat-requests 16]
+The same phases run twice, one server after the other: with micro-batching (the default) and with
+`batching: false` (one request per model pass, the old one-at-a-time behaviour) as the baseline; the last
+table gives the throughput ratio. --no-baseline skips the second server.
+
+    .venv/bin/python benchmarks/serve_load.py [--clients 50] [--chat-clients 8] [--weights-requests 200]
 
 Scorer and adapter: the built-in reward models with the main job's adapter (runs/example) when both are
 there, else the two rule scorers with the tiny adapter (runs/tiny/adapter; trained first if missing).
@@ -20,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -82,46 +86,128 @@ def start_server(settings: dict, log_path: Path, timeout: float) -> tuple[subpro
     raise SystemExit(f"server not ready after {timeout:.0f} s; see {log_path}")
 
 
-def run_phase(name: str, url: str, bodies: list[dict], clients: int, time_limit: float) -> dict:
-    """Send ``bodies`` from ``clients`` threads (each with its own connection) until done or out of time."""
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+class RawClient:
+    """One keep-alive HTTP/1.1 connection, requests written and responses read by hand. On a 2-core machine
+    shared with the server, a full HTTP client costs more CPU per request than the server's own work;
+    this one costs little, so the numbers measure the server."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader = self.writer = None
+
+    async def post(self, path: str, body: dict) -> int:
+        import asyncio
+        import json
+
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        data = json.dumps(body).encode()
+        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json"
+                          f"\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
+        await self.writer.drain()
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        await self.reader.readexactly(length)
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def run_phase(name: str, base: str, path: str, bodies: list[dict], clients: int, time_limit: float) -> dict:
+    """Send ``bodies`` from ``clients`` concurrent clients (asyncio, one connection each) until done or out of
+    time; the server's batching counters before and after give the requests per model pass."""
+    import asyncio
+
     import httpx
 
-    deadline = time.perf_counter() + time_limit
     latencies: list[float] = []
     failures: list[str] = []
     skipped: list[int] = []
+    lane = "encoder" if path == "/v1/weights" else "policy"
+    host, port = base.removeprefix("http://").split(":")
 
-    def worker(mine: list[dict]) -> None:
-        with httpx.Client(timeout=max(10.0, time_limit)) as http:
+    async def client(mine: list[dict], deadline: float) -> None:
+        http = RawClient(host, int(port))
+        try:
             for body in mine:
                 if time.perf_counter() > deadline:
                     skipped.append(1)
                     continue
                 t0 = time.perf_counter()
                 try:
-                    response = http.post(url, json=body)
-                    ok = response.status_code == 200
-                    detail = f"HTTP {response.status_code}"
-                except httpx.HTTPError as err:
+                    status = await asyncio.wait_for(http.post(path, body), timeout=max(10.0, time_limit))
+                    ok, detail = status == 200, f"HTTP {status}"
+                except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as err:
                     ok, detail = False, type(err).__name__
+                    await http.close()
+                    http = RawClient(host, int(port))
                 if ok:
                     latencies.append(time.perf_counter() - t0)
                 else:
                     failures.append(detail)
+        finally:
+            await http.close()
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        list(pool.map(worker, [bodies[i::clients] for i in range(clients)]))
-    wall = time.perf_counter() - start
+    async def run() -> float:
+        start = time.perf_counter()
+        deadline = start + time_limit
+        await asyncio.gather(*(client(bodies[i::clients], deadline) for i in range(clients)))
+        return time.perf_counter() - start
+
+    before = httpx.get(f"{base}/health", timeout=10).json()["batching"][lane]
+    wall = asyncio.run(run())
+    after = httpx.get(f"{base}/health", timeout=10).json()["batching"][lane]
     ordered = sorted(latencies)
 
     def pct(q: float) -> float:
         return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000 if ordered else float("nan")
 
+    passes = after["passes"] - before["passes"]
     return {"name": name, "clients": clients, "sent": len(bodies) - len(skipped), "ok": len(latencies),
             "failed": len(failures), "skipped": len(skipped), "p50": pct(0.5), "p99": pct(0.99),
             "mean": statistics.fmean(ordered) * 1000 if ordered else float("nan"),
-            "rps": len(latencies) / wall if wall > 0 else 0.0, "wall": wall, "errors": sorted(set(failures))}
+            "rps": len(latencies) / wall if wall > 0 else 0.0, "wall": wall, "errors": sorted(set(failures)),
+            "per_pass": (after["jobs"] - before["jobs"]) / passes if passes else float("nan")}
+
+
+def run_server(label: str, settings: dict, args, log_path: Path) -> tuple[list[dict], float]:
+    """Start one server, run the three phases against it, stop it."""
+    proc, startup = start_server(settings, log_path, args.startup_timeout)
+    base = f"http://127.0.0.1:{settings['port']}"
+    try:
+        # every prompt distinct (request and position in the text), as from real clients
+        weights = [{"prompts": [f"{PROMPTS[(i + j) % len(PROMPTS)]} (request {i}.{j})"
+                                for j in range(args.weights_batch)]}
+                   for i in range(args.weights_requests)]
+
+        def chat(i: int, extra: dict) -> dict:
+            return {"model": "preforch", "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
+                    "max_tokens": args.max_tokens, "temperature": 0.7, **extra}
+
+        phases = [run_phase(f"{label} /v1/weights", base, "/v1/weights", weights, args.clients, args.time_limit)]
+        if args.chat_requests:
+            phases += [
+                run_phase(f"{label} chat sample", base, "/v1/chat/completions",
+                          [chat(i, {"strategy": "sample"}) for i in range(args.chat_requests)], args.chat_clients,
+                          args.time_limit),
+                run_phase(f"{label} chat best_of_n N={args.best_of}", base, "/v1/chat/completions",
+                          [chat(i, {"strategy": "best_of_n", "best_of": args.best_of})
+                           for i in range(args.chat_requests)], args.chat_clients, args.time_limit)]
+    finally:
+        stop_server(proc)
+    return phases, startup
 
 
 def main() -> int:
@@ -130,66 +216,59 @@ def main() -> int:
     from preforch.serve.server import free_port
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent clients of the /v1/weights phase")
+    parser.add_argument("--chat-clients", type=int, default=8, help="concurrent clients of the chat phases")
     parser.add_argument("--weights-requests", type=int, default=200, help="requests to /v1/weights")
     parser.add_argument("--weights-batch", type=int, default=1, help="prompts per /v1/weights request")
     parser.add_argument("--chat-requests", type=int, default=16, help="requests per chat phase")
-    parser.add_argument("--max-tokens", type=int, default=32, help="max_tokens of each chat request")
+    parser.add_argument("--max-tokens", type=int, default=16, help="max_tokens of each chat request")
     parser.add_argument("--best-of", type=int, default=4, help="N of the best-of-N phase")
     parser.add_argument("--time-limit", type=float, default=240.0, help="seconds per phase, at most")
     parser.add_argument("--startup-timeout", type=float, default=600.0, help="seconds to wait for the server")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the one-request-per-pass server")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the server (on a shared 2-core "
+                        "machine two spinning threads made one encoder call 15x slower; 0 = torch default)")
     parser.add_argument("--adapter", default=None, help="adapter folder (default: see the module doc)")
     parser.add_argument("--policy", default="embedded:smollm2", help="policy folder or embedded:smollm2")
     parser.add_argument("--log", default=str(ROOT / "runs" / "bench" / "serve_load.log"), help="server log file")
     args = parser.parse_args()
 
     adapter, scorers, what = pick_models(args.adapter)
-    port = free_port()
-    settings = {"host": "127.0.0.1", "port": port, "adapter": adapter, "scorers": scorers, "policy": args.policy,
-                "strategy": "sample", "best_of": min(args.best_of, 8), "max_best_of": max(8, args.best_of),
-                "max_tokens": max(256, args.max_tokens), "max_queue": max(32, 2 * args.clients),
-                "access_log": False, "log_level": "warning"}
     Path(args.log).parent.mkdir(parents=True, exist_ok=True)
-    proc, startup = start_server(settings, Path(args.log), args.startup_timeout)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        weights = [{"prompts": [PROMPTS[(i + j) % len(PROMPTS)] for j in range(args.weights_batch)]}
-                   for i in range(args.weights_requests)]
-
-        def chat(i: int, extra: dict) -> dict:
-            return {"model": "preforch", "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
-                    "max_tokens": args.max_tokens, "temperature": 0.7, "seed": i, **extra}
-
-        phases = [
-            run_phase("/v1/weights", f"{base}/v1/weights", weights, args.clients, args.time_limit),
-            run_phase("/v1/chat/completions sample", f"{base}/v1/chat/completions",
-                      [chat(i, {"strategy": "sample"}) for i in range(args.chat_requests)], args.clients,
-                      args.time_limit),
-            run_phase(f"/v1/chat/completions best_of_n N={args.best_of}", f"{base}/v1/chat/completions",
-                      [chat(i, {"strategy": "best_of_n", "best_of": args.best_of}) for i in range(args.chat_requests)],
-                      args.clients, args.time_limit),
-        ]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    settings = {"host": "127.0.0.1", "adapter": adapter, "scorers": scorers, "policy": args.policy,
+                "strategy": "sample", "best_of": min(args.best_of, 8), "max_best_of": max(8, args.best_of),
+                "max_tokens": max(256, args.max_tokens), "max_queue": max(256, 2 * args.clients),
+                "threads": args.threads or None, "access_log": False, "log_level": "warning"}
+    runs = [("batched", {"batching": True})] + ([] if args.no_baseline else [("one-at-a-time", {"batching": False})])
+    phases, startups = [], []
+    for label, extra in runs:
+        got, startup = run_server(label, {**settings, **extra, "port": free_port()}, args,
+                                  Path(args.log).with_suffix(f".{label}.log"))
+        phases += got
+        startups.append(f"{label} {startup:.1f} s")
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
-          f"{torch.__version__}; policy {args.policy}; {what}; server ready in {startup:.1f} s")
-    print(f"chat: max_tokens {args.max_tokens}, temperature 0.7; /v1/weights: {args.weights_batch} prompt(s) "
-          f"per request; {args.clients} concurrent clients, one model lock")
+          f"{torch.__version__}; policy {args.policy}; {what}; servers ready in {', '.join(startups)}")
+    print(f"/v1/weights: {args.weights_batch} prompt(s) per request, {args.clients} concurrent clients; chat: "
+          f"max_tokens {args.max_tokens}, temperature 0.7, unseeded, {args.chat_clients} concurrent clients")
     print()
-    print("| endpoint | clients | requests | failed | p50 ms | p99 ms | mean ms | req/s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| server, endpoint | clients | requests | failed | p50 ms | p99 ms | mean ms | req/s | requests per pass |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for p in phases:
         print(f"| {p['name']} | {p['clients']} | {p['sent']} | {p['failed']} | {p['p50']:.0f} | {p['p99']:.0f} "
-              f"| {p['mean']:.0f} | {p['rps']:.2f} |")
+              f"| {p['mean']:.0f} | {p['rps']:.2f} | {p['per_pass']:.1f} |")
+    if not args.no_baseline:
+        print()
+        print("| endpoint | throughput batched / one-at-a-time | p50 batched / one-at-a-time |")
+        print("| --- | ---: | ---: |")
+        half = len(phases) // 2
+        for new, old in zip(phases[:half], phases[half:]):
+            name = new["name"].removeprefix("batched ")
+            print(f"| {name} | {new['rps'] / old['rps']:.2f}x | {new['p50'] / old['p50']:.2f} |")
     failed = sum(p["failed"] for p in phases)
     skipped = sum(p["skipped"] for p in phases)
     if skipped:
-        print(f"\n{skipped} request(s) not sent: the phase hit --time-limit {args.time_limit:.0f} s")
+        print(f"\n{skipped} request(s) not sent: a phase hit --time-limit {args.time_limit:.0f} s")
     for p in phases:
         if p["errors"]:
             print(f"{p['name']}: errors {p['errors']}")

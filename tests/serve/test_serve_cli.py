@@ -19,7 +19,9 @@ def test_help(capsys):
         main(["serve", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--config", "--host", "--adapter", "--policy", "--max-best-of", "--max-tokens", "--strategy"):
+    for flag in ("--config", "--host", "--adapter", "--policy", "--max-best-of", "--max-tokens", "--strategy",
+                 "--api-key-env", "--api-key-file", "--cors-origins", "--max-body-bytes", "--max-messages",
+                 "--batching", "--batch-window-ms", "--conditioning", "--prefill-reuse", "--playground"):
         assert flag in out
     assert "127.0.0.1" in out
 
@@ -42,6 +44,9 @@ def test_missing_adapter_is_a_one_line_error(capsys):
     ({"max_batch": 0}, "max_batch"),
     ({"temperature": 3.0}, "temperature"),
     ({"strategy": "best_of_n", "scorers": []}, "needs scorers"),
+    ({"max_body_bytes": 0}, "max_body_bytes"),
+    ({"batch_window_ms": -1.0}, "batch_window_ms"),
+    ({"cors_origins": ["evil.example"]}, "cors_origins"),
 ])
 def test_bad_settings(overrides, word):
     with pytest.raises(PreforchError, match=word):

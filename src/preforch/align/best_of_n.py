@@ -12,7 +12,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from preforch.weighting import (
 
 log = logging.getLogger(__name__)
 
+GenerateStrategy = Literal["sample", "best_of_n", "conditioned"]
 #: A policy: a (model, tokenizer) pair, or any ``fn(prompts, n) -> [N][n] texts``.
 GenerateFn = Callable[[list[str], int], list[list[str]]]
 
@@ -163,9 +164,10 @@ def best_of_n(prompts: list, policy, scorer: Scorer, n: int, *, adapter=None, we
                             "weights=...))")
     if normalizer is not None:
         check_objectives(objectives, normalizer.objectives, "normalizer")
-    resolved = resolve_weights(prompts, objectives, weighting, adapter)  # [N, K]
-
-    candidates = sample_candidates(policy, prompts, n, generation, progress)  # [N][G]
+    if weighting.weights is not None:  # refuse bad weights before the slow generation
+        user_vector(weighting.weights, objectives, "user weights")
+    candidates, inferred = _candidates_and_weights(policy, prompts, n, generation, progress, adapter, weighting)
+    resolved = resolve_weights(prompts, objectives, weighting, adapter, inferred=inferred)  # [N, K]
     raw = score_candidates(scorer, prompts, candidates)  # [N, G, K]
     norm, norm_source = _pick_normalizer(normalizer, adapter, raw, objectives)
     normed, rewards, best = rank_candidates(raw, resolved.weights, norm)  # [N, G, K], [N, G], [N]
@@ -178,6 +180,38 @@ def best_of_n(prompts: list, policy, scorer: Scorer, n: int, *, adapter=None, we
         candidates=candidates if return_candidates else None, raw_scores=raw if return_candidates else None,
         normalized_scores=normed if return_candidates else None, rewards=rewards if return_candidates else None,
     )
+
+
+def _candidates_and_weights(policy, prompts: list[Conversation], n: int, generation, progress: bool, adapter,
+                            weighting: Weighting) -> tuple[list[list[str]], np.ndarray | None]:
+    """Candidates [N][G] and, where generation's prefill state stands in for the adapter's encoder (a
+    ``causal_lm`` adapter on this policy, see :mod:`preforch.align.prefill`), w(x) [N, K] from it; None when
+    the adapter's own pass is needed for every prompt (or no adapter is used)."""
+    from preforch.align.prefill import prefill_layer, prefill_matches, prompt_token_count
+
+    config = generation or GenerationConfig()
+    layer = None
+    if adapter is not None and weighting.needs_adapter and isinstance(policy, tuple):
+        layer = prefill_layer(adapter, policy[0], policy[1], config.chat_template)
+    if layer is None:
+        return sample_candidates(policy, prompts, n, generation, progress), None
+    from preforch.models.generation import generate_with_prompt_states
+
+    if not config.do_sample:
+        raise PreforchError("best-of-N needs sampled candidates: set do_sample: true")
+    model, tokenizer = policy
+    out = generate_with_prompt_states(model, tokenizer, prompts, dataclasses.replace(config, num_return_sequences=n),
+                                      layer=layer, progress=progress)
+    reuse = np.array([prefill_matches(adapter, c, prompt_token_count(tokenizer, c, config.chat_template),
+                                      config.max_prompt_length) for c in prompts])
+    inferred = np.empty((len(prompts), len(adapter.objectives)))  # [N, K]
+    rows, rest = np.flatnonzero(reuse), np.flatnonzero(~reuse)
+    if len(rows):
+        inferred[rows] = adapter.predict_from_embeddings(out.prompt_states[rows]).numpy()  # MLP only
+    if len(rest):
+        inferred[rest] = adapter.predict_weights([prompts[i] for i in rest])
+    log.info("w(x) of %d of %d prompts read from generation's prefill state", len(rows), len(prompts))
+    return out.texts, inferred
 
 
 def _pick_normalizer(given: Normalizer | None, adapter, raw: np.ndarray,
@@ -198,8 +232,13 @@ def _pick_normalizer(given: Normalizer | None, adapter, raw: np.ndarray,
 
 @dataclass
 class GenerateJobConfig(GenerationConfig):
-    """Settings of `preforch generate`: plain sampling, or best-of-N with prompt-aware weights."""
+    """Settings of `preforch generate`: plain sampling, best-of-N with prompt-aware weights, or a conditioned
+    policy asked for the scores the weights imply."""
 
+    strategy: GenerateStrategy | None = field(None, help="sample, best_of_n (needs best_of) or conditioned (a policy "
+                                                         "folder written by `preforch align conditioned`, tagged "
+                                                         "with desired scores from the weights); null = best_of_n "
+                                                         "when best_of is set, else sample")
     policy: str = field("embedded:smollm2", help="policy: embedded:smollm2, a local folder, or a hub name (online only)")
     dtype: DType = field("float32", help="policy dtype")
     device: str = field("cpu", help="torch device of the policy, the scorers and the adapter")
@@ -219,7 +258,9 @@ class GenerateJobConfig(GenerationConfig):
                                            "null = adapter without user_weights, fixed with them, blend with them "
                                            "and a blend")
     user_weights: list[float] | dict[str, float] | None = field(None, help="the user's weights, one per objective "
-                                                                           "in the scorers' order or {objective: w}")
+                                                                           "in the scorers' order (conditioned: the "
+                                                                           "adapter's, or the tags' without one) or "
+                                                                           "{objective: w}")
     blend: float | None = field(None, help="mode blend: lambda in lambda*user_weights + (1-lambda)*w(x); null = 0.5")
     all_candidates: bool = field(False, help="best-of-N: also write every candidate with its scores and R")
     output: str | None = field(None, help="JSONL output file; null = print to stdout")
@@ -232,21 +273,30 @@ class GenerateJobConfig(GenerationConfig):
             raise PreforchError("generate: give prompts (--prompts ... or --prompts-file FILE)")
         if self.best_of is not None and self.best_of < 2:
             raise PreforchError(f"best-of-N needs N >= 2 candidates per prompt, got best_of {self.best_of}")
-        if self.best_of is None and (self.adapter or self.user_weights or self.all_candidates or self.blend is not None
-                                     or self.weight_mode):
-            raise PreforchError("generate: adapter, weight_mode, user_weights, blend and all_candidates only apply "
-                                "with best_of N")
-        if self.best_of is not None and not self.do_sample:
+        strategy = self.chosen_strategy()
+        if strategy == "best_of_n" and self.best_of is None:
+            raise PreforchError("generate: strategy best_of_n needs --best-of N")
+        if strategy != "best_of_n" and self.best_of is not None:
+            raise PreforchError(f"generate: best_of applies to strategy best_of_n, not {strategy}")
+        if strategy == "sample" and (self.adapter or self.user_weights or self.blend is not None or self.weight_mode):
+            raise PreforchError("generate: adapter, weight_mode, user_weights and blend only apply with best_of N "
+                                "or strategy conditioned")
+        if strategy != "best_of_n" and self.all_candidates:
+            raise PreforchError("generate: all_candidates only applies with best_of N")
+        if strategy == "best_of_n" and not self.do_sample:
             raise PreforchError("best-of-N needs sampled candidates: set do_sample: true")
-        if self.best_of is not None:
+        if strategy != "sample":
             weighting = self.weighting()
             if weighting.needs_adapter and not self.adapter:
-                raise PreforchError(f"best-of-N with weight mode {weighting.mode!r} needs --adapter DIR (or give "
+                raise PreforchError(f"{strategy} with weight mode {weighting.mode!r} needs --adapter DIR (or give "
                                     "--user-weights w1,w2,... for fixed weights)")
         if self.output and not self.output.endswith(".jsonl"):
             raise PreforchError(f"{self.output}: output must be a .jsonl file")
         if self.limit is not None and self.limit < 1:
             raise PreforchError(f"generate: limit must be >= 1, got {self.limit}")
+
+    def chosen_strategy(self) -> str:
+        return self.strategy or ("best_of_n" if self.best_of is not None else "sample")
 
     def weighting(self) -> Weighting:
         try:
@@ -280,15 +330,20 @@ def read_prompts(config: GenerateJobConfig) -> list[Conversation]:
 
 def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
     """Plain sampling, or best-of-N scored by the configured scorers; writes JSONL when ``output`` is set."""
-    import json
     import time
 
-    from preforch.atomic import refuse_existing, write_text
+    from preforch.atomic import refuse_existing
     from preforch.models.generation import generate_with_config, load_policy
 
     if config.output:
         refuse_existing(config.output, config.overwrite, "file")
     prompts = read_prompts(config)
+    if config.chosen_strategy() == "conditioned":
+        from preforch.align.conditioned import conditioned_records
+
+        start = time.perf_counter()
+        records, objectives = conditioned_records(config, prompts)
+        return _finish_job(config, records, objectives, time.perf_counter() - start)
     scorer, adapter, objectives = None, None, []
     if config.best_of is not None:  # load and check scorers/adapter before the slow generation
         from preforch.rewards.multi import MultiScorer
@@ -316,7 +371,15 @@ def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
                            generation=config.generation(), return_candidates=config.all_candidates,
                            progress=config.progress)
         records = [{"index": i, **rec} for i, rec in enumerate(result.to_records())]
-    seconds = time.perf_counter() - start
+    return _finish_job(config, records, objectives, time.perf_counter() - start)
+
+
+def _finish_job(config: GenerateJobConfig, records: list[dict], objectives: list[str],
+                seconds: float) -> GenerateJobResult:
+    import json
+
+    from preforch.atomic import write_text
+
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     if config.output:
         write_text(config.output, text)

@@ -40,7 +40,7 @@ from preforch.align.runs import (
 from preforch.atomic import write_json
 from preforch.conversation import Conversation, as_conversation, as_conversations
 from preforch.errors import PreforchError
-from preforch.weighting import Weighting, check_objectives, resolve_weights
+from preforch.weighting import Weighting, resolve_weights
 
 log = logging.getLogger(__name__)
 CONDITIONING_NAME = "conditioning.json"
@@ -197,21 +197,77 @@ def run_conditioned(job: ConditionedJob, scorer=None, adapter=None, policy=None,
     return AlignResult(final, report, trainer, seconds)
 
 
-def generate_conditioned(final_dir: str | Path, prompts: list, weighting: Weighting | None = None, adapter=None,
-                         policy=None, **generation) -> list[list[str]]:
+def tag_weights(weights: np.ndarray, objectives: list[str], conditioning: Conditioning) -> np.ndarray:
+    """Weights [N, K] over ``objectives`` reordered into the tags' objective order, by name (a different order
+    must not put one objective's weight in another's tag). Different names are an error naming both lists."""
+    if sorted(objectives) != sorted(conditioning.objectives):
+        raise PreforchError(f"the weights are over objectives {list(objectives)}, the conditioning tags name "
+                            f"{conditioning.objectives}; the same names are needed")
+    return np.asarray(weights, dtype=np.float64)[:, [list(objectives).index(o) for o in conditioning.objectives]]
+
+
+@dataclass
+class ConditionedGeneration:
+    """Replies of a conditioned policy and what they were asked for. Shapes: texts [N][G]; weights and
+    targets [N, K], columns in ``objectives`` (the tags' order)."""
+
+    texts: list[list[str]]
+    weights: np.ndarray
+    targets: np.ndarray
+    objectives: list[str]
+    weight_source: str
+
+
+def conditioned_generation(final_dir: str | Path, prompts: list, weighting: Weighting | None = None, adapter=None,
+                           policy=None, generation=None, progress: bool = False) -> ConditionedGeneration:
     """Generate from a conditioned policy with desired-score tags from the resolved weights (default: the
-    adapter's w(x)). Shape: [N][G]."""
-    from preforch.models.generation import generate
+    adapter's w(x)). User weights given as a list are in the adapter's objective order (the tags' order without
+    an adapter); the adapter's objectives are matched to the tags by name."""
+    from preforch.models.generation import GenerationConfig, generate_with_config
 
     conditioning = Conditioning.load(Path(final_dir) / CONDITIONING_NAME)
-    if adapter is not None:
-        check_objectives(conditioning.objectives, adapter.objectives, "adapter", "the conditioning tags'")
     prompts = as_conversations(prompts)
-    weights = resolve_weights(prompts, conditioning.objectives, weighting or Weighting(), adapter).weights
+    objectives = list(adapter.objectives) if adapter is not None else conditioning.objectives
+    resolved = resolve_weights(prompts, objectives, weighting or Weighting(), adapter)
+    weights = tag_weights(resolved.weights, objectives, conditioning)  # [N, K], tags' order
+    targets = desired_scores(weights, conditioning)  # [N, K]
     if policy is None:
         policy = load_final_policy(final_dir)
     model, tokenizer = policy
-    return generate(model, tokenizer, conditioned_prompts(prompts, weights, conditioning), **generation)
+    tagged = [tag_prompt(p, conditioning.objectives, t, conditioning.decimals) for p, t in zip(prompts, targets)]
+    texts = generate_with_config(model, tokenizer, tagged, generation or GenerationConfig(), progress=progress)
+    return ConditionedGeneration(texts, weights, targets, conditioning.objectives, resolved.source)
+
+
+def generate_conditioned(final_dir: str | Path, prompts: list, weighting: Weighting | None = None, adapter=None,
+                         policy=None, **generation) -> list[list[str]]:
+    """:func:`conditioned_generation`'s replies; ``generation``: GenerationConfig fields. Shape: [N][G]."""
+    from preforch.models.generation import GenerationConfig
+
+    progress = bool(generation.pop("progress", False))
+    return conditioned_generation(final_dir, prompts, weighting, adapter, policy, GenerationConfig(**generation),
+                                  progress).texts
+
+
+def conditioned_records(config, prompts: list[Conversation]) -> tuple[list[dict], list[str]]:
+    """`preforch generate --strategy conditioned`: one JSON-ready record per prompt (replies, the weights and
+    the desired scores put in the tags), and the tags' objectives. ``config``: a GenerateJobConfig."""
+    Conditioning.load(Path(config.policy) / CONDITIONING_NAME)  # fail before any model loads
+    adapter = None
+    if config.adapter:
+        from preforch.adapter import PreferenceAdapter
+
+        adapter = PreferenceAdapter.from_pretrained(config.adapter, device=config.device)
+    out = conditioned_generation(config.policy, prompts, config.weighting(), adapter, load_final_policy(config.policy),
+                                 config.generation(), config.progress)
+
+    def named(row) -> dict[str, float]:
+        return {k: float(v) for k, v in zip(out.objectives, row)}
+
+    records = [{"index": i, "prompt": p.to_messages(), "responses": r, "weights": named(w), "targets": named(t),
+                "weight_source": out.weight_source}
+               for i, (p, r, w, t) in enumerate(zip(prompts, out.texts, out.weights, out.targets))]
+    return records, out.objectives
 
 
 def load_final_policy(final_dir: str | Path):
@@ -232,5 +288,6 @@ def load_final_policy(final_dir: str | Path):
     return load_policy(str(final))
 
 
-__all__ = ["FINAL_DIR", "Conditioning", "conditioned_prompts", "desired_scores", "format_tags",
-           "generate_conditioned", "load_final_policy", "parse_tags", "run_conditioned", "strip_tags", "tag_prompt"]
+__all__ = ["FINAL_DIR", "ConditionedGeneration", "Conditioning", "conditioned_generation", "conditioned_prompts",
+           "desired_scores", "format_tags", "generate_conditioned", "load_final_policy", "parse_tags",
+           "run_conditioned", "strip_tags", "tag_prompt", "tag_weights"]

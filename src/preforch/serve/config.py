@@ -8,7 +8,7 @@ from typing import Literal
 from preforch.config import field
 from preforch.errors import PreforchError
 
-Strategy = Literal["sample", "best_of_n"]
+Strategy = Literal["sample", "best_of_n", "conditioned"]
 DType = Literal["float32", "bfloat16", "float16", "auto"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
@@ -30,8 +30,14 @@ class ServeConfig:
     dtype: DType = field("float32", help="policy weights dtype")
     trust_remote_code: bool = field(False, help="allow custom model code from the policy folder")
     threads: int | None = field(None, help="torch CPU threads (null = torch's default)")
-    strategy: Strategy = field("best_of_n", help="default chat strategy: plain sampling, or best-of-N candidates "
-                                                 "ranked by R under the request's weights")
+    strategy: Strategy = field("best_of_n", help="default chat strategy: plain sampling, best-of-N candidates "
+                                                 "ranked by R under the request's weights, or conditioned (desired-"
+                                                 "score tags from the weights; needs a conditioned policy)")
+    conditioning: str | None = field(None, help="conditioning.json of a policy trained by `preforch align "
+                                                "conditioned` (enables strategy conditioned); null = the policy "
+                                                "folder's conditioning.json when it has one")
+    prefill_reuse: bool = field(True, help="a causal_lm adapter on the served policy reads w(x) from "
+                                           "generation's prefill state instead of its own encoder pass")
     best_of: int = field(4, help="default N for best-of-N")
     default_max_tokens: int = field(64, help="new tokens per reply when the request gives no max_tokens")
     temperature: float = field(0.7, help="default sampling temperature (0 = greedy)")
@@ -43,8 +49,25 @@ class ServeConfig:
     max_batch: int = field(64, help="limit: prompts (or pairs) per /v1/weights or /v1/score request")
     max_best_of: int = field(8, help="limit: N of best-of-N")
     max_tokens: int = field(256, help="limit: max_tokens / max_completion_tokens of a chat request")
-    max_queue: int = field(32, help="requests waiting for the model at once; more get a 503")
+    max_messages: int = field(64, help="limit: messages of one chat request or one prompt")
+    max_body_bytes: int = field(1_000_000, help="limit: bytes of a request body; larger bodies get a 413")
+    max_queue: int = field(256, help="requests waiting for one model at once; more get a 503 with Retry-After")
+    batching: bool = field(True, help="gather concurrent requests into one model pass (false = one request per "
+                                      "pass, the old behaviour; for comparisons)")
+    batch_window_ms: float = field(2.0, help="how long a pass waits for more requests to join it, in ms")
+    batch_max_items: int = field(256, help="prompts (or pairs) in one gathered encoder / scorer pass, at most")
+    batch_max_chats: int = field(8, help="chat requests with the same sampling settings in one generation pass, "
+                                         "at most (seeded and streamed requests run alone)")
     score_batch_size: int = field(64, help="responses per scorer batch")
+    api_key_env: str | None = field("PREFORCH_API_KEY", help="environment variable holding the bearer key that "
+                                                             "/v1 routes require; unset or empty = no key")
+    api_key_file: str | None = field(None, help="file holding the bearer key (overrides api_key_env); the key "
+                                                "itself is never a setting or a flag")
+    cors_origins: list[str] = field([], help="browser origins allowed to call the API (CORS), e.g. "
+                                             "[http://localhost:3000]; [] = none (same origin only)")
+    allowed_hosts: list[str] = field([], help="extra Host header names accepted when bound to loopback "
+                                              "(127.0.0.1, localhost and ::1 always are)")
+    playground: bool = field(True, help="serve the playground page at /")
     access_log: bool = field(True, help="log one line per request (method, path, status; never bodies)")
     log_level: LogLevel = field("info", help="server log level")
 
@@ -52,7 +75,8 @@ class ServeConfig:
         if not self.adapter:
             raise PreforchError("serve: setting 'adapter' is required (a folder written by `preforch adapter train`)")
         positive = ("best_of", "default_max_tokens", "max_prompt_tokens", "max_prompt_chars", "max_batch",
-                    "max_best_of", "max_tokens", "max_queue", "score_batch_size")
+                    "max_best_of", "max_tokens", "max_queue", "score_batch_size", "max_messages", "max_body_bytes",
+                    "batch_max_items", "batch_max_chats")
         bad = [f"{name}={getattr(self, name)!r} (expected >= 1)" for name in positive if getattr(self, name) < 1]
         if not 0 <= self.port <= 65535:
             bad.append(f"port={self.port!r} (expected 0..65535)")
@@ -60,6 +84,11 @@ class ServeConfig:
             bad.append(f"temperature={self.temperature!r} (expected 0..2)")
         if not 0.0 < self.top_p <= 1.0:
             bad.append(f"top_p={self.top_p!r} (expected in (0, 1])")
+        if not 0.0 <= self.batch_window_ms <= 1000.0:
+            bad.append(f"batch_window_ms={self.batch_window_ms!r} (expected 0..1000)")
+        if any(not isinstance(o, str) or o == "*" or not o.startswith(("http://", "https://")) for o in self.cors_origins):
+            bad.append(f"cors_origins={self.cors_origins!r} (expected full origins like http://localhost:3000; "
+                       "'*' is refused)")
         if self.threads is not None and self.threads < 1:
             bad.append(f"threads={self.threads!r} (expected >= 1 or null)")
         if bad:

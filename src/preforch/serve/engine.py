@@ -1,29 +1,30 @@
-"""The models behind the server, loaded once, and the work of each endpoint. No web framework here: the
-FastAPI layer (``serve/app.py``) only maps requests to these methods and errors to status codes.
+"""The models behind the server, loaded once, and the work of /v1/weights and /v1/score. No web framework
+here: the FastAPI layer (``serve/app.py``) maps requests to these methods and errors to status codes.
 
-Every model call runs under one lock, so concurrent requests queue (at most ``max_queue`` wait; more are
-refused as busy) and the tokenizers and models are never used from two threads at once.
+Models live on two lanes (:mod:`preforch.serve.batching`), each a worker thread: the *encoder* lane owns the
+adapter (and its encoder) and the scorers, the *policy* lane owns the policy. Concurrent requests are gathered
+into one pass per lane, and the two lanes run side by side (w(x) is computed while a reply is generated).
+Chat completions are in :mod:`preforch.serve.chat`.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import dataclasses
 import logging
-import secrets
-import threading
 import time
-import uuid
-from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
 from preforch.conversation import Conversation, as_conversation
 from preforch.errors import PreforchError
 from preforch.serve import schemas as s
+from preforch.serve.batching import Lane, ServerBusy
 from preforch.serve.config import ServeConfig
+from preforch.serve.errors import ServeError
 from preforch.serve.preference import (
     RequestError,
-    apply_stop,
     as_named,
     check_preference,
     objective_order,
@@ -34,18 +35,17 @@ from preforch.weighting import scalarize
 log = logging.getLogger(__name__)
 
 
-class ServerBusy(Exception):
-    """More requests are waiting than ``max_queue`` allows."""
-
-
-class Unavailable(Exception):
-    """The endpoint needs a model this server was started without."""
+def unavailable(what: str) -> ServeError:
+    """503 for an endpoint that needs a model this server was started without (not 'busy': retrying won't help)."""
+    return ServeError(503, what, "unavailable", "model_not_loaded")
 
 
 class ServeEngine:
-    """Adapter (required), scorer (optional, needed for /v1/score and best-of-N), policy (optional, for chat)."""
+    """Adapter (required), scorer (optional: /v1/score and best-of-N), policy (optional: chat), conditioning
+    (optional: strategy conditioned)."""
 
-    def __init__(self, config: ServeConfig, adapter, scorer=None, policy=None, policy_name: str | None = None) -> None:
+    def __init__(self, config: ServeConfig, adapter, scorer=None, policy=None, policy_name: str | None = None,
+                 conditioning=None) -> None:
         self.config = config
         self.adapter = adapter
         self.objectives = list(adapter.objectives)
@@ -53,14 +53,21 @@ class ServeEngine:
         self._columns = objective_order(list(scorer.objectives), self.objectives) if scorer is not None else None
         self.policy = policy
         self.policy_name = policy_name if policy is not None else None
+        self.conditioning = conditioning if policy is not None else None
         self.created = int(time.time())
-        self._lock = threading.Lock()
-        self._count_lock = threading.Lock()
-        self._waiting = 0
+        window = config.batch_window_ms / 1000.0
+        self.encoder_lane = Lane("encoder", window, config.batch_max_items, config.max_queue, config.batching)
+        self.policy_lane = (Lane("policy", window, config.batch_max_chats, config.max_queue, config.batching)
+                            if policy is not None else None)
+        self.prefill_layer = None
+        if policy is not None and config.prefill_reuse:
+            from preforch.align.prefill import prefill_layer
+
+            self.prefill_layer = prefill_layer(adapter, policy[0], policy[1], config.chat_template)
 
     @classmethod
     def load(cls, config: ServeConfig) -> ServeEngine:
-        """Load the adapter (and its encoder), the scorers and the policy named by ``config``."""
+        """Load the adapter (and its encoder), the scorers, the policy and its conditioning named by ``config``."""
         import torch
 
         from preforch.adapter import PreferenceAdapter
@@ -71,55 +78,55 @@ class ServeEngine:
             torch.set_num_threads(config.threads)
         start = time.perf_counter()
         adapter = PreferenceAdapter.from_pretrained(config.adapter, device=config.device)
-        _ = adapter.encoder  # load the prompt encoder now, not on the first request
         scorer = None
         if config.scorers:
             scorer = MultiScorer(build_scorers(config.scorers, device=config.device, source="serve scorers"),
                                  batch_size=config.score_batch_size)
-        policy, policy_name = None, None
+        policy, policy_name, conditioning = None, None, None
         if config.policy:
-            from preforch.models.generation import load_policy
-            from preforch.models.paths import resolve_policy_path
-
-            policy_name = config.policy
-            resolved = resolve_policy_path(config.policy)
-            if resolved != config.policy:
-                policy_name = f"{config.policy} ({resolved})"
-            policy = load_policy(resolved, dtype=config.dtype, device=config.device,
-                                 trust_remote_code=config.trust_remote_code)
+            policy, policy_name, conditioning = _load_policy(config, adapter.objectives)
+        elif config.strategy == "conditioned":
+            raise PreforchError("serve: strategy 'conditioned' needs a conditioned policy (setting 'policy')")
+        # one call each, so weights loaded on first use (the sentence encoder's) load before the port opens
+        warm = as_conversation("warm up")
+        adapter.predict_weights([warm])
+        if scorer is not None:
+            scorer.score([warm], ["ok"])
         log.info("models loaded in %.1f s: adapter %s, objectives %s, policy %s", time.perf_counter() - start,
                  config.adapter, adapter.objectives, policy_name)
-        return cls(config, adapter, scorer, policy, policy_name)
+        return cls(config, adapter, scorer, policy, policy_name, conditioning)
+
+    def close(self) -> None:
+        self.encoder_lane.close()
+        if self.policy_lane is not None:
+            self.policy_lane.close()
 
     # ---- shared -----------------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """Hold the model lock; refuse when ``max_queue`` requests already wait or run."""
-        with self._count_lock:
-            if self._waiting >= self.config.max_queue:
-                raise ServerBusy(f"{self._waiting} requests are queued (max_queue {self.config.max_queue})")
-            self._waiting += 1
-        try:
-            with self._lock:
-                yield
-        finally:
-            with self._count_lock:
-                self._waiting -= 1
+    def strategies(self) -> list[str]:
+        out = ["sample"] if self.policy is not None else []
+        if self.policy is not None and self.scorer is not None:
+            out.append("best_of_n")
+        if self.conditioning is not None:
+            out.append("conditioned")
+        return out
 
     def limits(self) -> dict[str, int]:
         c = self.config
         return {"max_prompt_chars": c.max_prompt_chars, "max_batch": c.max_batch, "max_best_of": c.max_best_of,
-                "max_tokens": c.max_tokens, "max_queue": c.max_queue}
+                "max_tokens": c.max_tokens, "max_queue": c.max_queue, "max_messages": c.max_messages,
+                "max_body_bytes": c.max_body_bytes}
 
-    def health(self) -> s.HealthResponse:
+    def health(self, auth: bool = False) -> s.HealthResponse:
         return s.HealthResponse(
             status="ready", adapter=self.config.adapter, objectives=self.objectives,
             scorers=[sc.identity() for sc in self.scorer.scorers] if self.scorer is not None else [],
             policy=self.policy_name, model=self.config.model_name, strategy=self.config.strategy,
-            best_of=self.config.best_of, limits=self.limits())
+            strategies=self.strategies(), best_of=self.config.best_of, limits=self.limits(), auth=auth,
+            batching={lane.name: dataclasses.asdict(lane.stats) for lane in (self.encoder_lane, self.policy_lane)
+                      if lane is not None})
 
-    def _check_texts(self, texts: list[str], loc: tuple[str | int, ...], suffix: tuple[str, ...] = ()) -> None:
+    def check_texts(self, texts: list[str], loc: tuple[str | int, ...], suffix: tuple[str, ...] = ()) -> None:
         if len(texts) > self.config.max_batch:
             raise RequestError(loc, f"{len(texts)} items exceed max_batch {self.config.max_batch}")
         for i, text in enumerate(texts):
@@ -127,50 +134,86 @@ class ServeEngine:
                 raise RequestError((*loc, i, *suffix), f"{len(text)} characters exceed max_prompt_chars "
                                                         f"{self.config.max_prompt_chars}")
 
-    def _conversations(self, prompts: list, loc: tuple[str | int, ...],
-                       suffix: tuple[str, ...] = ()) -> list[Conversation]:
+    def conversations(self, prompts: list, loc: tuple[str | int, ...],
+                      suffix: tuple[str, ...] = ()) -> list[Conversation]:
         """Request prompts (texts or message lists) as checked conversations; errors name the item."""
         if len(prompts) > self.config.max_batch:
             raise RequestError(loc, f"{len(prompts)} items exceed max_batch {self.config.max_batch}")
         out = []
         for i, prompt in enumerate(prompts):
+            if not isinstance(prompt, str) and len(prompt) > self.config.max_messages:
+                raise RequestError((*loc, i, *suffix), f"{len(prompt)} messages exceed max_messages "
+                                                        f"{self.config.max_messages}")
             value = prompt if isinstance(prompt, str) else [m.model_dump() for m in prompt]
             try:
                 conversation = as_conversation(value, "prompt")
             except PreforchError as err:
                 raise RequestError((*loc, i, *suffix), str(err)) from None
             out.append(conversation)
-        self._check_texts([c.text() for c in out], loc, suffix)
+        self.check_texts([c.text() for c in out], loc, suffix)
         return out
 
-    def _raw_scores(self, prompts: list[Conversation], responses: list[str]) -> np.ndarray:
-        """Raw scores in the adapter's objective order. Shape: [N, K]."""
+    async def on_lane(self, lane: Lane | None, key, handler, items: list) -> list:
+        """Submit a job to a lane and await its results (cancelled with the request)."""
+        if lane is None:
+            raise unavailable("no policy is loaded (setting 'policy' is null)")
+        try:
+            future = lane.submit(key, handler, items)
+        except ServerBusy as err:
+            raise ServeError(503, f"server busy: {err}", "server_busy", "queue_full",
+                             headers={"Retry-After": "1"}) from None
+        return await asyncio.wrap_future(future)
+
+    # ---- encoder-lane passes (run on the lane's thread) ---------------------------------------------------
+
+    def _weights_pass(self, conversations: list[Conversation]) -> list[np.ndarray]:
+        return list(self.adapter.predict_weights(conversations))  # [N, K]
+
+    def _mlp_pass(self, states: list) -> list[np.ndarray]:
+        import torch
+
+        return list(self.adapter.predict_from_embeddings(torch.stack(states)).numpy().astype(np.float64))  # [N, K]
+
+    def _score_pass(self, pairs: list[tuple[Conversation, str]]) -> list[np.ndarray]:
+        raw = self.scorer.score([p for p, _ in pairs], [r for _, r in pairs])  # [N, K]
+        return list(np.asarray(raw, dtype=np.float64)[:, self._columns])
+
+    async def infer(self, conversations: list[Conversation]) -> np.ndarray:
+        """The adapter's w(x), gathered with other requests' prompts. Shape: [N, K]."""
+        rows = await self.on_lane(self.encoder_lane, "weights", self._weights_pass, conversations)
+        return np.stack(rows)
+
+    async def infer_from_states(self, states: list) -> np.ndarray:
+        """w(x) from prefill states: the adapter's MLP only. Shape: [N, D] → [N, K]."""
+        rows = await self.on_lane(self.encoder_lane, "mlp", self._mlp_pass, states)
+        return np.stack(rows)
+
+    async def raw_scores(self, prompts: list[Conversation], responses: list[str]) -> np.ndarray:
+        """Raw scores in the adapter's objective order, gathered with other requests' pairs. Shape: [N, K]."""
         if self.scorer is None:
-            raise Unavailable("no scorers are loaded (setting 'scorers' is empty)")
-        return self.scorer.score(prompts, responses)[:, self._columns]  # [N, K]
+            raise unavailable("no scorers are loaded (setting 'scorers' is empty)")
+        rows = await self.on_lane(self.encoder_lane, "score", self._score_pass, list(zip(prompts, responses)))
+        return np.stack(rows)
 
     # ---- /v1/weights and /v1/score ----------------------------------------------------------------------
 
-    def weights(self, req: s.WeightsRequest) -> s.WeightsResponse:
-        prompts = self._conversations(req.prompts, ("body", "prompts"))
+    async def weights(self, req: s.WeightsRequest) -> s.WeightsResponse:
+        prompts = self.conversations(req.prompts, ("body", "prompts"))
         check_preference(req.preference, self.objectives)
-        with self.exclusive():
-            inferred = self.adapter.predict_weights(prompts)  # [N, K]
+        inferred = await self.infer(prompts)  # [N, K]
         used = resolve_request(req.preference, self.objectives, inferred)
         data = [s.PromptWeights(weights=as_named(w, self.objectives), inferred=as_named(i, self.objectives))
                 for w, i in zip(used.weights, inferred)]
         return s.WeightsResponse(objectives=self.objectives, mode=used.mode, data=data)
 
-    def score(self, req: s.ScoreRequest) -> s.ScoreResponse:
-        prompts = self._conversations([p.prompt for p in req.pairs], ("body", "pairs"), ("prompt",))
+    async def score(self, req: s.ScoreRequest) -> s.ScoreResponse:
+        prompts = self.conversations([p.prompt for p in req.pairs], ("body", "pairs"), ("prompt",))
         responses = [p.response for p in req.pairs]
-        self._check_texts(responses, ("body", "pairs"), ("response",))
+        self.check_texts(responses, ("body", "pairs"), ("response",))
         check_preference(req.preference, self.objectives)
         if self.scorer is None:
-            raise Unavailable("no scorers are loaded (setting 'scorers' is empty)")
-        with self.exclusive():
-            inferred = self.adapter.predict_weights(prompts)  # [N, K]
-            raw = self._raw_scores(prompts, responses)  # [N, K]
+            raise unavailable("no scorers are loaded (setting 'scorers' is empty)")
+        inferred, raw = await asyncio.gather(self.infer(prompts), self.raw_scores(prompts, responses))  # [N, K]
         norm = self.adapter.normalizer.transform(raw)  # [N, K]
         used = resolve_request(req.preference, self.objectives, inferred)
         reward = scalarize(used.weights, norm)  # [N]
@@ -179,113 +222,33 @@ class ServeEngine:
                 for r, n, w, v in zip(raw, norm, used.weights, reward)]
         return s.ScoreResponse(objectives=self.objectives, mode=used.mode, data=data)
 
-    # ---- /v1/chat/completions ---------------------------------------------------------------------------
 
-    def chat(self, req: s.ChatCompletionRequest) -> s.ChatCompletionResponse:
-        from preforch.models.generation import GenerationConfig, generate_with_config
+def _load_policy(config: ServeConfig, objectives: list[str]):
+    """(policy, its name, its conditioning or None). A conditioning's objectives must be the adapter's, by name."""
+    from preforch.models.paths import resolve_policy_path
 
-        if self.policy is None:
-            raise Unavailable("no policy is loaded (setting 'policy' is null)")
-        plan = self._chat_plan(req)
-        conversation = self._chat_conversation(req.messages)
-        model, tokenizer = self.policy
-        gen = GenerationConfig(max_new_tokens=plan["max_new"], num_return_sequences=plan["n"],
-                               do_sample=plan["temperature"] > 0, temperature=plan["temperature"] or 1.0,
-                               top_p=plan["top_p"], seed=plan["seed"], batch_size=1,
-                               chat_template=self.config.chat_template, max_prompt_length=self.config.max_prompt_tokens)
-        with self.exclusive():
-            inferred = self.adapter.predict_weights([conversation])  # [1, K]
-            used = resolve_request(req.preference, self.objectives, inferred)
-            replies = generate_with_config(model, tokenizer, [conversation], gen)[0]
-            candidates = [apply_stop(c, req.stop) for c in replies]
-            texts = [c for c, _ in candidates]
-            raw = self._raw_scores([conversation] * len(texts), texts) if plan["strategy"] == "best_of_n" else None
-            prompt_tokens = _prompt_tokens(tokenizer, conversation, self.config.chat_template)
-            # generate() returns text only: count by re-encoding, capped at the limit it generated under.
-            reply_tokens = [min(len(tokenizer(t, add_special_tokens=False)["input_ids"]), plan["max_new"])
-                            for t in texts]
-        info = s.PreferenceInfo(objectives=self.objectives, mode=used.mode, weights=as_named(used.weights[0],
-                                self.objectives), inferred=as_named(inferred[0], self.objectives),
-                                blend=used.blend, strategy=plan["strategy"], best_of=plan["n"])
-        chosen = 0
-        if raw is not None:
-            from preforch.align.best_of_n import rank_candidates
+    resolved = resolve_policy_path(config.policy)
+    name = config.policy if resolved == config.policy else f"{config.policy} ({resolved})"
+    folder = Path(resolved)
+    if (folder / "adapter_config.json").is_file():  # a LoRA run's final/: merged onto its base model
+        from preforch.align.conditioned import load_final_policy
 
-            norm, rewards, best = rank_candidates(raw[None], used.weights, self.adapter.normalizer)  # [1, G, K]
-            chosen = int(best[0])  # ties go to the first candidate
-            info.chosen, info.reward = chosen, float(rewards[0, chosen])
-            info.scores = as_named(norm[0, chosen], self.objectives)
-            info.raw_scores = as_named(raw[chosen], self.objectives)
-            info.candidate_rewards = [float(r) for r in rewards[0]]
-        text, stopped = candidates[chosen]
-        done = "length" if not stopped and reply_tokens[chosen] >= plan["max_new"] else "stop"
-        return s.ChatCompletionResponse(
-            id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=self.config.model_name,
-            choices=[s.Choice(index=0, message=s.AssistantMessage(content=text), finish_reason=done)],
-            usage=s.Usage(prompt_tokens=prompt_tokens, completion_tokens=reply_tokens[chosen],
-                          total_tokens=prompt_tokens + reply_tokens[chosen]),
-            system_fingerprint=f"preforch-{plan['strategy']}", preference=info)
+        policy = load_final_policy(folder)
+    else:
+        from preforch.models.generation import load_policy
 
-    def _chat_plan(self, req: s.ChatCompletionRequest) -> dict:
-        """Checked sampling settings of a chat request; every refusal names its field."""
-        c = self.config
-        if req.stream:
-            raise RequestError(("body", "stream"), "streaming is not supported; send stream=false")
-        if req.n is not None and req.n != 1:
-            raise RequestError(("body", "n"), f"only n=1 is supported, got {req.n}")
-        for name in ("max_completion_tokens", "max_tokens"):
-            value = getattr(req, name)
-            if value is not None and value > c.max_tokens:
-                raise RequestError(("body", name), f"{value} exceeds the server's max_tokens {c.max_tokens}")
-        max_new = req.max_completion_tokens or req.max_tokens or c.default_max_tokens
-        strategy = req.strategy or ("best_of_n" if (req.best_of or 1) > 1 else c.strategy)
-        if strategy == "sample" and (req.best_of or 1) > 1:
-            raise RequestError(("body", "best_of"), f"best_of={req.best_of} needs strategy 'best_of_n'")
-        n = (req.best_of or c.best_of) if strategy == "best_of_n" else 1
-        if n > c.max_best_of:
-            raise RequestError(("body", "best_of"), f"{n} exceeds the server's max_best_of {c.max_best_of}")
-        if strategy == "best_of_n" and self.scorer is None:
-            raise RequestError(("body", "strategy"), "best_of_n needs scorers and this server has none")
-        temperature = c.temperature if req.temperature is None else req.temperature
-        if temperature == 0 and n > 1:
-            raise RequestError(("body", "temperature"), f"temperature 0 (greedy) gives {n} identical candidates; "
-                                                        "use temperature > 0 for best_of_n")
-        total = sum(len(m.text()) for m in req.messages)
-        if total > c.max_prompt_chars:
-            raise RequestError(("body", "messages"), f"{total} characters exceed max_prompt_chars "
-                                                     f"{c.max_prompt_chars}")
-        if not any(m.role == "user" for m in req.messages):
-            raise RequestError(("body", "messages"), "at least one message must have role 'user'")
-        check_preference(req.preference, self.objectives)
-        seed = secrets.randbelow(2**31) if req.seed is None else req.seed % 2**31
-        return {"max_new": max_new, "strategy": strategy, "n": n, "temperature": temperature,
-                "top_p": c.top_p if req.top_p is None else req.top_p, "seed": seed}
+        policy = load_policy(resolved, dtype=config.dtype, device=config.device,
+                             trust_remote_code=config.trust_remote_code)
+    conditioning = None
+    from preforch.align.conditioned import CONDITIONING_NAME, Conditioning
 
-    def _chat_conversation(self, messages: list[s.ChatMessage]) -> Conversation:
-        """The request's messages as one conversation: what the policy continues, the adapter weighs and the
-        scorers judge the reply against."""
-        turns = []
-        for i, m in enumerate(messages):
-            if m.role == "tool":
-                raise RequestError(("body", "messages", i, "role"), "tool messages are not supported")
-            turns.append({"role": m.role, "content": m.text()})
-        try:
-            conversation = as_conversation(turns, "messages")
-        except PreforchError as err:
-            raise RequestError(("body", "messages"), f"{err} (the last message must be the user's)") from None
-        from preforch.models.generation import format_prompts
-
-        try:
-            format_prompts(self.policy[1], [conversation], self.config.chat_template)
-        except Exception as err:  # noqa: BLE001 - a template may refuse some role orders (e.g. two system turns)
-            raise RequestError(("body", "messages"), f"the chat template refused these messages: "
-                                                     f"{type(err).__name__}") from None
-        return conversation
-
-
-def _prompt_tokens(tokenizer, prompt: Conversation, chat_template: bool) -> int:
-    """Prompt tokens as the generation helper encodes them (before its max_prompt_tokens cut)."""
-    from preforch.models.generation import format_prompts
-
-    texts, templated = format_prompts(tokenizer, [prompt], chat_template)
-    return len(tokenizer(texts[0], add_special_tokens=not templated)["input_ids"])
+    path = Path(config.conditioning) if config.conditioning else folder / CONDITIONING_NAME
+    if config.conditioning or path.is_file():
+        conditioning = Conditioning.load(path)
+        if sorted(conditioning.objectives) != sorted(objectives):
+            raise PreforchError(f"serve: the conditioning tags of {path} name objectives {conditioning.objectives}, "
+                                f"the adapter weighs {objectives}; the same names are needed")
+    if config.strategy == "conditioned" and conditioning is None:
+        raise PreforchError(f"serve: strategy 'conditioned' needs a conditioned policy: no {CONDITIONING_NAME} in "
+                            f"{folder} (set 'conditioning' or train one with `preforch align conditioned`)")
+    return policy, name, conditioning

@@ -1,15 +1,34 @@
 """Typed request and response bodies. The chat models follow the OpenAI Chat Completions API; preforch's
-additions are the request fields ``preference``, ``strategy`` and ``best_of`` and the response field
-``preference``, which the official client carries through ``extra_body`` and ``model_extra``."""
+additions are the request fields ``preference``, ``strategy``, ``best_of`` and ``return_candidates`` and the
+response field ``preference``, which the official client carries through ``extra_body`` and ``model_extra``.
+
+Every text field refuses unpaired surrogates (valid JSON, invalid Unicode: tokenizers cannot encode them) and
+every number field refuses NaN and ±Infinity, so such input ends in a 422 naming the field.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FiniteFloat
 
 Mode = Literal["auto", "adapter", "fixed", "blend"]
-Strategy = Literal["sample", "best_of_n"]
+Strategy = Literal["sample", "best_of_n", "conditioned"]
+#: At most this many stop strings, as in the OpenAI API.
+MAX_STOP = 4
+
+
+def _valid_unicode(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"text has an unpaired surrogate at position {err.start} (not valid Unicode)") from None
+    return value
+
+
+#: A string that is valid Unicode (JSON's \ud800 escapes decode to unpaired surrogates).
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+Weights = list[FiniteFloat] | dict[Text, FiniteFloat]
 
 
 class Preference(BaseModel):
@@ -24,9 +43,9 @@ class Preference(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    weights: list[float] | dict[str, float] | None = Field(
+    weights: Weights | None = Field(
         None, description="user weights: one per objective (in /health's order) or {objective: weight}")
-    blend: float | None = Field(None, ge=0.0, le=1.0, description="λ in λ·w_user + (1−λ)·w(x)")
+    blend: FiniteFloat | None = Field(None, ge=0.0, le=1.0, description="λ in λ·w_user + (1−λ)·w(x)")
     mode: Mode | None = Field(None, description="adapter (alias auto) | fixed | blend; inferred from the other "
                                                 "fields when absent")
 
@@ -37,11 +56,11 @@ class PromptMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["system", "developer", "user", "assistant"]
-    content: str
+    content: Text
 
 
 #: A prompt: plain text (one user turn) or a conversation ending with a user turn.
-Prompt = str | list[PromptMessage]
+Prompt = Text | list[PromptMessage]
 
 
 class WeightsRequest(BaseModel):
@@ -70,7 +89,7 @@ class ScorePair(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prompt: Prompt
-    response: str
+    response: Text
 
 
 class ScoreRequest(BaseModel):
@@ -101,8 +120,12 @@ class HealthResponse(BaseModel):
     policy: str | None
     model: str
     strategy: Strategy
+    strategies: list[Strategy] = Field(..., description="strategies this server can run")
     best_of: int
     limits: dict[str, int]
+    auth: bool = Field(..., description="whether /v1 routes need a bearer token")
+    batching: dict[str, dict[str, int]] = Field(..., description="per lane (encoder, policy): model passes run, "
+                                                               "requests and items served, the largest pass")
 
 
 # ---- OpenAI Chat Completions ------------------------------------------------------------------------------
@@ -110,15 +133,15 @@ class HealthResponse(BaseModel):
 
 class TextPart(BaseModel):
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
-    name: str | None = None
+    content: Text | list[TextPart] | None = None
+    name: Text | None = None
 
     def text(self) -> str:
         if self.content is None:
@@ -128,25 +151,39 @@ class ChatMessage(BaseModel):
         return "".join(part.text for part in self.content)
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = Field(False, description="send a last chunk with the usage and no choices")
+
+
 class ChatCompletionRequest(BaseModel):
     """The Chat Completions fields preforch honours; other standard fields are accepted and ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
-    model: str = Field(..., description="any id; the reply names the served model")
+    model: Text = Field(..., description="any id; the reply names the served model")
     messages: list[ChatMessage] = Field(..., min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1, description="takes precedence over max_tokens")
-    temperature: float | None = Field(None, ge=0.0, le=2.0, description="0 = greedy")
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    temperature: FiniteFloat | None = Field(None, ge=0.0, le=2.0, description="0 = greedy")
+    top_p: FiniteFloat | None = Field(None, gt=0.0, le=1.0)
     n: int | None = Field(None, ge=1, description="choices; only 1 is supported")
-    seed: int | None = Field(None, description="same seed, same request → same reply")
-    stop: str | list[str] | None = Field(None, description="cut the reply before the first stop string")
-    stream: bool | None = Field(None, description="streaming is not supported (422)")
-    user: str | None = None
+    seed: int | None = Field(None, description="same seed, same request → same reply (a seeded request is "
+                                               "generated alone, never in a batch)")
+    stop: Text | Annotated[list[Text], Field(max_length=MAX_STOP)] | None = Field(None, description=f"cut the reply before the first stop string (at most "
+                                                             f"{MAX_STOP})")
+    stream: bool | None = Field(None, description="server-sent events in the OpenAI chunk format, ending in [DONE]")
+    stream_options: StreamOptions | None = None
+    user: Text | None = None
     preference: Preference | None = Field(None, description="preforch extension: how weights are chosen")
-    strategy: Strategy | None = Field(None, description="preforch extension: sample | best_of_n")
+    strategy: Strategy | None = Field(None, description="preforch extension: sample | best_of_n | conditioned")
     best_of: int | None = Field(None, ge=1, description="preforch extension: N candidates for best_of_n")
+    return_candidates: bool = Field(False, description="preforch extension: best_of_n also returns every "
+                                                       "candidate with its scores in preference.candidates")
+
+    def stop_list(self) -> list[str]:
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
 
 
 class AssistantMessage(BaseModel):
@@ -168,21 +205,36 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+class Candidate(BaseModel):
+    """One best-of-N candidate (with ``return_candidates``)."""
+
+    content: str
+    reward: float
+    scores: dict[str, float] = Field(..., description="normalised scores")
+    raw_scores: dict[str, float]
+
+
 class PreferenceInfo(BaseModel):
     """preforch's extension of a chat completion: the weights used and, for best-of-N, the chosen reply's scores."""
 
     objectives: list[str]
     mode: ResolvedMode
-    weights: dict[str, float] = Field(..., description="weights used to rank candidates")
+    weights: dict[str, float] = Field(..., description="weights used to rank candidates (or to condition)")
     inferred: dict[str, float] = Field(..., description="the adapter's w(x) for the conversation")
+    inferred_from: Literal["encoder", "prefill"] = Field(
+        "encoder", description="where w(x) came from: the adapter's own encoder pass, or the policy's prefill "
+                               "state (a causal_lm adapter on the served policy)")
     blend: float | None = None
     strategy: Strategy
-    best_of: int = Field(..., description="candidates generated (1 for sample)")
+    best_of: int = Field(..., description="candidates generated (1 for sample and conditioned)")
     chosen: int = Field(0, description="index of the returned candidate")
     scores: dict[str, float] | None = Field(None, description="best_of_n: normalised scores of the reply")
     raw_scores: dict[str, float] | None = Field(None, description="best_of_n: raw scores of the reply")
     reward: float | None = Field(None, description="best_of_n: R of the reply")
     candidate_rewards: list[float] | None = Field(None, description="best_of_n: R of every candidate")
+    candidates: list[Candidate] | None = Field(None, description="best_of_n with return_candidates: every "
+                                                                 "candidate")
+    targets: dict[str, float] | None = Field(None, description="conditioned: the desired scores put in the tags")
 
 
 class ChatCompletionResponse(BaseModel):
@@ -206,3 +258,29 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+# ---- streaming (chat.completion.chunk) --------------------------------------------------------------------
+
+
+class Delta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: Delta
+    finish_reason: Literal["stop", "length"] | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    system_fingerprint: str | None = None
+    usage: Usage | None = None
+    preference: PreferenceInfo | None = Field(None, description="in the chunk that carries the finish_reason")

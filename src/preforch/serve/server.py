@@ -56,13 +56,18 @@ def serve(config: ServeConfig, engine: ServeEngine | None = None) -> None:
     """Load the models (unless ``engine`` is given), then serve until interrupted."""
     import uvicorn
 
+    from preforch.serve.access import is_loopback, read_api_key
     from preforch.serve.app import create_app
 
-    if config.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("binding %s: the server is reachable from other machines; it has no authentication",
-                    config.host)
+    key = read_api_key(config)  # before loading models: a bad key file fails fast
+    if not is_loopback(config.host) and not key:
+        log.warning("binding %s: the server is reachable from other machines and needs no API key (set %s or "
+                    "api_key_file)", config.host, config.api_key_env or "api_key_env")
     engine = engine or ServeEngine.load(config)
-    server = uvicorn.Server(uvicorn_config(create_app(engine), config))
+    server = uvicorn.Server(uvicorn_config(create_app(engine, api_key=key or ""), config))
     log.info("serving %s on http://%s:%d (docs at /docs, schema at /openapi.json)", config.model_name,
              config.host, config.port)
-    server.run()
+    try:
+        server.run()
+    finally:
+        engine.close()
