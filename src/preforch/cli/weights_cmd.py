@@ -62,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
     from preforch.errors import PreforchError
     from preforch.weighting import Weighting, resolve_weights
 
+    from preforch.models.paths import check_device
+
     if args.output:
         check_output_dir(args.output, "file")
+    if args.device:
+        check_device(args.device, "--device")
     conversations = read_conversations(args)
     user = None
     if args.user_weights:
