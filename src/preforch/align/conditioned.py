@@ -214,8 +214,9 @@ def generate_conditioned(final_dir: str | Path, prompts: list, weighting: Weight
     return generate(model, tokenizer, conditioned_prompts(prompts, weights, conditioning), **generation)
 
 
-def load_final_policy(final_dir: str | Path):
-    """A trained policy from ``final/``: a PEFT adapter over its base model, or full weights."""
+def load_final_policy(final_dir: str | Path, trust_remote_code: bool = False):
+    """A trained policy from ``final/``: a PEFT adapter over its base model, or full weights. Custom model code
+    runs only when the caller passes ``trust_remote_code`` (never because the folder asks for it)."""
     from preforch.models.generation import LoadedPolicy, load_policy
 
     final = Path(final_dir)
@@ -223,13 +224,19 @@ def load_final_policy(final_dir: str | Path):
         from peft import AutoPeftModelForCausalLM
         from transformers import AutoTokenizer
 
-        model = AutoPeftModelForCausalLM.from_pretrained(str(final)).merge_and_unload().eval()
-        tokenizer = AutoTokenizer.from_pretrained(str(final))
+        from preforch.models.paths import model_load_error
+
+        try:  # trust_remote_code is passed explicitly: left out, transformers would ask on stdin
+            model = AutoPeftModelForCausalLM.from_pretrained(str(final), trust_remote_code=trust_remote_code)
+            model = model.merge_and_unload().eval()
+            tokenizer = AutoTokenizer.from_pretrained(str(final), trust_remote_code=trust_remote_code)
+        except (OSError, ValueError, KeyError) as err:
+            raise model_load_error(err, final, "policy folder") from None
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         return LoadedPolicy(model, tokenizer)
-    return load_policy(str(final))
+    return load_policy(str(final), trust_remote_code=trust_remote_code)
 
 
 __all__ = ["FINAL_DIR", "Conditioning", "conditioned_prompts", "desired_scores", "format_tags",

@@ -73,3 +73,15 @@ def check_device(device: str, what: str = "device") -> str:
     elif parsed.type not in ("cpu", "cuda", "mps"):
         raise PreforchError(f"{what} {device}: not supported by preforch (expected auto, cpu, cuda, cuda:N or mps)")
     return device
+
+
+def model_load_error(err: BaseException, path, what: str = "model folder") -> PreforchError:
+    """A transformers/PEFT loading error as one line naming ``path``. A refusal to run the folder's own code
+    (``auto_map`` with trust_remote_code off) says how the user, and only the user, can allow it."""
+    text = str(err).strip()
+    if "custom code" in text or "trust_remote_code" in text:
+        return PreforchError(f"{path}: the {what} needs to run its own custom code (auto_map) and trust_remote_code "
+                             "is off; pass --trust-remote-code (trust_remote_code: true) yourself only if you trust "
+                             "that folder")
+    first = text.splitlines()[0] if text else type(err).__name__
+    return PreforchError(f"{path}: cannot load the {what} ({first})")

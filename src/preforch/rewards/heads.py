@@ -166,8 +166,9 @@ class SharedEncoderHeads:
 
         self.config = config
         if encoder is None:
-            encoder = SentenceEncoder(encoder_path or resolve_encoder_path(config.encoder),
-                                      max_length=config.max_length, normalize=False, device=device)
+            path = encoder_path or resolve_encoder_path(config.encoder)
+            _refuse_custom_code(Path(path))
+            encoder = SentenceEncoder(path, max_length=config.max_length, normalize=False, device=device)
         self.encoder = encoder
         self.device = encoder.device
         if not config.encoder_fingerprint:
@@ -374,6 +375,19 @@ def read_heads_folder(path: str | Path) -> tuple[HeadsConfig, dict[str, torch.Te
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise PreforchError(f"{w_path}: unreadable safetensors file ({str(err).splitlines()[0]})") from None
     return config, tensors
+
+
+def _refuse_custom_code(folder: Path) -> None:
+    """Reward heads read standard encoders only: an encoder folder that asks to run its own code (``auto_map``)
+    is refused before transformers sees it (a heads folder's config may point anywhere)."""
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            data = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("auto_map"):
+            raise PreforchError(f"{folder}: the heads' encoder asks to run its own custom code ({name} has auto_map); "
+                                "reward heads only load standard encoders and never run custom code")
 
 
 def _check_lengths(prompts: list[str], responses: list[str]) -> None:

@@ -120,6 +120,8 @@ class HFScorer:
         import torch
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+        from preforch.models.paths import model_load_error
+
         self.config = config
         local = Path(config.path).expanduser()
         if local.exists():
@@ -135,8 +137,8 @@ class HFScorer:
         kwargs = {"local_files_only": local_only, "trust_remote_code": config.trust_remote_code}
         try:
             model_config = AutoConfig.from_pretrained(source, **kwargs)
-        except (OSError, ValueError) as err:
-            raise PreforchError(f"{config.path}: cannot read the model config ({_first_line(err)})") from None
+        except (OSError, ValueError, KeyError) as err:
+            raise model_load_error(err, config.path, "reward model folder") from None
         _check_classifier(model_config, config.path)
         self.reward_index = self._reward_index(model_config)
         dtype = getattr(torch, config.dtype)
@@ -145,7 +147,7 @@ class HFScorer:
             self.model = AutoModelForSequenceClassification.from_pretrained(
                 source, dtype=dtype, use_safetensors=True, **kwargs)
         except (OSError, ValueError, KeyError) as err:
-            raise PreforchError(f"{config.path}: cannot load as a sequence classifier ({_first_line(err)})") from None
+            raise model_load_error(err, config.path, "reward model folder (as a sequence classifier)") from None
         self.device = torch.device(resolve_device(config.device))
         self.model = self.model.to(self.device).eval()
         self.model.requires_grad_(False)
@@ -246,8 +248,3 @@ def hh_text(prompt: Conversation, response: str) -> str:
         parts.append(f"\n\n{names[m.role]}: {system + m.content if m.role == 'user' else m.content}")
         system = "" if m.role == "user" else system
     return "".join(parts) + f"\n\nAssistant: {response}"
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
