@@ -133,7 +133,7 @@ def load_parts(config: AlignConfig, scorer=None, adapter=None, policy=None) -> R
     if adapter is None and config.adapter:
         from preforch.adapter import PreferenceAdapter
 
-        adapter = PreferenceAdapter.from_pretrained(config.adapter)
+        adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
     normalizer = load_normalizer(config, adapter)
     if scorer is None:
         from preforch.rewards.multi import MultiScorer

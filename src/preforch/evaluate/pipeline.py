@@ -39,6 +39,8 @@ class EvaluateAdapterConfig:
     plots: bool = field(True, help="write PNG plots (needs matplotlib, the `plot` extra)")
     output_dir: str = field("runs/evaluate_adapter", help="folder for report.json, report.md and plots")
     overwrite: bool = field(False, help="replace an existing output folder")
+    trust_remote_code: bool = field(False, help="allow custom model code from the adapter's encoder folder (only "
+                                                "if you trust it; an adapter cannot allow it itself)")
 
     def __post_init__(self) -> None:
         if not self.adapter or not self.data:
@@ -70,6 +72,8 @@ class EvaluateResponsesConfig:
     plots: bool = field(True, help="write PNG plots (needs matplotlib, the `plot` extra)")
     output_dir: str = field("runs/evaluate_responses", help="folder for report.json, report.md and plots")
     overwrite: bool = field(False, help="replace an existing output folder")
+    trust_remote_code: bool = field(False, help="allow custom model code from the adapter's encoder folder (only "
+                                                "if you trust it; an adapter cannot allow it itself)")
 
     def __post_init__(self) -> None:
         if not self.responses:
@@ -87,7 +91,7 @@ def run_adapter_evaluation(config: EvaluateAdapterConfig) -> Path:
     from preforch.evaluate.report import adapter_markdown, write_adapter_report
 
     with staged_dir(config.output_dir, overwrite=config.overwrite) as tmp:
-        adapter = PreferenceAdapter.from_pretrained(config.adapter)
+        adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
         data = load_preference_data(config.data, require_scores=True, kind_column=config.kind_column)
         test = None if config.test_data is None else load_preference_data(config.test_data, require_scores=True,
                                                                           kind_column=config.kind_column)
@@ -205,7 +209,7 @@ def run_responses_evaluation(config: EvaluateResponsesConfig) -> Path:
         if config.adapter:
             from preforch.adapter import PreferenceAdapter
 
-            adapter = PreferenceAdapter.from_pretrained(config.adapter)
+            adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
             adapter.check_objectives(parsed.objectives, f"responses file {config.responses}")
         raw_all = parsed.candidates.reshape(-1, k) if parsed.candidates is not None else np.vstack(
             list(parsed.policies.values()))
