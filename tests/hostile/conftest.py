@@ -48,22 +48,32 @@ def adapter_dir(tmp_path, adapter_master) -> Path:
 
 @pytest.fixture(scope="session")
 def evil_dir(tmp_path_factory) -> Path:
-    """A model folder whose config asks for custom code; importing that code writes ``evil_dir/PWNED``."""
+    """A model folder of an unknown model type whose config maps the Auto classes to its own code
+    (``auto_map``); importing that code writes ``evil_dir/PWNED``. transformers can only load it by running
+    that code."""
     from tiny_models import make_tiny_bert
 
     folder = make_tiny_bert(tmp_path_factory.mktemp("evil"))
     config = json.loads((folder / "config.json").read_text())
+    config["model_type"] = "evil-bert"
+    config["architectures"] = ["EvilModel"]
     config["auto_map"] = {"AutoConfig": "evil_code.EvilConfig", "AutoModel": "evil_code.EvilModel",
                           "AutoModelForSequenceClassification": "evil_code.EvilModel",
                           "AutoModelForCausalLM": "evil_code.EvilModel"}
     (folder / "config.json").write_text(json.dumps(config))
     tok = json.loads((folder / "tokenizer_config.json").read_text())
     tok["auto_map"] = {"AutoTokenizer": ["evil_code.EvilTokenizer", None]}
+    tok.pop("tokenizer_class", None)
     (folder / "tokenizer_config.json").write_text(json.dumps(tok))
+    (folder / "tokenizer.json").unlink(missing_ok=True)
     marker = folder / "PWNED"
     (folder / "evil_code.py").write_text(
-        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('code ran')\n"
-        "from transformers import BertConfig as EvilConfig, BertModel as EvilModel, BertTokenizer as EvilTokenizer\n")
+        "import pathlib\n"
+        f"pathlib.Path({str(marker)!r}).write_text('code ran')\n"
+        "from transformers import BertConfig, BertModel, BertTokenizer\n\n\n"
+        "class EvilConfig(BertConfig):\n    model_type = 'evil-bert'\n\n\n"
+        "class EvilModel(BertModel):\n    config_class = EvilConfig\n\n\n"
+        "class EvilTokenizer(BertTokenizer):\n    pass\n")
     return folder
 
 
