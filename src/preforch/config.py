@@ -54,18 +54,36 @@ def _show(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def coerce(value: Any, tp, name: str, source: str) -> Any:
+def coerce(value: Any, tp, name: str, source: str, strict: bool = False) -> Any:
     """Check (and gently convert) ``value`` against the annotation ``tp``; errors name the setting.
 
-    Text converts to the declared type (flags and CSV-like values arrive as text); a boolean is never a number
-    and a number never a boolean.
+    Text converts to the declared type (flags arrive as text) unless ``strict`` (values read from a saved
+    artifact's JSON, which has types of its own); a boolean is never a number and a number never a boolean.
     """
     try:
+        if strict:
+            _check_strict(value, tp)
         return _coerce(value, tp, name, source)
     except PreforchError:
         raise
     except (TypeError, ValueError, OverflowError, yaml.YAMLError):
         raise PreforchError(f"{source}: setting {name!r} is {_show(value)}, expected {_describe(tp)}") from None
+
+
+def _check_strict(value: Any, tp) -> None:
+    """JSON values keep their own types: text only where the annotation takes text, lists only where it takes
+    a list."""
+    inner, _ = _unwrap_optional(tp)
+    members = get_args(inner) if get_origin(inner) in (typing.Union, types.UnionType) else (inner,)
+    takes_text = any(m is str or m is Any or (get_origin(m) is Literal and any(isinstance(c, str) for c in get_args(m)))
+                     for m in members)
+    if isinstance(value, str) and not takes_text:
+        raise ValueError(value)
+    for m in members:
+        if get_origin(m) is list and isinstance(value, list):
+            (item,) = get_args(m) or (Any,)
+            for v in value:
+                _check_strict(v, item)
 
 
 def _coerce(value: Any, tp, name: str, source: str) -> Any:

@@ -237,7 +237,7 @@ def _adapter_config(settings: dict, config_path: Path, trust_remote_code: bool, 
     if unknown:
         raise PreforchError(f"{config_path}: unknown adapter setting(s) {unknown}")
     source = f"{config_path}: adapter"
-    values = {k: coerce(v, hints[k], k, source) for k, v in settings.items()}
+    values = {k: coerce(v, hints[k], k, source, strict=True) for k, v in settings.items()}
     if values.get("trust_remote_code") and not trust_remote_code:
         raise PreforchError(f"{config_path}: the adapter asks for trust_remote_code (custom code from its encoder "
                             f"folder {values.get('encoder_path')!r}); an artifact cannot enable code execution: "

@@ -118,6 +118,7 @@ class HFScorer:
 
     def __init__(self, config: HFScorerConfig) -> None:
         import torch
+        from safetensors import SafetensorError
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         from preforch.models.paths import model_load_error
@@ -127,6 +128,11 @@ class HFScorer:
         if local.exists():
             if not local.is_dir() or not (local / "config.json").is_file():
                 raise PreforchError(f"{config.path}: not a model folder (no config.json)")
+            from preforch.atomic import read_json
+
+            meta = read_json(local / "config.json", "model config")  # our own one-line errors, before transformers
+            if not isinstance(meta, dict):
+                raise PreforchError(f"{local / 'config.json'}: expected a JSON object, got {type(meta).__name__}")
             source, local_only = str(local), True
         elif hub_offline() or config.path.startswith((".", "/", "~")) or config.path.count("/") > 1:
             raise PreforchError(f"{config.path}: reward model path does not exist (hub names are only resolved "
@@ -137,7 +143,7 @@ class HFScorer:
         kwargs = {"local_files_only": local_only, "trust_remote_code": config.trust_remote_code}
         try:
             model_config = AutoConfig.from_pretrained(source, **kwargs)
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # a malformed config.json
             raise model_load_error(err, config.path, "reward model folder") from None
         _check_classifier(model_config, config.path)
         self.reward_index = self._reward_index(model_config)
@@ -146,8 +152,10 @@ class HFScorer:
             self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
             self.model = AutoModelForSequenceClassification.from_pretrained(
                 source, dtype=dtype, use_safetensors=True, **kwargs)
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, SafetensorError) as err:
             raise model_load_error(err, config.path, "reward model folder (as a sequence classifier)") from None
+        if len(self.tokenizer) <= len(set(self.tokenizer.all_special_tokens)):  # transformers builds an empty one
+            raise PreforchError(f"{config.path}: the tokenizer has no vocabulary (no tokenizer files in the folder?)")
         self.device = torch.device(resolve_device(config.device))
         self.model = self.model.to(self.device).eval()
         self.model.requires_grad_(False)
