@@ -68,7 +68,7 @@ def test_adapter_asking_is_refused_by_evaluate_responses(tmp_path, capsys, evil)
 
 
 def test_adapter_asking_is_refused_by_generate(tmp_path, capsys, evil, monkeypatch):
-    import preforch.models.generation as generation
+    from preforch.models import generation
 
     monkeypatch.setattr(generation, "load_policy", lambda *a, **k: pytest.fail("the policy loaded first"))
     folder = _asking_adapter(tmp_path, evil)
