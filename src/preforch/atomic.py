@@ -126,20 +126,18 @@ def staged_file(path: str | Path) -> Iterator[Path]:
         usual_permissions(tmp)  # mkstemp makes 0600
         _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(err, OSError):  # a full disk, a lost mount: one line naming the file
+            raise PreforchError(f"{path}: cannot write ({err.strerror or err})") from None
         raise
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    try:
-        with staged_file(path) as tmp:
-            tmp.write_bytes(data)
-    except OSError as err:
-        raise PreforchError(f"{path}: cannot write ({err.strerror or err})") from None
+    with staged_file(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_text(path: str | Path, text: str) -> None:
