@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from preforch.atomic import staged_dir, write_json
+from preforch.atomic import staged_dir, usual_permissions, write_json
 from preforch.conversation import as_conversations
 from preforch.errors import PreforchError
 
@@ -298,7 +298,7 @@ class SharedEncoderHeads:
         write_json(folder / CONFIG_NAME, data)
         save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
                   str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
-        (folder / WEIGHTS_NAME).chmod(0o644)  # save_file follows the umask; published files are 0644
+        usual_permissions(folder / WEIGHTS_NAME)  # published files get the usual permissions under the umask
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", encoder=None,

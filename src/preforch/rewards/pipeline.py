@@ -36,7 +36,7 @@ from preforch.rewards.multi import MultiScorer
 from preforch.rewards.scorer import Scorer
 from preforch.types import PreferenceData
 
-OUTPUT_SUFFIXES = (".jsonl", ".parquet")
+OUTPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 
 
 @dataclass
@@ -45,7 +45,7 @@ class ScoreConfig:
 
     input: str = field("", help="preference data file (.jsonl/.json/.parquet/.csv, optionally .gz) or a saved "
                                 "datasets folder")
-    output: str = field("", help="where to write the scored rows: .jsonl or .parquet")
+    output: str = field("", help="where to write the scored rows: .jsonl, .jsonl.gz (gzip-compressed) or .parquet")
     scorers: list[dict] = field([{"type": "builtin"}],
                                 help="scorer specs, e.g. {type: hf, path: DIR, objective: harmless}, "
                                      "{type: rule, name: concise}, {type: builtin}, {type: heads, path: DIR}")
@@ -64,7 +64,8 @@ class ScoreConfig:
         if not self.output:
             raise PreforchError("score: setting 'output' is required (a .jsonl or .parquet file)")
         if output_kind(self.output) not in OUTPUT_SUFFIXES:
-            raise PreforchError(f"{self.output}: output must end in .jsonl or .parquet")
+            raise PreforchError(f"{self.output}: output must end in .jsonl or .parquet (or .jsonl.gz for gzip-compressed "
+                                "JSON lines)")
         if self.batch_size < 1:
             raise PreforchError(f"score: batch_size must be >= 1, got {self.batch_size}")
         if not self.scorers:
@@ -76,8 +77,9 @@ class ScoreConfig:
 
 
 def output_kind(path: str | Path) -> str:
-    suffixes = [s.lower() for s in Path(path).suffixes if s.lower() != ".gz"]
-    return suffixes[-1] if suffixes else ""
+    """'.jsonl', '.jsonl.gz' or '.parquet' (or whatever else the name ends in)."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    return "".join(suffixes[-2:]) if suffixes[-1:] == [".gz"] else "".join(suffixes[-1:])
 
 
 @dataclass
