@@ -70,7 +70,7 @@ class AdapterConfig:
             "norm_clip": self.norm_clip is None or 0 < self.norm_clip < float("inf"),
             "tau": 0 < self.tau < float("inf"),
             "mix_weight": 0.0 <= self.mix_weight <= 1.0,
-            "lr": self.lr > 0,
+            "lr": 0 < self.lr <= 1e6,  # AdamW's step overflows float32 near 1e37 (a RuntimeError mid-training)
             "batch_size": self.batch_size >= 1,
             "epochs": self.epochs >= 1,
             "patience": self.patience >= 1,
@@ -82,8 +82,12 @@ class AdapterConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise PreforchError(f"adapter config: invalid value for {', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}")
+        from preforch.models.paths import check_device
+
+        check_device(self.device, "adapter config: device")
 
     @property
     def truncation_side(self) -> str:
         """Which end of a long encoder input the prompt view keeps (see :mod:`preforch.adapter.views`)."""
         return TRUNCATION_SIDE[self.prompt_view]
+

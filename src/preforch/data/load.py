@@ -67,7 +67,8 @@ def check_text(value: Any, where: str) -> None:
                             "byte that is not UTF-8), which is not text")
 
 
-def _json_value(text: str, where: str):
+def json_value(text: str, where: str):
+    """Parse JSON text; errors (bad JSON, deep nesting, lone surrogates from escapes) are one line naming ``where``."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
@@ -84,7 +85,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     for lineno, line in enumerate(read_text(path).split("\n"), 1):
         if not line.strip():
             continue
-        row = _json_value(line, f"{path}: line {lineno}")
+        row = json_value(line, f"{path}: line {lineno}")
         if not isinstance(row, dict):
             raise PreforchError(f"{path}: line {lineno} is a {type(row).__name__}, expected an object")
         rows.append(row)
@@ -92,7 +93,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
-    data = _json_value(read_text(path), str(path))
+    data = json_value(read_text(path), str(path))
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
@@ -188,7 +189,7 @@ def read_prompts_file(path: str | Path) -> list[Conversation]:
     :func:`read_table` reads with a 'prompt' column (text, HH dialogue text or a message list) or a 'messages'
     column (a message list ending with a user turn). An empty or missing prompt is an error naming its row."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise PreforchError(f"{path}: prompts file not found")
     if path.name.endswith((".txt", ".txt.gz")) or not _suffix(path):
         text = read_text(path)

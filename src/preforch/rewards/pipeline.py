@@ -68,6 +68,9 @@ class ScoreConfig:
                                 "JSON lines)")
         if self.batch_size < 1:
             raise PreforchError(f"score: batch_size must be >= 1, got {self.batch_size}")
+        from preforch.models.paths import check_device
+
+        check_device(self.device, "device")
         if not self.scorers:
             raise PreforchError("score: setting 'scorers' is empty; give at least one scorer spec")
         for i, spec in enumerate(self.scorers, 1):
