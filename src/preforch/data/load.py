@@ -283,7 +283,7 @@ def to_preference_data(rows: list[dict[str, Any]], source: str = "<rows>", requi
         if not isinstance(row, dict):
             raise PreforchError(f"{source}: row {i} is a {type(row).__name__}, expected an object")
     shapes = [_row_shape(r) for r in rows]
-    has_rejected = _all_or_none(rows, "rejected", [s != "messages" for s in shapes], source)
+    has_rejected = column_present(rows, "rejected", [s != "messages" for s in shapes], source)
     prompts, chosen, rejected = [], [], []
     for i, row in enumerate(rows, 1):
         p, c, r = _parse_row(row, f"{source}: row {i}", has_rejected)
@@ -292,27 +292,30 @@ def to_preference_data(rows: list[dict[str, Any]], source: str = "<rows>", requi
         chosen.append(c)
         if has_rejected:
             rejected.append(r)
-    objectives = _score_objectives(rows, SCORE_PREFIX, source)
+    objectives = prefixed_columns(rows, SCORE_PREFIX, source)
     if require_scores and not objectives:
         raise PreforchError(f"{source}: no score columns; expected 'score.<objective>' columns (or configure scorers)")
-    scores_c = _score_matrix(rows, objectives, SCORE_PREFIX, source) if objectives else None
+    scores_c = number_matrix(rows, objectives, SCORE_PREFIX, source) if objectives else None
     scores_r = None
-    rejected_objectives = _score_objectives(rows, REJECTED_SCORE_PREFIX, source)
+    rejected_objectives = prefixed_columns(rows, REJECTED_SCORE_PREFIX, source)
     if rejected_objectives:
         if rejected_objectives != objectives:
             raise PreforchError(f"{source}: 'score_rejected.*' columns {rejected_objectives} differ from the "
                                 f"'score.*' columns {objectives}")
-        scores_r = _score_matrix(rows, objectives, REJECTED_SCORE_PREFIX, source)
+        scores_r = number_matrix(rows, objectives, REJECTED_SCORE_PREFIX, source)
     kinds = None
-    if _all_or_none(rows, kind_column, [True] * len(rows), source):
+    if column_present(rows, kind_column, [True] * len(rows), source):
         kinds = [str(r[kind_column]) for r in rows]
     return PreferenceData(prompts=prompts, chosen=chosen, rejected=rejected if has_rejected else None,
                           objectives=objectives, scores_chosen=scores_c, scores_rejected=scores_r, kinds=kinds,
                           source=source)
 
 
-def _all_or_none(rows: list[dict[str, Any]], column: str, applies: list[bool], source: str) -> bool:
-    """Whether the rows carry ``column``: every applicable row, or none. Mixed presence is an error."""
+def column_present(rows: list[dict[str, Any]], column: str, applies: list[bool] | None = None,
+                   source: str = "<rows>") -> bool:
+    """Whether the rows carry ``column`` (not null): every applicable row, or none. Mixed presence is an error
+    naming a row without it and a row with it."""
+    applies = [True] * len(rows) if applies is None else applies
     present = [column in r and r[column] is not None for r, a in zip(rows, applies) if a]
     if not present or not any(present):
         return False
@@ -325,8 +328,8 @@ def _all_or_none(rows: list[dict[str, Any]], column: str, applies: list[bool], s
     return True
 
 
-def _score_objectives(rows: list[dict[str, Any]], prefix: str, source: str) -> list[str]:
-    """Objective names of the ``prefix`` columns, in first-seen column order over all rows."""
+def prefixed_columns(rows: list[dict[str, Any]], prefix: str, source: str) -> list[str]:
+    """Objective names of the ``prefix`` columns (e.g. ``score.``), in first-seen column order over all rows."""
     names: dict[str, None] = {}
     for row in rows:
         for column in row:
@@ -337,7 +340,9 @@ def _score_objectives(rows: list[dict[str, Any]], prefix: str, source: str) -> l
     return list(names)
 
 
-def _score_matrix(rows: list[dict], objectives: list[str], prefix: str, source: str) -> np.ndarray:
+def number_matrix(rows: list[dict], objectives: list[str], prefix: str, source: str) -> np.ndarray:
+    """The ``prefix + objective`` columns of every row as numbers [N, K]; a missing column, a boolean, text that is
+    not a number or a non-finite value is an error naming the row and the column."""
     if len(objectives) < 2:
         raise PreforchError(f"{source}: {len(objectives)} objective(s) {objectives}; at least 2 are needed")
     out = np.empty((len(rows), len(objectives)), dtype=np.float64)
