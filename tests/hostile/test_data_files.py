@@ -11,6 +11,8 @@ import os
 
 import pytest
 from hostile_helpers import RULE_SCORER, no_leftovers, one_line_error, write_jsonl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from preforch.data.load import load_preference_data, read_prompts_file, read_table
 from preforch.errors import PreforchError
@@ -165,3 +167,27 @@ def test_broken_prompts_file(tmp_path, filename, content, match):
     path.write_bytes(content)
     with pytest.raises(PreforchError, match=match):
         read_prompts_file(path)
+
+
+# ---- property: any bytes under any data-file name are rows or one line ------------------------------------------
+
+SEEDS = [GOOD_JSONL, b'[{"prompt": "p", "chosen": "c"}]', b"prompt,chosen\np,c\n", _parquet_bytes(GOOD)]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(["d.jsonl", "d.json", "d.csv", "d.parquet", "d.jsonl.gz", "d.csv.gz", "d.parquet.gz"]),
+       seed=st.sampled_from(SEEDS), cut=st.integers(0, 400), noise=st.binary(max_size=24),
+       compress=st.booleans())
+def test_property_any_bytes(tmp_path_factory, name, seed, cut, noise, compress):
+    data = seed[:cut] + noise + seed[cut:] if noise else seed[:cut]
+    if compress:
+        data = _gzip(data)[: max(1, len(data) // 2)] if cut % 3 == 0 else _gzip(data)
+    path = tmp_path_factory.mktemp("bytes") / name
+    path.write_bytes(data)
+    try:
+        rows = read_table(path)
+    except PreforchError as err:
+        assert "\n" not in str(err) and str(path) in str(err), str(err)
+        return
+    assert isinstance(rows, list) and all(isinstance(r, dict) for r in rows)

@@ -313,3 +313,47 @@ def test_a_backup_of_a_killed_swap_is_put_back(tmp_path):
     clean_orphans(tmp_path / "artifact")
     assert (tmp_path / "artifact" / "model.safetensors").read_text() == "weights"
     assert not no_leftovers(tmp_path)
+
+
+_TRAIN_CHILD = """
+import sys, time
+sys.path.insert(0, {src!r})
+import preforch.data.load as load
+real = load.write_table
+
+def slow_write(rows, path):  # the adapter folder is being published: stop here
+    real(rows, path)
+    print("ready", flush=True)
+    time.sleep(60)
+
+load.write_table = slow_write
+from preforch.cli.main import main
+sys.exit(main({argv!r}))
+"""
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_adapter_train_killed_while_publishing(tmp_path, capsys, scored_file, tiny_encoder_dir, how):
+    """A real `preforch adapter train` process stopped while its folder is staged: nothing is published; SIGTERM
+    cleans up at once, a SIGKILL's leftovers go at the next run, which publishes a whole folder."""
+    argv = ["adapter", "train", "--data", str(scored_file), "--output", str(tmp_path / "adapter"), "--encoder-path",
+            str(tiny_encoder_dir), "--epochs", "2", "--hidden", "8", "--plot", "false", "--progress", "false",
+            "--cache-embeddings", "false"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    child = subprocess.Popen([sys.executable, "-c", _TRAIN_CHILD.format(src=SRC, argv=argv)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    line = child.stdout.readline()
+    assert line.strip() == "ready", child.stderr.read()
+    child.send_signal(getattr(signal, how))
+    child.wait(timeout=60)
+    assert not (tmp_path / "adapter").exists()
+    if how == "SIGTERM":
+        assert child.returncode == 128 + signal.SIGTERM and not no_leftovers(tmp_path)
+        assert "terminated by SIGTERM" in child.stderr.read()
+    else:
+        assert no_leftovers(tmp_path)
+    rc, _, err = cli(capsys, *argv)
+    assert rc == 0, err
+    assert not no_leftovers(tmp_path)
+    assert {"config.json", "model.safetensors", "normalizer.json", "report.json", "scores.parquet"} <= {
+        p.name for p in (tmp_path / "adapter").iterdir()}
