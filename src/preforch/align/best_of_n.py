@@ -248,6 +248,9 @@ class GenerateJobConfig(GenerationConfig):
             raise PreforchError(f"{self.output}: output must be a .jsonl file")
         if self.limit is not None and self.limit < 1:
             raise PreforchError(f"generate: limit must be >= 1, got {self.limit}")
+        from preforch.models.paths import check_device
+
+        check_device(self.device, "generate: device")
 
     def weighting(self) -> Weighting:
         try:
