@@ -148,3 +148,10 @@ def test_adapter_train_one_objective(tmp_path, capsys, tiny_encoder_dir):
     rows = [{"prompt": f"p{i}", "chosen": "c", "score.helpful": float(i)} for i in range(10)]
     data = write_jsonl(tmp_path / "one.jsonl", rows)
     one_line_error(capsys, *_train_args(tmp_path, data, tiny_encoder_dir), match=r"one\.jsonl: 1 objective")
+
+
+def test_generate_unusable_device(capsys, monkeypatch):
+    from preforch.models import generation
+
+    monkeypatch.setattr(generation, "load_policy", lambda *a, **k: pytest.fail("the policy loaded first"))
+    one_line_error(capsys, "generate", "--prompts", "hi", "--device", "cuda:7", match=r"device cuda:7.*not available")
