@@ -131,7 +131,7 @@ def _coerce(value: Any, tp, name: str, source: str) -> Any:
             return int(number)
         return tp(value)
     if tp is str:
-        if not isinstance(value, str):
+        if not isinstance(value, str) or "\x00" in value:  # a NUL byte: no path, name or prompt holds one
             raise ValueError(value)
         return value
     if origin is list:

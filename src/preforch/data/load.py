@@ -184,6 +184,53 @@ def write_table(rows: list[dict[str, Any]], path: str | Path) -> None:
         raise PreforchError(f"{path}: can write .jsonl, .jsonl.gz or .parquet, not {''.join(path.suffixes) or '(no suffix)'!r}")
 
 
+def check_writable(rows: list[dict[str, Any]], path: str | Path) -> None:
+    """Refuse, before any work, rows that :func:`write_table` could not write to ``path``: values JSON cannot hold
+    (bytes, dates from a parquet input) for .jsonl; a column whose type changes between rows, or a type parquet
+    cannot store, for .parquet. Errors name the row or the column."""
+    path = Path(path)
+    if _suffix(path) == ".jsonl":
+        for i, row in enumerate(rows, 1):
+            try:
+                json.dumps(row, ensure_ascii=False)
+            except (TypeError, ValueError, RecursionError):
+                column, value = next((k, v) for k, v in row.items() if not _json_ok(v))
+                raise PreforchError(f"{path}: row {i}, column {column!r}: a {type(value).__name__} value cannot be "
+                                    "written as JSON; write .parquet instead") from None
+    elif _suffix(path) == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            table = pa.Table.from_pylist(rows)
+            pq.write_table(table.schema.empty_table(), io.BytesIO())  # types parquet cannot store, e.g. empty structs
+        except (pa.ArrowException, ValueError, TypeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            column = next((c for c in dict.fromkeys(k for r in rows for k in r) if not _arrow_ok(rows, c)), None)
+            where = f"column {column!r}: its values differ in type between rows or are not storable" if column else first
+            raise PreforchError(f"{path}: cannot be written as parquet ({where}: {first}); write .jsonl instead") from None
+
+
+def _json_ok(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
+def _arrow_ok(rows: list[dict[str, Any]], column: str) -> bool:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pa.table({column: pa.array([r.get(column) for r in rows])})
+        pq.write_table(table.schema.empty_table(), io.BytesIO())
+    except (pa.ArrowException, ValueError, TypeError):
+        return False
+    return True
+
+
 def read_prompts_file(path: str | Path) -> list[Conversation]:
     """Prompts as conversations, from a .txt file (one prompt per non-empty line, optionally .gz) or any table
     :func:`read_table` reads with a 'prompt' column (text, HH dialogue text or a message list) or a 'messages'

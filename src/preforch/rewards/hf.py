@@ -67,6 +67,9 @@ class HFScorerConfig:
             raise PreforchError(f"hf scorer {self.path}: batch_size must be >= 1, got {self.batch_size}")
         if not self.objective:
             raise PreforchError(f"hf scorer {self.path}: objective name is empty")
+        from preforch.models.paths import check_device
+
+        check_device(self.device, f"hf scorer {self.path}: device")
 
 
 def hub_offline() -> bool:
