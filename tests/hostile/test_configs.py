@@ -135,3 +135,21 @@ def test_property_config_values(tmp_path_factory, data):
             assert isinstance(value, tp) and not isinstance(value, bool), (name, value)
         if tp is str:
             assert isinstance(value, str), (name, value)
+
+
+def test_nul_byte_in_a_path_setting(tmp_path, capsys, monkeypatch):
+    """Path('a\\x00b').exists() raises ValueError: a NUL byte in a text setting is refused when read."""
+    from preforch.adapter import job
+
+    monkeypatch.setattr(job, "load_job_data", lambda *a, **k: pytest.fail("work started before the config was checked"))
+    path = tmp_path / "config.yaml"
+    path.write_text('data: "data\\0.jsonl"\n')
+    one_line_error(capsys, "adapter", "train", "--config", path, "--output", tmp_path / "out",
+                   match=r"config\.yaml: setting 'data' is 'data\\x00\.jsonl', expected str")
+
+
+def test_nul_byte_in_a_scorer_path(tmp_path, capsys, pairs_file):
+    path = tmp_path / "score.yaml"
+    path.write_text('scorers: [{type: hf, path: "rm\\0dir"}]\n')
+    one_line_error(capsys, "score", "--config", path, "--input", pairs_file, "--output", tmp_path / "o.jsonl",
+                   match=r"setting 'path'")

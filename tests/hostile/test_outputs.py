@@ -357,3 +357,28 @@ def test_adapter_train_killed_while_publishing(tmp_path, capsys, scored_file, ti
     assert not no_leftovers(tmp_path)
     assert {"config.json", "model.safetensors", "normalizer.json", "report.json", "scores.parquet"} <= {
         p.name for p in (tmp_path / "adapter").iterdir()}
+
+
+def _parquet_input(path: Path, rows: list[dict]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+@pytest.mark.parametrize("rows,output,match", [
+    ([{"prompt": "p", "chosen": "c", "blob": b"\x00\x01"}], "out.jsonl", r"out\.jsonl: row 1, column 'blob': a bytes"),
+    ([{"prompt": "p", "chosen": "c", "id": 1}, {"prompt": "q", "chosen": "d", "id": "a"}], "out.parquet",
+     r"out\.parquet: cannot be written as parquet \(column 'id'"),
+    ([{"prompt": "p", "chosen": "c", "meta": {}}], "out.parquet", r"out\.parquet: cannot be written as parquet"),
+], ids=["bytes-to-jsonl", "mixed-types-to-parquet", "empty-struct-to-parquet"])
+def test_score_output_unwritable_rows_fail_before_scoring(tmp_path, capsys, monkeypatch, rows, output, match):
+    from preforch.rewards import pipeline
+
+    source = _parquet_input(tmp_path / "in.parquet", rows) if output.endswith(".jsonl") else \
+        write_jsonl(tmp_path / "in.jsonl", rows)
+    monkeypatch.setattr(pipeline, "score_preference_data", _fail)
+    one_line_error(capsys, "score", "--input", source, "--output", tmp_path / output, "--scorers", RULE_SCORER,
+                   "--cache", "false", "--progress", "false", match=match)
+    assert not (tmp_path / output).exists() and not no_leftovers(tmp_path)
