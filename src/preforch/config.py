@@ -21,7 +21,7 @@ from preforch.errors import PreforchError
 C = TypeVar("C")
 
 
-def field(default: Any = dataclasses.MISSING, help: str = "", **kwargs) -> Any:
+def field(default: Any = dataclasses.MISSING, help: str = "", **kwargs) -> Any:  # noqa: A002
     """A dataclass field with a help text; lists and dicts default through a factory."""
     if isinstance(default, (list, dict)):
         value = default
