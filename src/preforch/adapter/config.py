@@ -90,4 +90,3 @@ class AdapterConfig:
     def truncation_side(self) -> str:
         """Which end of a long encoder input the prompt view keeps (see :mod:`preforch.adapter.views`)."""
         return TRUNCATION_SIDE[self.prompt_view]
-
