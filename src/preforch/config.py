@@ -48,79 +48,178 @@ def _describe(tp) -> str:
     return text + (" or null" if optional else "")
 
 
-def coerce(value: Any, tp, name: str, source: str) -> Any:
-    """Check (and gently convert) ``value`` against the annotation ``tp``; errors name the setting."""
-    tp, optional = _unwrap_optional(tp)
-    if value is None or (isinstance(value, str) and value.lower() in ("null", "none") and optional):
+def _show(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so an error stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def coerce(value: Any, tp, name: str, source: str, strict: bool = False) -> Any:
+    """Check (and gently convert) ``value`` against the annotation ``tp``; errors name the setting.
+
+    Text converts to the declared type (flags arrive as text) unless ``strict`` (values read from a saved
+    artifact's JSON, which has types of its own); a boolean is never a number and a number never a boolean.
+    """
+    try:
+        if strict:
+            _check_strict(value, tp)
+        return _coerce(value, tp, name, source)
+    except PreforchError:
+        raise
+    except (TypeError, ValueError, OverflowError, yaml.YAMLError):
+        raise PreforchError(f"{source}: setting {name!r} is {_show(value)}, expected {_describe(tp)}") from None
+
+
+def _check_strict(value: Any, tp) -> None:
+    """JSON values keep their own types: text only where the annotation takes text, lists only where it takes
+    a list."""
+    inner, _ = _unwrap_optional(tp)
+    members = get_args(inner) if get_origin(inner) in (typing.Union, types.UnionType) else (inner,)
+    takes_text = any(m is str or m is Any or (get_origin(m) is Literal and any(isinstance(c, str) for c in get_args(m)))
+                     for m in members)
+    if isinstance(value, str) and not takes_text:
+        raise ValueError(value)
+    for m in members:
+        if get_origin(m) is list and isinstance(value, list):
+            (item,) = get_args(m) or (Any,)
+            for v in value:
+                _check_strict(v, item)
+
+
+def _coerce(value: Any, tp, name: str, source: str) -> Any:
+    inner, optional = _unwrap_optional(tp)
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("null", "none")):
         if optional:
             return None
         raise PreforchError(f"{source}: setting {name!r} may not be null (expected {_describe(tp)})")
+    tp = inner
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):  # e.g. list[float] | dict[str, float]: the first that fits
-        if isinstance(value, str):
-            try:
-                value = yaml.safe_load(value) if value.lstrip().startswith(("[", "{")) else value
-            except yaml.YAMLError:
-                raise PreforchError(f"{source}: setting {name!r} is {value!r}, expected {_describe(tp)}") from None
+        if isinstance(value, str) and value.lstrip().startswith(("[", "{")):
+            value = yaml.safe_load(value)
         for member in get_args(tp):
             try:
-                return coerce(value, member, name, source)
-            except PreforchError:
+                return _coerce(value, member, name, source)
+            except (PreforchError, TypeError, ValueError, OverflowError, yaml.YAMLError):
                 continue
-        raise PreforchError(f"{source}: setting {name!r} is {value!r}, expected {_describe(tp)}")
-    try:
-        if origin is Literal:
-            choices = get_args(tp)
-            if value not in choices:
-                raise PreforchError(f"{source}: setting {name!r} is {value!r}, expected one of {list(choices)}")
-            return value
-        if tp is bool:
+        raise ValueError(value)
+    if origin is Literal:
+        choices = get_args(tp)
+        if isinstance(value, bool) or value not in choices:
+            raise PreforchError(f"{source}: setting {name!r} is {_show(value)}, expected one of {list(choices)}")
+        return value
+    if tp is bool:
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        if not isinstance(value, bool):
+            raise ValueError(value)
+        return value
+    if tp in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(value)
+        if tp is int and not isinstance(value, int):
             if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.lower() in ("0", "false", "no", "off"):
-                    return False
+                try:
+                    return int(value)
+                except ValueError:
+                    pass
+            number = float(value)
+            if not number.is_integer():  # also refuses inf and nan
                 raise ValueError(value)
-            if not isinstance(value, bool):
-                raise ValueError(value)
-            return value
-        if tp in (int, float, str):
-            if tp is int and isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            if tp is str and not isinstance(value, str):
-                raise ValueError(value)
-            return tp(value)
-        if origin is list:
-            (inner,) = get_args(tp) or (Any,)
-            if isinstance(value, str):  # a flag: YAML flow list "[{type: builtin}]", or "a,b,c"
-                value = yaml.safe_load(value) if value.lstrip().startswith("[") else [v for v in value.split(",") if v]
-            if not isinstance(value, list):
-                raise ValueError(value)
-            return [coerce(v, inner, name, source) for v in value]
-        if tp is dict or origin is dict:
-            if isinstance(value, str):
-                value = yaml.safe_load(value)
-            if not isinstance(value, dict):
-                raise ValueError(value)
-            return dict(value)
-    except PreforchError:
-        raise
-    except (TypeError, ValueError, yaml.YAMLError):
-        raise PreforchError(f"{source}: setting {name!r} is {value!r}, expected {_describe(tp)}") from None
+            return int(number)
+        return tp(value)
+    if tp is str:
+        if not isinstance(value, str) or "\x00" in value:  # a NUL byte: no path, name or prompt holds one
+            raise ValueError(value)
+        return value
+    if origin is list:
+        (item,) = get_args(tp) or (Any,)
+        if isinstance(value, str):  # a flag: YAML flow list "[{type: builtin}]", or "a,b,c"
+            value = yaml.safe_load(value) if value.lstrip().startswith("[") else [v for v in value.split(",") if v]
+        if not isinstance(value, list):
+            raise ValueError(value)
+        out = []
+        for v in value:
+            try:
+                out.append(_coerce(v, item, name, source))
+            except PreforchError:
+                raise
+            except (TypeError, ValueError, OverflowError, yaml.YAMLError):
+                raise PreforchError(f"{source}: setting {name!r} is {_show(value)}: item {_show(v)} is not "
+                                    f"{_describe(item)}") from None
+        return out
+    if tp is dict or origin is dict:
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if not isinstance(value, dict):
+            raise ValueError(value)
+        return dict(value)
     return value
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"setting {key!r} is given twice (lines {seen[key]} and {key_node.start_mark.line + 1})",
+                    key_node.start_mark)
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+_MAX_NODES = 100_000  # a config is small; aliases can make a few lines expand to billions of values
+
+
+def _count_nodes(value: Any, budget: list[int]) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise OverflowError
+    if isinstance(value, dict):
+        for item in value.values():
+            _count_nodes(item, budget)
+    elif isinstance(value, list):
+        for item in value:
+            _count_nodes(item, budget)
+
+
+def _yaml_error(err: yaml.YAMLError) -> str:
+    """A YAML error as one line: what went wrong and where."""
+    problem = getattr(err, "problem", None) or str(err).strip().splitlines()[0]
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+    context = getattr(err, "context", None)
+    return " ".join(f"{context + ': ' if context else ''}{problem}{where}".split())
+
+
 def read_yaml_mapping(path: str | Path, what: str = "config file", of: str = "settings") -> dict:
-    """A YAML file that must hold a mapping; errors name the file."""
+    """A UTF-8 YAML file that must hold a mapping; errors are one line naming the file (and line)."""
+    from preforch.atomic import read_text
+
     path = Path(path)
     if not path.is_file():
         raise PreforchError(f"{path}: {what} not found")
+    text = read_text(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(text, Loader=_StrictLoader) or {}
     except yaml.YAMLError as err:
-        raise PreforchError(f"{path}: not valid YAML ({err})") from None
+        raise PreforchError(f"{path}: not valid YAML ({_yaml_error(err)})") from None
+    except RecursionError:
+        raise PreforchError(f"{path}: not valid YAML (nested too deeply)") from None
     if not isinstance(data, dict):
         raise PreforchError(f"{path}: expected a mapping of {of}, got {type(data).__name__}")
+    try:
+        _count_nodes(data, [_MAX_NODES])
+    except (OverflowError, RecursionError):
+        raise PreforchError(f"{path}: too large once its aliases are expanded (over {_MAX_NODES} values); "
+                            "a config needs no alias bombs") from None
     return data
 
 

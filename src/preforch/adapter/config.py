@@ -67,9 +67,10 @@ class AdapterConfig:
             "hidden": self.hidden >= 1,
             "layers": self.layers >= 1,
             "dropout": 0.0 <= self.dropout < 1.0,
-            "tau": self.tau > 0,
+            "norm_clip": self.norm_clip is None or 0 < self.norm_clip < float("inf"),
+            "tau": 0 < self.tau < float("inf"),
             "mix_weight": 0.0 <= self.mix_weight <= 1.0,
-            "lr": self.lr > 0,
+            "lr": 0 < self.lr <= 1e6,  # AdamW's step overflows float32 near 1e37 (a RuntimeError mid-training)
             "batch_size": self.batch_size >= 1,
             "epochs": self.epochs >= 1,
             "patience": self.patience >= 1,
@@ -81,6 +82,9 @@ class AdapterConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise PreforchError(f"adapter config: invalid value for {', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}")
+        from preforch.models.paths import check_device
+
+        check_device(self.device, "adapter config: device")
 
     @property
     def truncation_side(self) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata as md
-import json
 from pathlib import Path
 
 import numpy as np
@@ -165,51 +164,115 @@ class PreferenceAdapter:
                         trust_remote_code: bool = False) -> PreferenceAdapter:
         """Rebuild from config.json and load the weights strictly. Errors name the file and the problem.
 
-        ``device``: where to run (default cpu; the device the adapter was trained on is not reused).
-        ``trust_remote_code``: only the caller can allow custom model code in the encoder folder; an artifact
-        whose config asks for it is refused unless the caller allows it.
+        Every field of the artifact is checked before anything is built (a hostile config.json cannot make
+        it allocate a huge model, and NaN or integer weights are refused). ``device``: where to run (default
+        cpu; the device the adapter was trained on is not reused). ``trust_remote_code``: only the caller can
+        allow custom model code in the encoder folder; an artifact whose config asks for it is refused unless
+        the caller allows it.
         """
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from preforch.models.paths import check_device
 
         folder = Path(path)
         if not folder.is_dir():
             raise PreforchError(f"{folder}: adapter folder not found")
-        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-        for needed in (config_path, weights_path, folder / NORMALIZER_NAME):
+        config_path, weights_path, norm_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME, folder / NORMALIZER_NAME
+        for needed in (config_path, weights_path, norm_path):
             if not needed.is_file():
                 raise PreforchError(f"{needed}: missing from the adapter folder")
-        try:
-            meta = json.loads(config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise PreforchError(f"{config_path}: not valid JSON ({err.msg})") from None
-        if meta.get("artifact") != ARTIFACT_TYPE:
-            raise PreforchError(f"{config_path}: not a preforch adapter (artifact {meta.get('artifact')!r})")
-        if meta.get("format_version") == 1:
-            raise PreforchError(f"{config_path}: a format-1 adapter (it read prompts in their data set's markup); "
-                                "retrain it with this preforch (`preforch adapter train`)")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise PreforchError(f"{config_path}: unknown format_version {meta.get('format_version')!r}, "
-                                f"this preforch reads {FORMAT_VERSION}")
-        known = {f.name for f in dataclasses.fields(AdapterConfig)}
-        settings = {k: v for k, v in meta["adapter"].items() if k in known}
-        if settings.get("trust_remote_code") and not trust_remote_code:
-            raise PreforchError(f"{config_path}: the adapter asks for trust_remote_code (custom code from its encoder "
-                                f"folder {settings.get('encoder_path')!r}); an artifact cannot enable code execution: "
-                                "pass --trust-remote-code (trust_remote_code: true) yourself if you trust that folder")
-        settings["trust_remote_code"] = bool(trust_remote_code)
-        settings["device"] = device or "cpu"
-        config = AdapterConfig(**settings)
-        normalizer = Normalizer.load(folder / NORMALIZER_NAME)
-        adapter = cls(config, meta["objectives"], normalizer, int(meta["embedding_dim"]), encoder=encoder)
-        try:
-            state = load_file(str(weights_path))
-        except (SafetensorError, OSError, ValueError) as err:
-            raise PreforchError(f"{weights_path}: cannot read the weights (truncated or corrupt?): {err}") from None
-        try:
-            adapter.mlp.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()[0]
-            raise PreforchError(f"{weights_path}: weights do not match config.json ({first})") from None
+        meta = _read_meta(config_path)
+        objectives, dim = meta["objectives"], meta["embedding_dim"]
+        config = _adapter_config(meta["adapter"], config_path, trust_remote_code,
+                                 check_device(device or "cpu"))
+        normalizer = Normalizer.load(norm_path)
+        if normalizer.objectives != objectives:
+            raise PreforchError(f"{norm_path}: objectives {normalizer.objectives} differ from {config_path}'s "
+                                f"{objectives}")
+        state = _read_weights(weights_path, config, dim, len(objectives))
+        adapter = cls(config, objectives, normalizer, dim, encoder=encoder)
+        adapter.mlp.load_state_dict(state, strict=True)
         adapter.mlp.to(config.device).eval()
         return adapter
+
+
+def _read_meta(config_path: Path) -> dict:
+    """config.json's top level, checked: artifact type, format, objectives, embedding size, settings object."""
+    from preforch.atomic import read_json
+
+    meta = read_json(config_path, "adapter config")
+    if not isinstance(meta, dict):
+        raise PreforchError(f"{config_path}: expected a JSON object, got {type(meta).__name__}")
+    if meta.get("artifact") != ARTIFACT_TYPE:
+        raise PreforchError(f"{config_path}: not a preforch adapter (artifact {meta.get('artifact')!r:.60})")
+    if meta.get("format_version") == 1:
+        raise PreforchError(f"{config_path}: a format-1 adapter (it read prompts in their data set's markup); "
+                            "retrain it with this preforch (`preforch adapter train`)")
+    if meta.get("format_version") != FORMAT_VERSION or isinstance(meta.get("format_version"), bool):
+        raise PreforchError(f"{config_path}: unknown format_version {meta.get('format_version')!r:.40}, "
+                            f"this preforch reads {FORMAT_VERSION}")
+    missing = [key for key in ("objectives", "embedding_dim", "adapter") if key not in meta]
+    if missing:
+        raise PreforchError(f"{config_path}: missing key(s) {missing}")
+    objectives = meta["objectives"]
+    if (not isinstance(objectives, list) or len(objectives) < 2 or len(set(map(str, objectives))) != len(objectives)
+            or not all(isinstance(o, str) and o for o in objectives)):
+        raise PreforchError(f"{config_path}: 'objectives' must be a list of at least 2 distinct names, got "
+                            f"{objectives!r:.80}")
+    dim = meta["embedding_dim"]
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise PreforchError(f"{config_path}: 'embedding_dim' must be a positive integer, got {dim!r:.40}")
+    if not isinstance(meta["adapter"], dict):
+        raise PreforchError(f"{config_path}: 'adapter' must be an object of settings, got "
+                            f"{type(meta['adapter']).__name__}")
+    return meta
+
+
+def _adapter_config(settings: dict, config_path: Path, trust_remote_code: bool, device: str) -> AdapterConfig:
+    """The saved settings as an AdapterConfig: every value type-checked; trust and device are the caller's."""
+    import typing
+
+    from preforch.config import coerce
+
+    hints = typing.get_type_hints(AdapterConfig)
+    unknown = sorted(set(settings) - set(hints))
+    if unknown:
+        raise PreforchError(f"{config_path}: unknown adapter setting(s) {unknown}")
+    source = f"{config_path}: adapter"
+    values = {k: coerce(v, hints[k], k, source, strict=True) for k, v in settings.items()}
+    if values.get("trust_remote_code") and not trust_remote_code:
+        raise PreforchError(f"{config_path}: the adapter asks for trust_remote_code (custom code from its encoder "
+                            f"folder {values.get('encoder_path')!r}); an artifact cannot enable code execution: "
+                            "pass --trust-remote-code (trust_remote_code: true) yourself if you trust that folder")
+    values["trust_remote_code"] = bool(trust_remote_code)
+    values["device"] = device
+    try:
+        return AdapterConfig(**values)
+    except PreforchError as err:
+        raise PreforchError(f"{config_path}: {err}") from None
+
+
+def _read_weights(weights_path: Path, config: AdapterConfig, dim: int, k: int) -> dict[str, torch.Tensor]:
+    """model.safetensors checked against the config before any real allocation: the same keys and shapes (an MLP
+    built on the meta device), floating-point and finite."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PreforchError(f"{weights_path}: cannot read the weights (truncated or corrupt?): {first}") from None
+    with torch.device("meta"):
+        expected = AdapterMLP(dim, k, config.hidden, config.layers, config.dropout, config.activation).state_dict()
+    missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or extra:
+        raise PreforchError(f"{weights_path}: weights do not match config.json (missing {missing[:4]}, unexpected "
+                            f"{extra[:4]})")
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise PreforchError(f"{weights_path}: tensor {key!r} has shape {tuple(tensor.shape)}, config.json "
+                                f"expects {tuple(expected[key].shape)}")
+        if not tensor.is_floating_point():
+            raise PreforchError(f"{weights_path}: tensor {key!r} is {tensor.dtype}, expected floating point")
+        if not torch.isfinite(tensor).all():
+            raise PreforchError(f"{weights_path}: tensor {key!r} holds values that are not finite (NaN or inf)")
+    return state

@@ -242,7 +242,8 @@ class GenerateJobConfig(GenerationConfig):
     policy: str = field("embedded:smollm2", help="policy: embedded:smollm2, a local folder, or a hub name (online only)")
     dtype: DType = field("float32", help="policy dtype")
     device: str = field("cpu", help="torch device of the policy, the scorers and the adapter")
-    trust_remote_code: bool = field(False, help="allow custom model code from the policy folder")
+    trust_remote_code: bool = field(False, help="allow custom model code from the policy folder and the adapter's "
+                                                "encoder folder (only if you trust them; an artifact cannot allow it)")
     prompts: list[str] = field([], help="prompts given inline (YAML list, or --prompts P1 P2 ...); each is one "
                                         "user turn (or HH dialogue text)")
     prompts_file: str | None = field(None, help="prompts file: .txt (one per line) or a table with a 'prompt' "
@@ -294,6 +295,9 @@ class GenerateJobConfig(GenerationConfig):
             raise PreforchError(f"{self.output}: output must be a .jsonl file")
         if self.limit is not None and self.limit < 1:
             raise PreforchError(f"generate: limit must be >= 1, got {self.limit}")
+        from preforch.models.paths import check_device
+
+        check_device(self.device, "generate: device")
 
     def chosen_strategy(self) -> str:
         return self.strategy or ("best_of_n" if self.best_of is not None else "sample")
@@ -355,7 +359,8 @@ def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
         if config.adapter:
             from preforch.adapter import PreferenceAdapter
 
-            adapter = PreferenceAdapter.from_pretrained(config.adapter, device=config.device)
+            adapter = PreferenceAdapter.from_pretrained(config.adapter, device=config.device,
+                                                        trust_remote_code=config.trust_remote_code)
             check_objectives(objectives, adapter.objectives, f"adapter {config.adapter}")
         if config.user_weights is not None:
             user_vector(config.user_weights, objectives, "user_weights")

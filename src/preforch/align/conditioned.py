@@ -10,14 +10,16 @@ quantiles of the training scores) and those tags are appended instead. The tag s
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 
-from preforch.align.config import ConditionedJob
+from preforch.align.config import ConditionedJob, TagMapping
 from preforch.align.data import (
     has_chat_template,
     load_rows,
@@ -64,22 +66,36 @@ class Conditioning:
 
     @classmethod
     def load(cls, path: str | Path) -> Conditioning:
-        import json
+        from preforch.atomic import read_json
 
         path = Path(path)
         if not path.is_file():
             raise PreforchError(f"{path}: not found (a folder written by `preforch align conditioned` has it)")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("format_version") != 1:
-                raise PreforchError(f"{path}: format_version {data.get('format_version')!r}, expected 1")
-            out = cls(list(data["objectives"]), int(data["decimals"]), str(data["mapping"]),
-                      [float(v) for v in data["low"]], [float(v) for v in data["high"]])
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise PreforchError(f"{path}: not a valid conditioning file ({type(err).__name__}: {err})") from None
-        if not (len(out.low) == len(out.high) == len(out.objectives)):
-            raise PreforchError(f"{path}: low/high need one value per objective {out.objectives}")
-        return out
+        data = read_json(path, "conditioning file")
+        if not isinstance(data, dict):
+            raise PreforchError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        if data.get("format_version") != 1 or isinstance(data.get("format_version"), bool):
+            raise PreforchError(f"{path}: format_version {data.get('format_version')!r:.40}, expected 1")
+        missing = [k for k in ("objectives", "decimals", "mapping", "low", "high") if k not in data]
+        if missing:
+            raise PreforchError(f"{path}: missing key(s) {missing}")
+        objectives, decimals, mapping = data["objectives"], data["decimals"], data["mapping"]
+        if not isinstance(objectives, list) or not objectives or not all(isinstance(o, str) and o for o in objectives):
+            raise PreforchError(f"{path}: 'objectives' must be a list of names, got {objectives!r:.60}")
+        if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 12:
+            raise PreforchError(f"{path}: 'decimals' must be an integer in [0, 12], got {decimals!r:.40}")
+        if mapping not in get_args(TagMapping):
+            raise PreforchError(f"{path}: 'mapping' is {mapping!r:.40}, expected one of {list(get_args(TagMapping))}")
+        bounds = {}
+        for key in ("low", "high"):
+            values = data[key]
+            if (not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                        and math.isfinite(v) for v in values)):
+                raise PreforchError(f"{path}: {key!r} must be a list of finite numbers, got {values!r:.60}")
+            if len(values) != len(objectives):
+                raise PreforchError(f"{path}: low/high need one value per objective {objectives}")
+            bounds[key] = [float(v) for v in values]
+        return cls(list(objectives), decimals, mapping, bounds["low"], bounds["high"])
 
 
 def format_tags(objectives: list[str], values, decimals: int) -> str:
@@ -270,8 +286,9 @@ def conditioned_records(config, prompts: list[Conversation]) -> tuple[list[dict]
     return records, out.objectives
 
 
-def load_final_policy(final_dir: str | Path):
-    """A trained policy from ``final/``: a PEFT adapter over its base model, or full weights."""
+def load_final_policy(final_dir: str | Path, trust_remote_code: bool = False):
+    """A trained policy from ``final/``: a PEFT adapter over its base model, or full weights. Custom model code
+    runs only when the caller passes ``trust_remote_code`` (never because the folder asks for it)."""
     from preforch.models.generation import LoadedPolicy, load_policy
 
     final = Path(final_dir)
@@ -279,13 +296,19 @@ def load_final_policy(final_dir: str | Path):
         from peft import AutoPeftModelForCausalLM
         from transformers import AutoTokenizer
 
-        model = AutoPeftModelForCausalLM.from_pretrained(str(final)).merge_and_unload().eval()
-        tokenizer = AutoTokenizer.from_pretrained(str(final))
+        from preforch.models.paths import model_load_error
+
+        try:  # trust_remote_code is passed explicitly: left out, transformers would ask on stdin
+            model = AutoPeftModelForCausalLM.from_pretrained(str(final), trust_remote_code=trust_remote_code)
+            model = model.merge_and_unload().eval()
+            tokenizer = AutoTokenizer.from_pretrained(str(final), trust_remote_code=trust_remote_code)
+        except (OSError, ValueError, KeyError) as err:
+            raise model_load_error(err, final, "policy folder") from None
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         return LoadedPolicy(model, tokenizer)
-    return load_policy(str(final))
+    return load_policy(str(final), trust_remote_code=trust_remote_code)
 
 
 __all__ = ["FINAL_DIR", "ConditionedGeneration", "Conditioning", "conditioned_generation", "conditioned_prompts",

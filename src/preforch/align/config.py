@@ -76,7 +76,8 @@ class AlignConfig:
     output_dir: str = field("runs/align", help="run folder: run_config.json, checkpoints/, final/")
     resume: bool = field(False, help="continue the run in output_dir from its last complete checkpoint")
     overwrite: bool = field(False, help="replace an existing output_dir (ignored with resume)")
-    trust_remote_code: bool = field(False, help="allow custom model code from the policy folder")
+    trust_remote_code: bool = field(False, help="allow custom model code from the policy folder and the adapter's "
+                                                "encoder folder (only if you trust them; an artifact cannot allow it)")
     progress: bool = field(True, help="show progress bars")
 
     def __post_init__(self) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from preforch.conversation import Conversation, as_conversation, split_hh, split_messages
 from preforch.data.example import is_embedded, load_embedded
-from preforch.data.load import read_table, rows_from_preference_data, to_preference_data
+from preforch.data.load import column_present, read_table, rows_from_preference_data, to_preference_data
 from preforch.errors import PreforchError
 from preforch.types import PreferenceData
 
@@ -62,7 +62,7 @@ def prompts_from_rows(rows: list[dict[str, Any]], prompt_column: str, source: st
 
 def preference_rows(rows: list[dict[str, Any]], source: str, prompt_column: str = "prompt") -> PreferenceData:
     """Prompt/chosen[/rejected] of the rows (any shape 'preforch score' accepts)."""
-    if prompt_column != "prompt" and rows and prompt_column in rows[0]:
+    if prompt_column != "prompt" and column_present(rows, prompt_column, source=source):  # decided over all rows
         rows = [{**{k: v for k, v in r.items() if k != "prompt"}, "prompt": r[prompt_column]} for r in rows]
     return to_preference_data(rows, source=source)
 
@@ -71,18 +71,21 @@ def candidates_from_rows(rows: list[dict[str, Any]], columns: list[str], source:
     """Several responses per row from ``columns`` (each a string, or a list of strings). Shape: [N][G]."""
     if not columns:
         raise PreforchError(f"{source}: no candidate columns configured (setting candidate_columns)")
-    missing = [c for c in columns if c not in rows[0]]
+    missing = [c for c in columns if not any(c in row for row in rows)]
     if missing:
         raise PreforchError(f"{source}: missing candidate column(s) {missing}; columns are {list(rows[0])}")
+    for c in columns:
+        column_present([{c: True} if c in row else {} for row in rows], c, source=source)  # in every row or none
     out = []
     for i, row in enumerate(rows, 1):
         found: list[str] = []
         for c in columns:
             value = row.get(c)
-            if isinstance(value, list):
-                found.extend(str(v) for v in value)
-            elif value is not None:
-                found.append(str(value))
+            for item in value if isinstance(value, list) else [] if value is None else [value]:
+                if not isinstance(item, str):  # never str(None) or str(3.5) as a "response"
+                    raise PreforchError(f"{source}: row {i}, column {c!r}: expected response text, got "
+                                        f"{type(item).__name__}")
+                found.append(item)
         if len(found) < 2:
             raise PreforchError(f"{source}: row {i}: {len(found)} candidate response(s) in {columns}, need >= 2")
         out.append(found)

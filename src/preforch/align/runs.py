@@ -11,7 +11,6 @@ Run folder layout (``output_dir``)::
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 import shutil
@@ -21,7 +20,7 @@ from typing import Any
 
 from preforch.align.config import AlignConfig, hashed_settings
 from preforch.weighting import check_objectives
-from preforch.atomic import staged_dir, write_json
+from preforch.atomic import check_output_dir, read_json, staged_dir, write_json
 from preforch.errors import PreforchError
 from preforch.rewards.normalize import Normalizer
 
@@ -59,9 +58,12 @@ def prepare_run_dir(config: AlignConfig) -> str | None:
     has another hash, naming the settings that differ.
     """
     out = Path(config.output_dir)
+    check_output_dir(out)  # before any loading or training: not the root, not a file, somewhere writable
     record = {"hash": config.config_hash(), "route": type(config).__name__, "settings": hashed_settings(config)}
     if config.resume and (out / RUN_CONFIG_NAME).is_file():
-        saved = json.loads((out / RUN_CONFIG_NAME).read_text(encoding="utf-8"))
+        saved = read_json(out / RUN_CONFIG_NAME, "run config")
+        if not isinstance(saved, dict):
+            raise PreforchError(f"{out / RUN_CONFIG_NAME}: expected a JSON object, got {type(saved).__name__}")
         if saved.get("hash") != record["hash"]:
             old, new = saved.get("settings", {}), record["settings"]
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -133,7 +135,7 @@ def load_parts(config: AlignConfig, scorer=None, adapter=None, policy=None) -> R
     if adapter is None and config.adapter:
         from preforch.adapter import PreferenceAdapter
 
-        adapter = PreferenceAdapter.from_pretrained(config.adapter)
+        adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
     normalizer = load_normalizer(config, adapter)
     if scorer is None:
         from preforch.rewards.multi import MultiScorer

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 # The explicit list of command modules, in the order `preforch --help` shows them.
 COMMAND_MODULES = [
@@ -51,13 +54,49 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
-        return int(args.func(args) or 0)
+        with exit_on_termination():
+            return int(args.func(args) or 0)
     except PreforchError as err:
         print(f"preforch: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("preforch: interrupted", file=sys.stderr)
         return 130
+    except Terminated as stop:
+        print(f"preforch: terminated by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived while a command ran (a BaseException, like KeyboardInterrupt)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def exit_on_termination():
+    """While a command runs, turn SIGTERM and SIGHUP into :class:`Terminated`, so every ``finally`` and
+    ``except BaseException`` runs (staging folders and temporary files are removed) as on Ctrl-C; Python's
+    default ends the process at once and leaves them behind. Signals set to be ignored stay ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated(signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def entry() -> None:

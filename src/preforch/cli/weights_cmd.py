@@ -38,17 +38,17 @@ def add_parser(sub) -> None:
 
 def read_conversations(args: argparse.Namespace) -> list:
     """The conversations named on the command line, in order: arguments, --messages, --prompts-file."""
-    from preforch.conversation import as_conversation, as_conversations
-    from preforch.data.load import read_prompts_file
+    from preforch.conversation import as_conversation
+    from preforch.data.load import check_text, json_value, read_prompts_file
     from preforch.errors import PreforchError
 
-    conversations = as_conversations(args.prompts, "prompt argument")
+    conversations = []
+    for i, text in enumerate(args.prompts, 1):
+        check_text(text, f"prompt argument {i}")  # an undecodable byte arrives as a lone surrogate
+        conversations.append(as_conversation(text, f"prompt argument {i}"))
     for i, text in enumerate(args.messages, 1):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise PreforchError(f"--messages {i}: not valid JSON ({err.msg})") from None
-        conversations.append(as_conversation(value, f"--messages {i}"))
+        check_text(text, f"--messages {i}")
+        conversations.append(as_conversation(json_value(text, f"--messages {i}"), f"--messages {i}"))
     if args.prompts_file:
         conversations += read_prompts_file(args.prompts_file)
     if not conversations:
@@ -60,10 +60,17 @@ def run(args: argparse.Namespace) -> int:
     from preforch.adapter import PreferenceAdapter
     from preforch.atomic import check_output_dir, write_text
     from preforch.errors import PreforchError
+    from preforch.models.paths import check_device
     from preforch.weighting import Weighting, resolve_weights
 
     if args.output:
         check_output_dir(args.output, "file")
+    if args.device:
+        check_device(args.device, "--device")
+    if args.batch_size < 1:
+        raise PreforchError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.blend is not None and not 0.0 <= args.blend <= 1.0:  # also refuses nan
+        raise PreforchError(f"--blend must be in [0, 1], got {args.blend}")
     conversations = read_conversations(args)
     user = None
     if args.user_weights:

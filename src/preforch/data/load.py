@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from preforch.atomic import write_text
+from preforch.atomic import read_bytes, read_text, staged_file, write_bytes, write_text
 from preforch.conversation import Conversation, as_conversation, reply_text, split_hh, split_messages
 from preforch.errors import PreforchError
 from preforch.types import PreferenceData
@@ -25,8 +27,8 @@ SCORE_PREFIX = "score."
 REJECTED_SCORE_PREFIX = "score_rejected."
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape that may decode to a lone surrogate
+_CSV_FIELD_LIMIT = 1 << 30  # csv's default (128 KiB) is no reason to refuse a long response
 
 
 def _suffix(path: Path) -> str:
@@ -34,82 +36,199 @@ def _suffix(path: Path) -> str:
     return suffixes[-1].lower() if suffixes else ""
 
 
-def read_table(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a data file as dicts. Formats by suffix: .jsonl, .json, .parquet, .csv (each optionally .gz),
-    or a folder written by ``datasets.Dataset.save_to_disk``."""
-    path = Path(path)
-    if not path.exists():
-        raise PreforchError(f"{path}: data file not found")
-    if path.is_dir():
-        if not (path / "dataset_info.json").is_file() and not (path / "state.json").is_file():
-            raise PreforchError(f"{path}: a folder must be a saved `datasets` folder (no dataset_info.json)")
-        import datasets
+def surrogate_column(value: Any, column: str = "") -> str | None:
+    """Where a lone surrogate hides in ``value`` (a string, or lists and dicts of them), or None. JSON escapes
+    such as ``"\\ud800"`` decode to one; such text cannot be written as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return column or "value"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = surrogate_column(item, column or repr(key))
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            found = surrogate_column(item, column)
+            if found:
+                return found
+    return None
 
+
+def check_text(value: Any, where: str) -> None:
+    """Refuse text that holds a lone surrogate (from a JSON escape, or an undecodable command-line byte)."""
+    found = surrogate_column(value)
+    if found:
+        place = "" if found == "value" else f", column {found}"
+        raise PreforchError(f"{where}{place}: holds a lone surrogate (an invalid \\ud800-\\udfff escape or a "
+                            "byte that is not UTF-8), which is not text")
+
+
+def json_value(text: str, where: str):
+    """Parse JSON text; errors (bad JSON, deep nesting, lone surrogates from escapes) are one line naming ``where``."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise PreforchError(f"{where} is not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+    except RecursionError:
+        raise PreforchError(f"{where}: JSON nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(text):
+        check_text(value, where)
+    return value
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for lineno, line in enumerate(read_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        row = json_value(line, f"{path}: line {lineno}")
+        if not isinstance(row, dict):
+            raise PreforchError(f"{path}: line {lineno} is a {type(row).__name__}, expected an object")
+        rows.append(row)
+    return rows
+
+
+def _read_json(path: Path) -> list[dict[str, Any]]:
+    data = json_value(read_text(path), str(path))
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise PreforchError(f"{path}: expected a JSON list of objects (or {{'data': [...]}})")
+    return data
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    csv.field_size_limit(_CSV_FIELD_LIMIT)
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    rows = []
+    try:
+        for row in reader:
+            if None in row:
+                raise PreforchError(f"{path}: line {reader.line_num} has {len(reader.fieldnames) + len(row[None])} "
+                                    f"fields, the header has {len(reader.fieldnames)}")
+            rows.append(dict(row))
+    except csv.Error as err:
+        raise PreforchError(f"{path}: line {reader.line_num}: not valid CSV ({err})") from None
+    return rows
+
+
+def _read_parquet(path: Path) -> list[dict[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = read_bytes(path)
+    try:
+        return pq.read_table(pa.BufferReader(data)).to_pylist()
+    except (pa.ArrowException, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PreforchError(f"{path}: not a readable parquet file ({first})") from None
+
+
+def _read_saved_dataset(path: Path) -> list[dict[str, Any]]:
+    if not (path / "dataset_info.json").is_file() and not (path / "state.json").is_file():
+        raise PreforchError(f"{path}: a folder must be a saved `datasets` folder (no dataset_info.json)")
+    import datasets
+    import pyarrow as pa
+
+    try:
         ds = datasets.load_from_disk(str(path))
         if isinstance(ds, datasets.DatasetDict):
             split = "train" if "train" in ds else next(iter(ds))
             ds = ds[split]
         return ds.to_list()
-    kind = _suffix(path)
-    if kind == ".jsonl":
-        rows = []
-        with _open_text(path) as handle:
-            for lineno, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise PreforchError(f"{path}: line {lineno} is not valid JSON ({err.msg})") from None
-                if not isinstance(rows[-1], dict):
-                    raise PreforchError(f"{path}: line {lineno} is a {type(rows[-1]).__name__}, expected an object")
-        return rows
-    if kind == ".json":
-        with _open_text(path) as handle:
-            try:
-                data = json.load(handle)
-            except json.JSONDecodeError as err:
-                raise PreforchError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-        if isinstance(data, dict) and isinstance(data.get("data"), list):
-            data = data["data"]
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            raise PreforchError(f"{path}: expected a JSON list of objects (or {{'data': [...]}})")
-        return data
-    if kind == ".parquet":
-        import pyarrow.parquet as pq
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, StopIteration, pa.ArrowException) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PreforchError(f"{path}: not a readable saved `datasets` folder ({type(err).__name__}: {first})") from None
 
-        return pq.read_table(path).to_pylist()
-    if kind == ".csv":
-        with _open_text(path) as handle:
-            return [dict(r) for r in csv.DictReader(handle)]
-    raise PreforchError(f"{path}: unknown data format {kind or '(no suffix)'!r}; expected .jsonl, .json, .parquet, "
-                        ".csv (optionally .gz) or a saved datasets folder")
+
+_READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".parquet": _read_parquet, ".csv": _read_csv}
+
+
+def read_table(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a data file as dicts. Formats by suffix: .jsonl, .json, .parquet, .csv (each optionally .gz),
+    or a folder written by ``datasets.Dataset.save_to_disk``. Files are read as UTF-8 (a byte-order mark is
+    allowed); every problem is a one-line error naming the file and, where there is one, the line."""
+    path = Path(path)
+    if not path.exists():
+        raise PreforchError(f"{path}: data file not found")
+    if path.is_dir():
+        return _read_saved_dataset(path)
+    kind = _suffix(path)
+    if kind not in _READERS:
+        raise PreforchError(f"{path}: unknown data format {kind or '(no suffix)'!r}; expected .jsonl, .json, "
+                            ".parquet, .csv (optionally .gz) or a saved datasets folder")
+    return _READERS[kind](path)
 
 
 def write_table(rows: list[dict[str, Any]], path: str | Path) -> None:
-    """Write rows atomically as .jsonl or .parquet (by suffix)."""
+    """Write rows atomically as .jsonl (gzip-compressed when the name ends in .gz) or .parquet (by suffix)."""
     path = Path(path)
     kind = _suffix(path)
     if kind == ".jsonl":
-        write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    elif kind == ".parquet":
-        import os
-        import tempfile
-
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        if path.suffix == ".gz":
+            write_bytes(path, gzip.compress(text.encode("utf-8"), mtime=0))
+        else:
+            write_text(path, text)
+    elif kind == ".parquet" and path.suffix != ".gz":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
+        with staged_file(path) as tmp:
             pq.write_table(pa.Table.from_pylist(rows), tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     else:
-        raise PreforchError(f"{path}: can write .jsonl or .parquet, not {kind or '(no suffix)'!r}")
+        raise PreforchError(f"{path}: can write .jsonl, .jsonl.gz or .parquet, not {''.join(path.suffixes) or '(no suffix)'!r}")
+
+
+def check_writable(rows: list[dict[str, Any]], path: str | Path) -> None:
+    """Refuse, before any work, rows that :func:`write_table` could not write to ``path``: values JSON cannot hold
+    (bytes, dates from a parquet input) for .jsonl; a column whose type changes between rows, or a type parquet
+    cannot store, for .parquet. Errors name the row or the column."""
+    path = Path(path)
+    if _suffix(path) == ".jsonl":
+        for i, row in enumerate(rows, 1):
+            try:
+                json.dumps(row, ensure_ascii=False)
+            except (TypeError, ValueError, RecursionError):
+                column, value = next((k, v) for k, v in row.items() if not _json_ok(v))
+                raise PreforchError(f"{path}: row {i}, column {column!r}: a {type(value).__name__} value cannot be "
+                                    "written as JSON; write .parquet instead") from None
+    elif _suffix(path) == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            table = pa.Table.from_pylist(rows)
+            pq.write_table(table.schema.empty_table(), io.BytesIO())  # types parquet cannot store, e.g. empty structs
+        except (pa.ArrowException, ValueError, TypeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            column = next((c for c in dict.fromkeys(k for r in rows for k in r) if not _arrow_ok(rows, c)), None)
+            where = f"column {column!r}: its values differ in type between rows or are not storable" if column else first
+            raise PreforchError(f"{path}: cannot be written as parquet ({where}: {first}); write .jsonl instead") from None
+
+
+def _json_ok(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
+def _arrow_ok(rows: list[dict[str, Any]], column: str) -> bool:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pa.table({column: pa.array([r.get(column) for r in rows])})
+        pq.write_table(table.schema.empty_table(), io.BytesIO())
+    except (pa.ArrowException, ValueError, TypeError):
+        return False
+    return True
 
 
 def read_prompts_file(path: str | Path) -> list[Conversation]:
@@ -117,12 +236,15 @@ def read_prompts_file(path: str | Path) -> list[Conversation]:
     :func:`read_table` reads with a 'prompt' column (text, HH dialogue text or a message list) or a 'messages'
     column (a message list ending with a user turn). An empty or missing prompt is an error naming its row."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise PreforchError(f"{path}: prompts file not found")
     if path.name.endswith((".txt", ".txt.gz")) or not _suffix(path):
-        with _open_text(path) as handle:
-            return [as_conversation(line.rstrip("\n"), f"{path}: line {i}")
-                    for i, line in enumerate(handle, 1) if line.strip()]
+        text = read_text(path)
+        prompts = [as_conversation(line.rstrip("\r"), f"{path}: line {i}")
+                   for i, line in enumerate(text.split("\n"), 1) if line.strip()]
+        if not prompts:
+            raise PreforchError(f"{path}: no prompts")
+        return prompts
     prompts = []
     for i, row in enumerate(read_table(path), 1):
         column = "prompt" if "prompt" in row else "messages" if "messages" in row else None
@@ -208,35 +330,39 @@ def to_preference_data(rows: list[dict[str, Any]], source: str = "<rows>", requi
         if not isinstance(row, dict):
             raise PreforchError(f"{source}: row {i} is a {type(row).__name__}, expected an object")
     shapes = [_row_shape(r) for r in rows]
-    has_rejected = _all_or_none(rows, "rejected", [s != "messages" for s in shapes], source)
+    has_rejected = column_present(rows, "rejected", [s != "messages" for s in shapes], source)
     prompts, chosen, rejected = [], [], []
     for i, row in enumerate(rows, 1):
         p, c, r = _parse_row(row, f"{source}: row {i}", has_rejected)
+        check_text([p.text(), c, r], f"{source}: row {i}")
         prompts.append(p)
         chosen.append(c)
         if has_rejected:
             rejected.append(r)
-    objectives = _score_objectives(rows, SCORE_PREFIX, source)
+    objectives = prefixed_columns(rows, SCORE_PREFIX, source)
     if require_scores and not objectives:
         raise PreforchError(f"{source}: no score columns; expected 'score.<objective>' columns (or configure scorers)")
-    scores_c = _score_matrix(rows, objectives, SCORE_PREFIX, source) if objectives else None
+    scores_c = number_matrix(rows, objectives, SCORE_PREFIX, source) if objectives else None
     scores_r = None
-    rejected_objectives = _score_objectives(rows, REJECTED_SCORE_PREFIX, source)
+    rejected_objectives = prefixed_columns(rows, REJECTED_SCORE_PREFIX, source)
     if rejected_objectives:
         if rejected_objectives != objectives:
             raise PreforchError(f"{source}: 'score_rejected.*' columns {rejected_objectives} differ from the "
                                 f"'score.*' columns {objectives}")
-        scores_r = _score_matrix(rows, objectives, REJECTED_SCORE_PREFIX, source)
+        scores_r = number_matrix(rows, objectives, REJECTED_SCORE_PREFIX, source)
     kinds = None
-    if _all_or_none(rows, kind_column, [True] * len(rows), source):
+    if column_present(rows, kind_column, [True] * len(rows), source):
         kinds = [str(r[kind_column]) for r in rows]
     return PreferenceData(prompts=prompts, chosen=chosen, rejected=rejected if has_rejected else None,
                           objectives=objectives, scores_chosen=scores_c, scores_rejected=scores_r, kinds=kinds,
                           source=source)
 
 
-def _all_or_none(rows: list[dict[str, Any]], column: str, applies: list[bool], source: str) -> bool:
-    """Whether the rows carry ``column``: every applicable row, or none. Mixed presence is an error."""
+def column_present(rows: list[dict[str, Any]], column: str, applies: list[bool] | None = None,
+                   source: str = "<rows>") -> bool:
+    """Whether the rows carry ``column`` (not null): every applicable row, or none. Mixed presence is an error
+    naming a row without it and a row with it."""
+    applies = [True] * len(rows) if applies is None else applies
     present = [column in r and r[column] is not None for r, a in zip(rows, applies) if a]
     if not present or not any(present):
         return False
@@ -249,17 +375,21 @@ def _all_or_none(rows: list[dict[str, Any]], column: str, applies: list[bool], s
     return True
 
 
-def _score_objectives(rows: list[dict[str, Any]], prefix: str, source: str) -> list[str]:
-    """Objective names of the ``prefix`` columns, in first-seen column order over all rows."""
+def prefixed_columns(rows: list[dict[str, Any]], prefix: str, source: str) -> list[str]:
+    """Objective names of the ``prefix`` columns (e.g. ``score.``), in first-seen column order over all rows."""
     names: dict[str, None] = {}
     for row in rows:
         for column in row:
             if isinstance(column, str) and column.startswith(prefix):
+                if not column[len(prefix):].strip():
+                    raise PreforchError(f"{source}: column {column!r} has an empty objective name")
                 names.setdefault(column[len(prefix):], None)
     return list(names)
 
 
-def _score_matrix(rows: list[dict], objectives: list[str], prefix: str, source: str) -> np.ndarray:
+def number_matrix(rows: list[dict], objectives: list[str], prefix: str, source: str) -> np.ndarray:
+    """The ``prefix + objective`` columns of every row as numbers [N, K]; a missing column, a boolean, text that is
+    not a number or a non-finite value is an error naming the row and the column."""
     if len(objectives) < 2:
         raise PreforchError(f"{source}: {len(objectives)} objective(s) {objectives}; at least 2 are needed")
     out = np.empty((len(rows), len(objectives)), dtype=np.float64)

@@ -13,7 +13,14 @@ import numpy as np
 from preforch.atomic import staged_dir
 from preforch.config import field
 from preforch.conversation import Conversation, as_conversation
-from preforch.data.load import SCORE_PREFIX, load_preference_data, read_table
+from preforch.data.load import (
+    SCORE_PREFIX,
+    column_present,
+    load_preference_data,
+    number_matrix,
+    prefixed_columns,
+    read_table,
+)
 from preforch.errors import PreforchError
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,8 @@ class EvaluateAdapterConfig:
     plots: bool = field(True, help="write PNG plots (needs matplotlib, the `plot` extra)")
     output_dir: str = field("runs/evaluate_adapter", help="folder for report.json, report.md and plots")
     overwrite: bool = field(False, help="replace an existing output folder")
+    trust_remote_code: bool = field(False, help="allow custom model code from the adapter's encoder folder (only "
+                                                "if you trust it; an adapter cannot allow it itself)")
 
     def __post_init__(self) -> None:
         if not self.adapter or not self.data:
@@ -73,6 +82,8 @@ class EvaluateResponsesConfig:
     plots: bool = field(True, help="write PNG plots (needs matplotlib, the `plot` extra)")
     output_dir: str = field("runs/evaluate_responses", help="folder for report.json, report.md and plots")
     overwrite: bool = field(False, help="replace an existing output folder")
+    trust_remote_code: bool = field(False, help="allow custom model code from the adapter's encoder folder (only "
+                                                "if you trust it; an adapter cannot allow it itself)")
 
     def __post_init__(self) -> None:
         if not self.responses:
@@ -110,7 +121,7 @@ def run_adapter_evaluation(config: EvaluateAdapterConfig) -> Path:
     from preforch.evaluate.report import adapter_markdown, write_adapter_report
 
     with staged_dir(config.output_dir, overwrite=config.overwrite) as tmp:
-        adapter = PreferenceAdapter.from_pretrained(config.adapter)
+        adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
         data = load_preference_data(config.data, require_scores=True, kind_column=config.kind_column)
         test = None if config.test_data is None else load_preference_data(config.test_data, require_scores=True,
                                                                           kind_column=config.kind_column)
@@ -140,28 +151,24 @@ def load_responses(path: str, mode: str = "auto", kind_column: str = "kind") -> 
     rows = read_table(path)
     if not rows:
         raise PreforchError(f"{path}: no rows")
-    columns = list(rows[0])
-    objectives = [c[len(SCORE_PREFIX):] for c in columns if c.startswith(SCORE_PREFIX)]
-    if len(objectives) < 2 or "prompt" not in columns:
-        raise PreforchError(f"{path}: expected a 'prompt' column and at least 2 score.<objective> columns, got {columns}")
+    objectives = prefixed_columns(rows, SCORE_PREFIX, path)  # over all rows, not the first one's
+    if len(objectives) < 2 or not column_present(rows, "prompt", source=path):
+        raise PreforchError(f"{path}: expected a 'prompt' column and at least 2 score.<objective> columns, got "
+                            f"{list(rows[0])}")
+    has_policy = column_present(rows, "policy", source=path)
     if mode == "auto":
-        mode = "policies" if "policy" in columns else "best_of_n"
-    if mode == "policies" and "policy" not in columns:
+        mode = "policies" if has_policy else "best_of_n"
+    if mode == "policies" and not has_policy:
         raise PreforchError(f"{path}: mode 'policies' needs a 'policy' column")
     by_prompt: dict[Conversation, list[int]] = {}
     kinds: dict[Conversation, str] = {}
-    raw = np.empty((len(rows), len(objectives)))
+    raw = number_matrix(rows, objectives, SCORE_PREFIX, path)  # [rows, K]: no booleans, no text, finite
+    has_kinds = column_present(rows, kind_column, source=path)
     conversations = [as_conversation(row.get("prompt"), f"{path}: row {i}, column 'prompt'")
                      for i, row in enumerate(rows, 1)]
     for i, row in enumerate(rows):
-        try:
-            raw[i] = [float(row[f"{SCORE_PREFIX}{o}"]) for o in objectives]
-        except (KeyError, TypeError, ValueError):
-            raise PreforchError(f"{path}: row {i + 1}: score columns {objectives} must all be numbers") from None
-        if not np.isfinite(raw[i]).all():
-            raise PreforchError(f"{path}: row {i + 1}: score is not finite ({raw[i].tolist()})")
         by_prompt.setdefault(conversations[i], []).append(i)
-        if kind_column in row:
+        if has_kinds:
             kinds[conversations[i]] = str(row[kind_column])
     prompts = list(by_prompt)
     kind_list = [kinds.get(p, "") for p in prompts] if kinds else None
@@ -192,11 +199,11 @@ def load_weights_file(path: str, objectives: list[str], prompts: list[Conversati
     from preforch.weighting import check_weights
 
     rows = read_table(path)
-    names = [c[len(WEIGHT_PREFIX):] for c in (rows[0] if rows else {}) if c.startswith(WEIGHT_PREFIX)]
+    names = prefixed_columns(rows, WEIGHT_PREFIX, path)  # over all rows, not the first one's
     if names != list(objectives):
         raise PreforchError(f"{path}: weight columns for {names}, expected weight.<objective> for {list(objectives)}")
-    table = {as_conversation(r.get("prompt"), f"{path}: row {i}, column 'prompt'"): [r[f"{WEIGHT_PREFIX}{o}"]
-                                                                                   for o in objectives]
+    values = number_matrix(rows, list(objectives), WEIGHT_PREFIX, path)  # [rows, K]: no booleans, no text, finite
+    table = {as_conversation(r.get("prompt"), f"{path}: row {i}, column 'prompt'"): values[i - 1]
              for i, r in enumerate(rows, 1)}
     missing = [p for p in prompts if p not in table]
     if missing:
@@ -230,7 +237,7 @@ def run_responses_evaluation(config: EvaluateResponsesConfig) -> Path:
         if config.adapter:
             from preforch.adapter import PreferenceAdapter
 
-            adapter = PreferenceAdapter.from_pretrained(config.adapter)
+            adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
             adapter.check_objectives(parsed.objectives, f"responses file {config.responses}")
         raw_all = parsed.candidates.reshape(-1, k) if parsed.candidates is not None else np.vstack(
             list(parsed.policies.values()))

@@ -99,8 +99,13 @@ class SentenceEncoder:
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 
-            self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True,
-                                                            trust_remote_code=self.trust_remote_code)
+            from preforch.models.paths import model_load_error
+
+            try:
+                self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True,
+                                                                trust_remote_code=self.trust_remote_code)
+            except (OSError, ValueError, KeyError) as err:
+                raise model_load_error(err, self.path, "encoder folder") from None
             self._tokenizer.truncation_side = self.truncation_side
         return self._tokenizer
 
@@ -109,8 +114,13 @@ class SentenceEncoder:
         if self._model is None:
             from transformers import AutoModel
 
-            model = AutoModel.from_pretrained(self.path, local_files_only=True, use_safetensors=True,
-                                              trust_remote_code=self.trust_remote_code)
+            from preforch.models.paths import model_load_error
+
+            try:
+                model = AutoModel.from_pretrained(self.path, local_files_only=True, use_safetensors=True,
+                                                  trust_remote_code=self.trust_remote_code)
+            except (OSError, ValueError, KeyError) as err:
+                raise model_load_error(err, self.path, "encoder folder") from None
             self._model = model.to(self.device).eval().requires_grad_(False)
         return self._model
 
@@ -160,17 +170,22 @@ class CausalLMEncoder:
                  device: str = "cpu", trust_remote_code: bool = False) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from preforch.models.paths import model_load_error
+
         folder = _check_folder(path)
         self.path = str(folder)
         self.max_length = max_length
         self.layer = layer
         self.device = torch.device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True,
-                                                       trust_remote_code=trust_remote_code)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True,
+                                                           trust_remote_code=trust_remote_code)
+            self.model = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True,
+                                                              use_safetensors=True, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError, KeyError) as err:
+            raise model_load_error(err, self.path, "encoder folder") from None
         self.chat_template = chat_template and bool(getattr(self.tokenizer, "chat_template", None))
         self.tokenizer.truncation_side = "left"  # keep the end of the prompt, where the reply starts
-        self.model = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True, use_safetensors=True,
-                                                          trust_remote_code=trust_remote_code)
         self.model = self.model.to(self.device).eval()
         self.model.requires_grad_(False)
         self.dim = int(self.model.config.hidden_size)

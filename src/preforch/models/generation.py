@@ -85,8 +85,10 @@ def load_policy(path_or_embedded: str | None = None, dtype: DType = "float32", d
         model = AutoModelForCausalLM.from_pretrained(name, local_files_only=local, use_safetensors=True,
                                                      dtype=_torch_dtype(dtype),
                                                      trust_remote_code=trust_remote_code)
-    except OSError as err:
-        raise PreforchError(f"{name}: cannot load a causal LM ({str(err).splitlines()[0]})") from None
+    except (OSError, ValueError, KeyError) as err:
+        from preforch.models.paths import model_load_error
+
+        raise model_load_error(err, name, "policy folder") from None
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

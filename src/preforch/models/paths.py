@@ -49,3 +49,39 @@ def resolve_policy_path(name: str | None) -> str:
 
         return str(prepare_policy())
     return name
+
+
+def check_device(device: str, what: str = "device") -> str:
+    """``device`` if this machine has it ('auto' passes); otherwise a one-line error naming ``what``, before any
+    model is loaded."""
+    import torch
+
+    if device == "auto":
+        return device
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise PreforchError(f"{what} {str(device)[:40]}: not a torch device (expected auto, cpu, cuda, cuda:N or mps)") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise PreforchError(f"{what} {device}: not available (no CUDA device on this machine)")
+        if parsed.index is not None and parsed.index >= count:
+            raise PreforchError(f"{what} {device}: not available (this machine has {count} CUDA device(s))")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise PreforchError(f"{what} {device}: not available (no MPS device on this machine)")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise PreforchError(f"{what} {device}: not supported by preforch (expected auto, cpu, cuda, cuda:N or mps)")
+    return device
+
+
+def model_load_error(err: BaseException, path, what: str = "model folder") -> PreforchError:
+    """A transformers/PEFT loading error as one line naming ``path``. A refusal to run the folder's own code
+    (``auto_map`` with trust_remote_code off) says how the user, and only the user, can allow it."""
+    text = str(err).strip()
+    if "custom code" in text or "trust_remote_code" in text:
+        return PreforchError(f"{path}: the {what} needs to run its own custom code (auto_map) and trust_remote_code "
+                             "is off; pass --trust-remote-code (trust_remote_code: true) yourself only if you trust "
+                             "that folder")
+    first = text.splitlines()[0] if text else type(err).__name__
+    return PreforchError(f"{path}: cannot load the {what} ({first})")

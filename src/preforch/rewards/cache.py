@@ -47,7 +47,13 @@ class ScoreCache:
 
     def __init__(self, path: str | Path | None = None, timeout: float = 120.0) -> None:
         self.path = Path(path) if path is not None else default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise PreforchError(f"{self.path}: the score cache path is a folder; give a file (e.g. scores.sqlite)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PreforchError(f"{self.path}: cannot create the score cache's folder ({err.strerror or err}); set "
+                                "cache_path or cache: false") from None
         try:
             self._db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -62,6 +68,8 @@ class ScoreCache:
             (version,) = self._db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as err:
             raise PreforchError(f"{self.path}: not a usable score cache ({err}); delete it or set cache_path") from None
+        except OSError as err:
+            raise PreforchError(f"{self.path}: cannot open the score cache ({err.strerror or err})") from None
         if version != str(_SCHEMA_VERSION):
             raise PreforchError(f"{self.path}: score cache schema {version}, expected {_SCHEMA_VERSION}; delete it")
         self._ids: dict[str, int] = {}

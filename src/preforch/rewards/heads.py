@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from preforch.atomic import staged_dir, write_json
+from preforch.atomic import staged_dir, usual_permissions, write_json
 from preforch.conversation import as_conversations
 from preforch.errors import PreforchError
 
@@ -166,8 +166,9 @@ class SharedEncoderHeads:
 
         self.config = config
         if encoder is None:
-            encoder = SentenceEncoder(encoder_path or resolve_encoder_path(config.encoder),
-                                      max_length=config.max_length, normalize=False, device=device)
+            path = encoder_path or resolve_encoder_path(config.encoder)
+            _refuse_custom_code(Path(path))
+            encoder = SentenceEncoder(path, max_length=config.max_length, normalize=False, device=device)
         self.encoder = encoder
         self.device = encoder.device
         if not config.encoder_fingerprint:
@@ -297,16 +298,24 @@ class SharedEncoderHeads:
         write_json(folder / CONFIG_NAME, data)
         save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
                   str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
-        (folder / WEIGHTS_NAME).chmod(0o644)  # save_file follows the umask; published files are 0644
+        usual_permissions(folder / WEIGHTS_NAME)  # published files get the usual permissions under the umask
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", encoder=None,
                         encoder_path: str | None = None) -> SharedEncoderHeads:
         """Rebuild from config.json and load model.safetensors strictly (missing/extra/misshaped keys fail)."""
+        from preforch.models.encoders import SentenceEncoder
+        from preforch.models.paths import resolve_encoder_path
+
         config, tensors = read_heads_folder(path)
-        if encoder is None and encoder_path is None and config.encoder == LOCAL_ENCODER:
-            encoder_path = str(Path(path) / LOCAL_ENCODER)  # a fine-tuned encoder saved with the heads
-        model = cls(config, encoder=encoder, device=device, encoder_path=encoder_path)
+        if encoder is None:
+            if encoder_path is None and config.encoder == LOCAL_ENCODER:
+                encoder_path = str(Path(path) / LOCAL_ENCODER)  # a fine-tuned encoder saved with the heads
+            folder = encoder_path or resolve_encoder_path(config.encoder)
+            _refuse_custom_code(Path(folder))
+            encoder = SentenceEncoder(folder, max_length=config.max_length, normalize=False, device=device)
+        _check_tensors(config, tensors, encoder.dim, str(Path(path) / WEIGHTS_NAME))
+        model = cls(config, encoder=encoder, device=device)
         model.load_tensors(tensors, source=str(Path(path) / WEIGHTS_NAME))
         return model
 
@@ -340,10 +349,15 @@ class SharedEncoderHeads:
         return cls(config, encoder=parts[0].encoder, heads=heads)
 
 
+_SAVED_ONLY = ("format_version", "objectives", "library_versions")  # config.json keys that are not settings
+
+
 def read_heads_folder(path: str | Path) -> tuple[HeadsConfig, dict[str, torch.Tensor]]:
     """Parse and check a heads folder; every problem is a one-line PreforchError naming the file."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+
+    from preforch.atomic import read_json
 
     folder = Path(path)
     cfg_path, w_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
@@ -353,27 +367,94 @@ def read_heads_folder(path: str | Path) -> tuple[HeadsConfig, dict[str, torch.Te
         raise PreforchError(f"{cfg_path}: missing (a heads folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
     if not w_path.is_file():
         raise PreforchError(f"{w_path}: missing (a heads folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
-    try:
-        data = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise PreforchError(f"{cfg_path}: not valid JSON ({err.msg})") from None
+    data = read_json(cfg_path, "heads config")
+    if not isinstance(data, dict):
+        raise PreforchError(f"{cfg_path}: expected a JSON object, got {type(data).__name__}")
     version = data.get("format_version")
-    if version != HEADS_FORMAT:
-        raise PreforchError(f"{cfg_path}: format_version {version!r}, expected {HEADS_FORMAT}")
-    try:
-        heads = [HeadSpec(**h) for h in data["heads"]]
-        config = HeadsConfig(heads=heads, encoder=data["encoder"], encoder_fingerprint=data["encoder_fingerprint"],
-                             input_format=data["input_format"], max_length=int(data["max_length"]),
-                             prompt_tokens=int(data["prompt_tokens"]))
-    except (KeyError, TypeError) as err:
-        raise PreforchError(f"{cfg_path}: bad or missing setting ({err})") from None
-    if data.get("objectives", config_objectives := [h.objective for h in heads]) != config_objectives:
-        raise PreforchError(f"{cfg_path}: objectives {data.get('objectives')} disagree with heads {config_objectives}")
+    if version != HEADS_FORMAT or isinstance(version, bool):
+        raise PreforchError(f"{cfg_path}: format_version {version!r:.40}, expected {HEADS_FORMAT}")
+    config = _heads_config(data, cfg_path)
+    config_objectives = [h.objective for h in config.heads]
+    if data.get("objectives", config_objectives) != config_objectives:
+        raise PreforchError(f"{cfg_path}: objectives {data.get('objectives')!r:.80} disagree with heads "
+                            f"{config_objectives}")
     try:
         tensors = load_file(str(w_path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise PreforchError(f"{w_path}: unreadable safetensors file ({str(err).splitlines()[0]})") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PreforchError(f"{w_path}: unreadable safetensors file ({first})") from None
     return config, tensors
+
+
+def _settings(values: dict, cls: type, source: str, skip: tuple[str, ...] = ()) -> dict:
+    """``values`` checked against the fields of ``cls`` (strictly: JSON types are kept); unknown keys fail."""
+    import typing
+
+    from preforch.config import coerce
+
+    hints = {k: v for k, v in typing.get_type_hints(cls).items() if k not in skip}
+    unknown = sorted(set(values) - set(hints) - set(skip))
+    if unknown:
+        raise PreforchError(f"{source}: unknown setting(s) {unknown}")
+    return {k: coerce(v, hints[k], k, source, strict=True) for k, v in values.items() if k in hints}
+
+
+def _heads_config(data: dict, cfg_path: Path) -> HeadsConfig:
+    """config.json's settings as a HeadsConfig: every field present and of its type, errors naming the file."""
+    needed = ("heads", "encoder", "encoder_fingerprint", "input_format", "max_length", "prompt_tokens")
+    missing = [key for key in needed if key not in data]
+    if missing:
+        raise PreforchError(f"{cfg_path}: missing setting(s) {missing}")
+    heads = data["heads"]
+    if not isinstance(heads, list):
+        raise PreforchError(f"{cfg_path}: 'heads' must be a list of head objects, got {type(heads).__name__}")
+    specs = []
+    for i, head in enumerate(heads, 1):
+        where = f"{cfg_path}: head {i}"
+        if not isinstance(head, dict) or "objective" not in head:
+            raise PreforchError(f"{where}: expected an object with an 'objective', got {head!r:.60}")
+        try:
+            specs.append(HeadSpec(**_settings(head, HeadSpec, where)))
+        except PreforchError as err:
+            raise PreforchError(str(err) if str(err).startswith(str(cfg_path)) else f"{cfg_path}: {err}") from None
+    values = _settings({k: v for k, v in data.items() if k != "heads"}, HeadsConfig, str(cfg_path),
+                       skip=("heads", *_SAVED_ONLY))
+    try:
+        return HeadsConfig(heads=specs, **values)
+    except PreforchError as err:
+        raise PreforchError(f"{cfg_path}: {err}") from None
+
+
+def _check_tensors(config: HeadsConfig, tensors: dict[str, torch.Tensor], dim: int, source: str) -> None:
+    """The saved tensors against the heads the config describes (built on the meta device, so a config that asks
+    for a huge head allocates nothing): the same keys and shapes, floating point and finite."""
+    with torch.device("meta"):
+        expected = {f"heads.{k}": v for k, v in
+                    nn.ModuleDict({h.objective: RewardHead(h, dim) for h in config.heads}).state_dict().items()}
+    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise PreforchError(f"{source}: weights do not match the config (missing {missing[:5]}, unexpected {extra[:5]})")
+    for key, value in tensors.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise PreforchError(f"{source}: tensor {key!r} has shape {tuple(value.shape)}, the config expects "
+                                f"{tuple(expected[key].shape)}")
+        if not value.is_floating_point():
+            raise PreforchError(f"{source}: tensor {key!r} is {value.dtype}, expected floating point")
+        if not torch.isfinite(value).all():
+            raise PreforchError(f"{source}: tensor {key!r} holds values that are not finite (NaN or inf)")
+
+
+def _refuse_custom_code(folder: Path) -> None:
+    """Reward heads read standard encoders only: an encoder folder that asks to run its own code (``auto_map``)
+    is refused before transformers sees it (a heads folder's config may point anywhere)."""
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            data = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("auto_map"):
+            raise PreforchError(f"{folder}: the heads' encoder asks to run its own custom code ({name} has auto_map); "
+                                "reward heads only load standard encoders and never run custom code")
 
 
 def _check_lengths(prompts: list[str], responses: list[str]) -> None:

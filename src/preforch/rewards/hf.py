@@ -67,6 +67,9 @@ class HFScorerConfig:
             raise PreforchError(f"hf scorer {self.path}: batch_size must be >= 1, got {self.batch_size}")
         if not self.objective:
             raise PreforchError(f"hf scorer {self.path}: objective name is empty")
+        from preforch.models.paths import check_device
+
+        check_device(self.device, f"hf scorer {self.path}: device")
 
 
 def hub_offline() -> bool:
@@ -118,13 +121,21 @@ class HFScorer:
 
     def __init__(self, config: HFScorerConfig) -> None:
         import torch
+        from safetensors import SafetensorError
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        from preforch.models.paths import model_load_error
 
         self.config = config
         local = Path(config.path).expanduser()
         if local.exists():
             if not local.is_dir() or not (local / "config.json").is_file():
                 raise PreforchError(f"{config.path}: not a model folder (no config.json)")
+            from preforch.atomic import read_json
+
+            meta = read_json(local / "config.json", "model config")  # our own one-line errors, before transformers
+            if not isinstance(meta, dict):
+                raise PreforchError(f"{local / 'config.json'}: expected a JSON object, got {type(meta).__name__}")
             source, local_only = str(local), True
         elif hub_offline() or config.path.startswith((".", "/", "~")) or config.path.count("/") > 1:
             raise PreforchError(f"{config.path}: reward model path does not exist (hub names are only resolved "
@@ -135,8 +146,8 @@ class HFScorer:
         kwargs = {"local_files_only": local_only, "trust_remote_code": config.trust_remote_code}
         try:
             model_config = AutoConfig.from_pretrained(source, **kwargs)
-        except (OSError, ValueError) as err:
-            raise PreforchError(f"{config.path}: cannot read the model config ({_first_line(err)})") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # a malformed config.json
+            raise model_load_error(err, config.path, "reward model folder") from None
         _check_classifier(model_config, config.path)
         self.reward_index = self._reward_index(model_config)
         dtype = getattr(torch, config.dtype)
@@ -144,8 +155,10 @@ class HFScorer:
             self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
             self.model = AutoModelForSequenceClassification.from_pretrained(
                 source, dtype=dtype, use_safetensors=True, **kwargs)
-        except (OSError, ValueError, KeyError) as err:
-            raise PreforchError(f"{config.path}: cannot load as a sequence classifier ({_first_line(err)})") from None
+        except (OSError, ValueError, KeyError, SafetensorError) as err:
+            raise model_load_error(err, config.path, "reward model folder (as a sequence classifier)") from None
+        if len(self.tokenizer) <= len(set(self.tokenizer.all_special_tokens)):  # transformers builds an empty one
+            raise PreforchError(f"{config.path}: the tokenizer has no vocabulary (no tokenizer files in the folder?)")
         self.device = torch.device(resolve_device(config.device))
         self.model = self.model.to(self.device).eval()
         self.model.requires_grad_(False)
@@ -246,8 +259,3 @@ def hh_text(prompt: Conversation, response: str) -> str:
         parts.append(f"\n\n{names[m.role]}: {system + m.content if m.role == 'user' else m.content}")
         system = "" if m.role == "user" else system
     return "".join(parts) + f"\n\nAssistant: {response}"
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__

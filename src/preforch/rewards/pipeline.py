@@ -26,17 +26,19 @@ from preforch.config import coerce, field
 from preforch.data.load import (
     REJECTED_SCORE_PREFIX,
     SCORE_PREFIX,
+    check_writable,
     read_table,
     to_preference_data,
     write_table,
 )
 from preforch.errors import PreforchError
+from preforch.models.paths import check_device
 from preforch.rewards.cache import ScoreCache
 from preforch.rewards.multi import MultiScorer
 from preforch.rewards.scorer import Scorer
 from preforch.types import PreferenceData
 
-OUTPUT_SUFFIXES = (".jsonl", ".parquet")
+OUTPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 
 
 @dataclass
@@ -45,7 +47,7 @@ class ScoreConfig:
 
     input: str = field("", help="preference data file (.jsonl/.json/.parquet/.csv, optionally .gz) or a saved "
                                 "datasets folder")
-    output: str = field("", help="where to write the scored rows: .jsonl or .parquet")
+    output: str = field("", help="where to write the scored rows: .jsonl, .jsonl.gz (gzip-compressed) or .parquet")
     scorers: list[dict] = field([{"type": "builtin"}],
                                 help="scorer specs, e.g. {type: hf, path: DIR, objective: harmless}, "
                                      "{type: rule, name: concise}, {type: builtin}, {type: heads, path: DIR}")
@@ -64,9 +66,11 @@ class ScoreConfig:
         if not self.output:
             raise PreforchError("score: setting 'output' is required (a .jsonl or .parquet file)")
         if output_kind(self.output) not in OUTPUT_SUFFIXES:
-            raise PreforchError(f"{self.output}: output must end in .jsonl or .parquet")
+            raise PreforchError(f"{self.output}: output must end in .jsonl or .parquet (or .jsonl.gz for gzip-compressed "
+                                "JSON lines)")
         if self.batch_size < 1:
             raise PreforchError(f"score: batch_size must be >= 1, got {self.batch_size}")
+        check_device(self.device, "device")
         if not self.scorers:
             raise PreforchError("score: setting 'scorers' is empty; give at least one scorer spec")
         for i, spec in enumerate(self.scorers, 1):
@@ -76,8 +80,9 @@ class ScoreConfig:
 
 
 def output_kind(path: str | Path) -> str:
-    suffixes = [s.lower() for s in Path(path).suffixes if s.lower() != ".gz"]
-    return suffixes[-1] if suffixes else ""
+    """'.jsonl', '.jsonl.gz' or '.parquet' (or whatever else the name ends in)."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    return "".join(suffixes[-2:]) if suffixes[-1:] == [".gz"] else "".join(suffixes[-1:])
 
 
 @dataclass
@@ -137,6 +142,7 @@ def _build_builtin(spec: dict, device: str, where: str) -> Scorer:
         raise PreforchError(f"{where}: the built-in reward models are not available ({err})") from None
     options = _spec_options(spec, ["device", "batch_size"], where)
     options.setdefault("device", device)
+    check_device(str(options["device"]), f"{where}: device")
     return load_builtin_scorer(**options)
 
 
@@ -146,7 +152,8 @@ def _build_heads(spec: dict, device: str, where: str) -> Scorer:
     options = _spec_options(spec, ["path", "device"], where)
     if "path" not in options:
         raise PreforchError(f"{where}: a heads scorer needs 'path' (a folder saved by SharedEncoderHeads)")
-    return SharedEncoderHeads.from_pretrained(str(options["path"]), device=str(options.get("device", device)))
+    return SharedEncoderHeads.from_pretrained(str(options["path"]),
+                                              device=check_device(str(options.get("device", device)), f"{where}: device"))
 
 
 #: scorer spec ``type`` → builder(spec, default device, where-for-errors).
@@ -302,6 +309,10 @@ def score_dataset(config: ScoreConfig) -> ScoreResult:
     scorers = build_scorers(config.scorers, device=device)
     cache = ScoreCache(config.cache_path) if config.cache else None
     multi = _as_multi(scorers, config.batch_size, cache, config.progress and state.is_main_process)
+    if state.is_main_process:  # the output must be writable before the scoring, not after it
+        zeros = np.zeros((len(rows), len(multi.objectives)))
+        check_writable(attach_scores(rows, multi.objectives, zeros, zeros if data.rejected is not None else None),
+                       output)
     load_seconds = time.perf_counter() - t0
     shards = _shard_dir(output)
     if world > 1:
