@@ -11,6 +11,13 @@ from tiny_models import make_tiny_bert, make_tiny_policy
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Some machines name a CA bundle that is not on disk; httpx (the test clients, openai) then fails to build
+# even a plain-http client. Tests talk to loopback only, so such names are dropped, not worked around.
+for _var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+    if os.environ.get(_var) and not os.path.exists(os.environ[_var]):
+        del os.environ[_var]
+if os.environ.get("SSL_CERT_DIR") and not os.path.isdir(os.environ["SSL_CERT_DIR"]):
+    del os.environ["SSL_CERT_DIR"]
 
 
 def pytest_configure(config):

@@ -7,6 +7,7 @@ busy 2-core machine (two more transformers imports), so it is marked slow.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -17,6 +18,12 @@ from tiny_rm import make_bert_classifier
 
 from preforch.data.load import read_table, write_table
 from preforch.rewards.pipeline import ScoreConfig, score_dataset
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
 
 RULES = [{"type": "rule", "name": "concise"}, {"type": "rule", "name": "sentiment"}]
 
@@ -32,7 +39,10 @@ def test_two_process_run_equals_single_process(tmp_path, with_hf):
         scorers.append({"type": "hf", "path": str(rm), "objective": "harmless", "template": "plain",
                         "device": "cpu", "batch_size": 4})
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+    # A static rendezvous on 127.0.0.1: some sandboxes cannot resolve "localhost", which --standalone uses.
+    env["GLOO_SOCKET_IFNAME"] = "lo"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
            "-m", "preforch.cli.main", "score", "--input", str(tmp_path / "in.jsonl"),
            "--output", str(tmp_path / "multi.jsonl"), "--cache", "false", "--progress", "false",
            "--scorers", yaml.safe_dump(scorers, default_flow_style=True)]
