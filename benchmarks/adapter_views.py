@@ -6,7 +6,8 @@ encoders compared on held-out data, and the defaults chosen by measurement.
 Data: the embedded example, three kinds (HH harmless, HH helpful, UltraFeedback), balanced, scored by the
 built-in reward heads. Split by prompt with the hash split every component shares (test 20%, validation 15%,
 seed 0): the test prompts are the ones the reward heads held out too, so no test row was seen by any model.
-Fixed weight vectors are chosen on the validation rows (not trained on by the heads or the adapter's weights).
+Fixed weight vectors are chosen by 2-fold cross-fitting over the prompts of the rows being scored (the heads
+trained on every non-test prompt, so no other rows are clean).
 The settings are ranked on the *validation* rows; the test rows only report. Intervals: 95% bootstrap over
 prompts.
 
@@ -112,7 +113,7 @@ def kind_rows(data, index, kind: str) -> np.ndarray:
     return np.array([i for i in index if data.kinds[i] == kind], dtype=np.int64)
 
 
-def assess(result, data, emb, split, val_select, args) -> dict:
+def assess(result, data, emb, split, args) -> dict:
     """Metrics of one trained adapter on the validation rows (for choosing) and the test rows (to report)."""
     from preforch.adapter.targets import target_weights
     from preforch.evaluate.adapter_eval import evaluate_adapter_arrays
@@ -133,10 +134,9 @@ def assess(result, data, emb, split, val_select, args) -> dict:
         auc_hh = auc_estimate(np.r_[plain[red, h], plain[hh_help, h]],
                               np.r_[np.ones(len(red)), np.zeros(len(hh_help))],
                               np.r_[groups[red], groups[hh_help]], args.bootstrap)
-        select = val_select if side == "test" else split.train
+        # fixed vectors by 2-fold cross-fitting over these rows' prompts: every other prompt trained a reward head
         ev = evaluate_adapter_arrays(adapter.objectives, full[rows], target_weights(s_c[rows], adapter.config.tau),
-                                     select_chosen=s_c[select], select_rejected=s_r[select], test_chosen=s_c[rows],
-                                     test_rejected=s_r[rows], select_kinds=[data.kinds[i] for i in select],
+                                     test_chosen=s_c[rows], test_rejected=s_r[rows],
                                      test_kinds=[data.kinds[i] for i in rows], test_groups=groups[rows],
                                      bootstrap=args.bootstrap if side == "test" else 0)
         out[side] = {"auc_redteam_vs_ultrafeedback": auc_uf.to_dict(), "auc_redteam_vs_hh_helpful": auc_hh.to_dict(),
@@ -221,10 +221,9 @@ def main() -> None:
     split = split_by_prompt(data.prompts, 0.15, 0.2, 0)
     rm_seen = reward_model_prompts(["builtin"])
     leaked = [i for i in split.test if prompt_fingerprint(data.prompts[i]) in rm_seen]
-    val_select = np.array([i for i in split.val if prompt_fingerprint(data.prompts[i]) not in rm_seen])
-    print(f"{len(data)} rows ({dict(zip(*np.unique(data.kinds, return_counts=True)))}), split train/val/test "
-          f"{split.sizes()}; test rows a reward head trained on: {len(leaked)}; fixed vectors chosen on "
-          f"{len(val_select)} validation rows; scoring {time.perf_counter() - t0:.0f} s")
+    kinds = dict(zip(*np.unique(data.kinds, return_counts=True)))
+    print(f"{len(data)} rows ({ {str(k): int(v) for k, v in kinds.items()} }), split train/val/test {split.sizes()}; "
+          f"test rows a reward head trained on: {len(leaked)}; scoring {time.perf_counter() - t0:.0f} s")
     if leaked:
         raise SystemExit("test rows overlap the reward heads' training prompts: retrain the heads with the shared split")
 
@@ -245,7 +244,7 @@ def main() -> None:
                 result = train_adapter(config, data, embeddings=emb[prompt_view], extra_embeddings=emb,
                                        progress=False)
                 row = {"encoder": variant, "loss": loss, "views": view_name,
-                       "config": dataclasses.asdict(config), **assess(result, data, emb, split, val_select, args)}
+                       "config": dataclasses.asdict(config), **assess(result, data, emb, split, args)}
                 results.append(row)
                 print(f"  {variant:18} {loss:10} {view_name:26} val score {row['val_score']:.3f}  "
                       f"test AUC red/UF {row['test']['auc_redteam_vs_ultrafeedback']['mean']:.3f}  "

@@ -46,6 +46,10 @@ class Difference:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def __format__(self, spec: str) -> str:
+        spec = spec or "+.3f"
+        return f"{self.mean:{spec}} [{self.lo:{spec}}, {self.hi:{spec}}]"
+
 
 def _groups(groups, n: int) -> tuple[np.ndarray, int]:
     """Group index per row [N] and the number of groups."""

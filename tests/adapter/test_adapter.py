@@ -201,3 +201,13 @@ def test_run_train_job_with_given_data(tiny_encoder_dir, tmp_path):
                           cache_embeddings=False, progress=False)
     result = run_train_job(job, synthetic(60))
     assert json.loads((tmp_path / "a" / "report.json").read_text())["n_train"] == result.report.n_train
+
+
+def test_auto_loss_is_pairwise_with_rejected_responses_and_forward_kl_without(trained, tiny_encoder_dir):
+    assert trained.adapter.config.loss == "pairwise"  # the saved adapter names the loss that trained it
+    data = synthetic(60)
+    data.scores_rejected, data.rejected = None, None
+    result = train_adapter(config(tiny_encoder_dir, epochs=1, test_fraction=0.0), data, progress=False)
+    assert result.adapter.config.loss == "forward_kl"
+    with pytest.raises(PreforchError, match="loss 'mix' needs rejected responses.*set loss: forward_kl"):
+        train_adapter(config(tiny_encoder_dir, epochs=1, loss="mix"), data, progress=False)

@@ -75,6 +75,26 @@ def test_best_fixed_is_chosen_on_selection_rows_not_on_test_rows():
     assert ev.pairwise["all"].best_fixed.mean == 0.0 and ev.pairwise["all"].oracle_fixed.mean == 1.0
 
 
+def test_without_selection_rows_each_half_of_the_test_prompts_gets_the_vector_chosen_on_the_other():
+    from preforch.evaluate.adapter_eval import crossfit_folds
+
+    groups = np.array([f"prompt {i}" for i in range(40)])
+    folds = crossfit_folds(groups)
+    assert 0 < folds.sum() < len(folds) and (crossfit_folds(groups) == folds).all()  # both folds, deterministic
+    # Fold 0 prompts prefer objective x, fold 1 prompts prefer y: a vector chosen on the other half is wrong on
+    # every row, while the oracle (chosen on the test rows themselves) is right on more than half of them.
+    x_wins, y_wins = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    chosen = np.where(folds[:, None] == 0, x_wins, y_wins)
+    rejected = chosen[:, ::-1]
+    w = np.full((40, 2), 0.5)
+    ev = evaluate_adapter_arrays(["x", "y"], w, w, test_chosen=chosen, test_rejected=rejected, test_groups=groups,
+                                 resolution=1, bootstrap=100)
+    assert ev.n_select == 0
+    assert ev.pairwise["all"].best_fixed.mean == 0.0 and ev.pairwise["all"].oracle_fixed.mean > 0.5
+    with pytest.raises(PreforchError, match="both chosen and rejected"):
+        evaluate_adapter_arrays(["x", "y"], w, w, select_chosen=chosen, test_chosen=chosen, test_rejected=rejected)
+
+
 def test_adapter_arrays_k_mismatch_and_nan():
     w = np.full((2, 2), 0.5)
     with pytest.raises(PreforchError, match="test_chosen: has 3 objectives"):

@@ -11,7 +11,7 @@ from preforch.errors import PreforchError
 from preforch.models.encoders import EncoderKind
 from preforch.rewards.normalize import NormMethod
 
-LossKind = Literal["forward_kl", "reverse_kl", "pairwise", "mix"]
+LossKind = Literal["auto", "forward_kl", "reverse_kl", "pairwise", "mix"]
 Activation = Literal["gelu", "relu", "tanh"]
 
 
@@ -41,8 +41,10 @@ class AdapterConfig:
     norm_method: NormMethod = field("zscore", help="per-objective score normalisation fitted on the training split")
     norm_clip: float | None = field(5.0, help="clip normalised scores to [-clip, clip]; null = no clipping")
     tau: float = field(1.0, help="temperature of the targets w* = softmax(s~(x, y+) / tau)")
-    loss: LossKind = field("forward_kl", help="forward_kl = KL(w*||w(x)) (paper); reverse_kl = KL(w(x)||w*); "
-                           "pairwise = Bradley-Terry on w(x)·(s~+ − s~−) (needs rejected responses); mix")
+    loss: LossKind = field("auto", help="auto = pairwise when the data has rejected responses, else forward_kl "
+                           "(the saved adapter records which; chosen on validation rows in BENCHMARKS.md 'Prompt "
+                           "views'); pairwise = Bradley-Terry on w(x)·(s~+ − s~−); forward_kl = KL(w*||w(x)) (the "
+                           "paper's, from preferred responses alone); reverse_kl = KL(w(x)||w*); mix")
     mix_weight: float = field(0.5, help="mix only: loss = (1−m)·forward_kl + m·pairwise")
     pairwise_beta: float = field(1.0, help="scale of the Bradley-Terry logit beta·w(x)·(s~+ − s~−)")
     lr: float = field(1e-3, help="AdamW learning rate")
@@ -51,7 +53,8 @@ class AdapterConfig:
     epochs: int = field(100, help="maximum epochs")
     patience: int = field(8, help="early stopping: epochs without validation-loss improvement")
     val_fraction: float = field(0.15, help="share of distinct prompts held out for validation (early stopping)")
-    test_fraction: float = field(0.15, help="share of distinct prompts held out for the test split: never used "
+    test_fraction: float = field(0.2, help="share of distinct prompts held out for the test split (0.2 = the "
+                                 "built-in reward heads' held-out split for the same seed): never used "
                                  "for training, early stopping or any choice; `preforch evaluate adapter` tests on "
                                  "it (0 = no test split)")
     seed: int = field(0, help="seed for the split, initialisation and batching")
@@ -85,6 +88,12 @@ class AdapterConfig:
         from preforch.models.paths import check_device
 
         check_device(self.device, "adapter config: device")
+
+    def resolved_loss(self, has_rejected: bool) -> str:
+        """The loss that trains: ``auto`` becomes pairwise with rejected responses, else forward_kl."""
+        if self.loss == "auto":
+            return "pairwise" if has_rejected else "forward_kl"
+        return self.loss
 
     @property
     def truncation_side(self) -> str:

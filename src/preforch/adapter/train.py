@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import logging
 import os
@@ -107,7 +108,8 @@ def _check_data(config: AdapterConfig, data: PreferenceData) -> None:
         raise PreforchError(f"{data.source}: row {row + 1}, column 'score.{data.objectives[col]}': score is "
                             f"{data.scores_chosen[row, col]}, expected a finite number")
     if config.loss in ("pairwise", "mix") and data.scores_rejected is None:
-        raise PreforchError(f"{data.source}: loss {config.loss!r} needs 'score_rejected.<objective>' columns")
+        raise PreforchError(f"{data.source}: loss {config.loss!r} needs rejected responses ('rejected' or "
+                            f"'score_rejected.<objective>' columns); for preferred responses only set loss: forward_kl")
 
 
 def _report(adapter: PreferenceAdapter, emb: torch.Tensor, target: torch.Tensor, kinds: list[str] | None,
@@ -171,6 +173,7 @@ def train_adapter(config: AdapterConfig, data: PreferenceData, encoder=None, pro
     ``train_views``) may be given to skip encoding; otherwise the encoder is loaded from the config.
     """
     _check_data(config, data)
+    config = dataclasses.replace(config, loss=config.resolved_loss(data.scores_rejected is not None))
     started = time.perf_counter()
     split = split_by_prompt(data.prompts, config.val_fraction, config.test_fraction, config.seed)
     norm = Normalizer(list(data.objectives), method=config.norm_method, clip=config.norm_clip)

@@ -5,11 +5,14 @@ lattice, each with n and a 95% bootstrap interval by prompt, and the paired diff
 The protocol (issue 9): test rows are rows nothing was fitted or chosen on. By default they are the adapter's
 own recorded test split; any test row whose prompt the adapter trained or early-stopped on (``split.json``) or a
 reward model was trained on (``training_prompts.json``) is excluded and counted. Fixed vectors are chosen on
-*selection* rows: rows that are not test rows and that no reward model was trained on.
+*selection* rows: rows that are not test rows and that no reward model was trained on. Where none are left (the
+built-in heads trained on every non-test prompt of the embedded data), fixed vectors are chosen by 2-fold
+cross-fitting over the test prompts: each test row is scored with the vector chosen on the other half.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -92,32 +95,63 @@ def _group_index(kinds: list[str] | None, n: int) -> dict[str, np.ndarray]:
     return groups
 
 
-def pairwise_table(lattice: np.ndarray, select: tuple[np.ndarray, np.ndarray, list[str] | None],
+def crossfit_folds(test_groups: np.ndarray) -> np.ndarray:
+    """Fold 0 or 1 for each test row, by a hash of its prompt (rows of one prompt share a fold). Shape: [N]."""
+    return np.array([hashlib.sha256(str(g).encode()).digest()[0] & 1 for g in test_groups], dtype=np.int64)
+
+
+def _choose(lat_se: np.ndarray, se_idx: np.ndarray, lat_te: np.ndarray, te_idx: np.ndarray,
+            folds: np.ndarray | None, fallback: np.ndarray) -> np.ndarray:
+    """Lattice index used for each row of ``te_idx``: the best on the selection rows ``se_idx`` or, when
+    cross-fitting (``folds`` given), the best on the other fold's rows of ``te_idx``. Ties go to the first
+    vector in lattice order. Shape: [len(te_idx)]."""
+    if folds is None:
+        if len(se_idx) == 0:
+            return fallback
+        return np.full(len(te_idx), int(np.argmax(lat_se[:, se_idx].mean(1))))
+    out = fallback.copy()
+    for f in (0, 1):
+        other = te_idx[folds[te_idx] != f]
+        if len(other):
+            out[folds[te_idx] == f] = int(np.argmax(lat_te[:, other].mean(1)))
+    return out
+
+
+def pairwise_table(lattice: np.ndarray, select: tuple[np.ndarray, np.ndarray, list[str] | None] | None,
                    test: tuple[np.ndarray, np.ndarray, list[str] | None], test_weights: np.ndarray,
                    test_groups: np.ndarray, bootstrap: int = 1000, seed: int = 0
                    ) -> tuple[dict[str, PairwiseRow], np.ndarray, np.ndarray]:
-    """Pairwise accuracy per group on the test rows; fixed vectors are chosen on the selection rows.
+    """Pairwise accuracy per group on the test rows; fixed vectors are chosen on the selection rows, or by
+    2-fold cross-fitting over the test prompts when ``select`` is None.
 
     ``select``/``test``: (normalised chosen [N, K], normalised rejected [N, K], kinds or None); ``test_groups``
-    [N_test]: the prompt of each test row (the bootstrap resamples prompts). Returns the rows, the best pooled
-    fixed vector [K] and the lattice's test accuracy [M].
+    [N_test]: the prompt of each test row (the bootstrap resamples prompts; cross-fitting folds by prompt).
+    Returns the rows, the best pooled fixed vector [K] (cross-fitting: the one best on all test rows, reported
+    only) and the lattice's test accuracy [M].
     """
-    (c_se, r_se, kinds_se), (c_te, r_te, kinds_te) = select, test
+    c_te, r_te, kinds_te = test
     k = lattice.shape[1]
-    lat_se = lattice_pair_outcomes(lattice, c_se, r_se)  # [M, N_select]
     lat_te = lattice_pair_outcomes(lattice, c_te, r_te)  # [M, N_test]
+    folds = None
+    if select is None:
+        lat_se, groups_se, folds = lat_te[:, :0], {}, crossfit_folds(test_groups)
+    else:
+        c_se, r_se, kinds_se = select
+        lat_se = lattice_pair_outcomes(lattice, c_se, r_se)  # [M, N_select]
+        groups_se = _group_index(kinds_se, len(c_se))
     ada = pair_outcomes(test_weights, c_te, r_te)  # [N_test]
     uni = pair_outcomes(np.full(k, 1.0 / k), c_te, r_te)  # [N_test]
-    # Ties between lattice vectors go to the first in lattice order (deterministic).
-    best = int(np.argmax(lat_se.mean(1)))
-    groups_se, rows = _group_index(kinds_se, len(c_se)), {}
+    everything = np.arange(len(c_te))
+    pooled = _choose(lat_se, np.arange(lat_se.shape[1]), lat_te, everything, folds,
+                     np.zeros(len(c_te), dtype=np.int64))  # [N_test] lattice index per test row
+    rows = {}
     for name, idx in _group_index(kinds_te, len(c_te)).items():
         if len(idx) == 0:
             continue
-        se_idx = groups_se.get(name, np.arange(0))
-        own = int(np.argmax(lat_se[:, se_idx].mean(1))) if len(se_idx) else best
+        own = _choose(lat_se, groups_se.get(name, np.arange(0)), lat_te, idx, folds, pooled[idx])  # [n]
         oracle = int(np.argmax(lat_te[:, idx].mean(1)))
         g = test_groups[idx]
+        best_out, own_out = lat_te[pooled[idx], idx], lat_te[own, idx]
 
         def est(outcomes: np.ndarray) -> Estimate:
             return estimate(outcomes, g, bootstrap, seed)
@@ -127,11 +161,13 @@ def pairwise_table(lattice: np.ndarray, select: tuple[np.ndarray, np.ndarray, li
 
         rows[name] = PairwiseRow(
             n_pairs=int(len(idx)), n_prompts=int(len(set(g))), adapter=est(ada[idx]), uniform=est(uni[idx]),
-            best_fixed=est(lat_te[best, idx]), best_fixed_for_kind=est(lat_te[own, idx]),
-            best_fixed_for_kind_weights=lattice[own].tolist(), oracle_fixed=est(lat_te[oracle, idx]),
-            oracle_fixed_weights=lattice[oracle].tolist(), adapter_minus_best_fixed=diff(lat_te[best, idx]),
-            adapter_minus_best_fixed_for_kind=diff(lat_te[own, idx]), adapter_minus_uniform=diff(uni[idx]),
+            best_fixed=est(best_out), best_fixed_for_kind=est(own_out),
+            best_fixed_for_kind_weights=lattice[np.bincount(own).argmax()].tolist(),
+            oracle_fixed=est(lat_te[oracle, idx]), oracle_fixed_weights=lattice[oracle].tolist(),
+            adapter_minus_best_fixed=diff(best_out), adapter_minus_best_fixed_for_kind=diff(own_out),
+            adapter_minus_uniform=diff(uni[idx]),
         )
+    best = int(np.argmax(lat_te.mean(1))) if folds is not None else int(pooled[0]) if len(pooled) else 0
     return rows, lattice[best], lat_te.mean(1)
 
 
@@ -164,19 +200,19 @@ def evaluate_adapter_arrays(objectives: list[str], test_weights, test_targets, *
                               **{f"w*.{o}": float(t[idx, j].mean()) for j, o in enumerate(objectives)}}
     lattice = simplex_lattice(k, resolution)  # [M, K]
     pairwise, best, lattice_acc = {}, [], []
-    arrays = (select_chosen, select_rejected, test_chosen, test_rejected)
-    if all(a is not None for a in arrays):
-        c_se = check_points(select_chosen, "selection chosen scores", k)
-        r_se = check_points(select_rejected, "selection rejected scores", k)
+    if (select_chosen is None) != (select_rejected is None):
+        raise PreforchError("selection rows need both chosen and rejected scores")
+    if test_chosen is not None and test_rejected is not None:
         c_te = check_points(test_chosen, "test chosen scores", k)
         r_te = check_points(test_rejected, "test rejected scores", k)
         if len(c_te) != len(w):
             raise PreforchError(f"test scores have {len(c_te)} rows, adapter weights {len(w)}")
-        if len(c_se) == 0:
-            raise PreforchError("no selection rows left to choose the fixed weight vectors on (every candidate row "
-                                "is a test row or was used to train a reward model); give more data")
-        pairwise, best_vec, acc = pairwise_table(lattice, (c_se, r_se, select_kinds), (c_te, r_te, test_kinds), w,
-                                                 groups, bootstrap, seed)
+        select = None  # no selection rows: 2-fold cross-fitting over the test prompts
+        if select_chosen is not None and len(select_chosen):
+            select = (check_points(select_chosen, "selection chosen scores", k),
+                      check_points(select_rejected, "selection rejected scores", k), select_kinds)
+        pairwise, best_vec, acc = pairwise_table(lattice, select, (c_te, r_te, test_kinds), w, groups, bootstrap,
+                                                 seed)
         best, lattice_acc = best_vec.tolist(), acc.tolist()
     return AdapterEvaluation(
         objectives=list(objectives), n_select=0 if select_chosen is None else len(select_chosen), n_test=len(w),
@@ -246,8 +282,12 @@ def evaluate_adapter(adapter, data: PreferenceData, test_data: PreferenceData | 
     if len(test_rows) == 0:
         raise PreforchError(f"no test rows left in {source} after excluding rows the adapter or a reward model was "
                             f"trained on ({excluded}); give test_data the models never saw")
-    protocol = {"test_rows": source, "selection_rows": f"{data.source} minus the test prompts and reward-model "
-                "training prompts", "excluded": excluded, "bootstrap": bootstrap,
+    if len(select_rows):
+        selection = f"{data.source} minus the test prompts and reward-model training prompts ({len(select_rows)} rows)"
+    else:
+        selection = ("none left (a reward model trained on every other prompt): fixed vectors chosen by 2-fold "
+                     "cross-fitting over the test prompts, each test row scored with the vector chosen on the other half")
+    protocol = {"test_rows": source, "selection_rows": selection, "excluded": excluded, "bootstrap": bootstrap,
                 "adapter_prompts_known": adapter_prompts is not None,
                 "reward_model_prompts_known": reward_model_prompts is not None}
     te, se = test.subset(test_rows), data.subset(select_rows)

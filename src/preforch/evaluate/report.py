@@ -30,7 +30,7 @@ def adapter_markdown(ev: AdapterEvaluation, title: str = "Adapter evaluation") -
     excluded = {k: v for k, v in proto.get("excluded", {}).items() if v}
     lines = [f"# {title}", "",
              f"Objectives: {', '.join(ev.objectives)}. Test rows: {ev.n_test}, from {proto.get('test_rows', '?')}. "
-             f"Fixed vectors chosen on {ev.n_select} selection rows ({proto.get('selection_rows', '?')}). Scores "
+             f"Fixed vectors chosen on: {proto.get('selection_rows', '?')}. Scores "
              f"normalised with the adapter's saved normaliser. Intervals: 95% bootstrap over prompts "
              f"({proto.get('bootstrap', '?')} resamples).", ""]
     if excluded:
