@@ -41,7 +41,7 @@ def main() -> None:
     from preforch.data.example import load_example
     from preforch.evaluate.adapter_eval import evaluate_adapter_arrays, predict_once
     from preforch.evaluate.metrics import select_best
-    from preforch.models.builtin import BUILTIN_HEADS, load_builtin_scorer
+    from preforch.rewards.builtin import BUILTIN_HEADS, load_builtin_scorer
 
     missing = [str(p) for p in BUILTIN_HEADS.values() if not (p / "model.safetensors").is_file()]
     if missing:
@@ -88,7 +88,8 @@ def main() -> None:
 def rm_heldout_prompts() -> set[str]:
     """Prompts of the pairs held out when the built-in heads were trained (configs/rm_{harmless,helpful}.yaml)."""
     from preforch.config import build_config
-    from preforch.rewards.train_rm import RMTrainConfig, load_pairs, split_by_prompt
+    from preforch.recipes.rm_train import RMTrainConfig, load_pairs
+    from preforch.rewards.train_head import split_by_prompt
 
     held: set[str] = set()
     for name in ("rm_harmless.yaml", "rm_helpful.yaml"):
