@@ -207,8 +207,8 @@ def main() -> None:
     from preforch.adapter import AdapterConfig, train_adapter
     from preforch.data.example import load_example
     from preforch.data.split import prompt_fingerprint, split_by_prompt
-    from preforch.evaluate.pipeline import reward_model_prompts
-    from preforch.models.builtin import load_builtin_scorer
+    from preforch.recipes.evaluate import reward_model_prompts
+    from preforch.rewards.builtin import load_builtin_scorer
     from preforch.rewards.cache import ScoreCache
     from preforch.rewards.multi import MultiScorer
 

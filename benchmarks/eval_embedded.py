@@ -35,7 +35,7 @@ N_CANDIDATES = 8
 def ensure_adapter(folder: Path) -> None:
     if (folder / "adapter.json").is_file():
         return
-    from preforch.adapter.job import TrainAdapterJob, run_train_job
+    from preforch.recipes.adapter_train import TrainAdapterJob, run_train_job
     from preforch.config import build_config
 
     print(f"{folder}: no adapter; training it with configs/example.yaml", file=sys.stderr)
@@ -44,7 +44,7 @@ def ensure_adapter(folder: Path) -> None:
 
 
 def pairwise(folder: Path, work: Path, bootstrap: int) -> dict:
-    from preforch.evaluate.pipeline import EvaluateAdapterConfig, run_adapter_evaluation
+    from preforch.recipes.evaluate import EvaluateAdapterConfig, run_adapter_evaluation
 
     out = run_adapter_evaluation(EvaluateAdapterConfig(
         adapter=str(folder), data=str(folder / "scores.parquet"), bootstrap=bootstrap, plots=False,
@@ -85,10 +85,10 @@ def candidates_for(prompts, args, work: Path) -> list[list[str]]:
 
 def test_prompts(folder: Path, per_kind: int, seed: int):
     """Held-out prompts of each kind: in the adapter's test split and never seen by a reward head."""
-    from preforch.adapter.job import read_split_prompts
+    from preforch.adapter.splits import read_split_prompts
     from preforch.data.load import load_preference_data
     from preforch.data.split import prompt_fingerprint
-    from preforch.evaluate.pipeline import reward_model_prompts
+    from preforch.recipes.evaluate import reward_model_prompts
 
     data = load_preference_data(str(folder / "scores.parquet"), require_scores=True)
     test, seen = read_split_prompts(folder, ("test",)), reward_model_prompts(["builtin"]) or set()
@@ -107,7 +107,7 @@ def test_prompts(folder: Path, per_kind: int, seed: int):
 def best_of_n(folder: Path, report: dict, args, work: Path) -> None:
     from preforch.adapter import PreferenceAdapter
     from preforch.evaluate.metrics import select_best
-    from preforch.models.builtin import load_builtin_scorer
+    from preforch.rewards.builtin import load_builtin_scorer
     from preforch.rewards.cache import ScoreCache
     from preforch.rewards.multi import MultiScorer
     from preforch.stats import estimate, paired_difference

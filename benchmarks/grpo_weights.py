@@ -44,7 +44,7 @@ def split_prompts(n_train: int, n_eval: int, seed: int) -> tuple[list, list]:
 def train_small_adapter(scorer, rows: int, seed: int, out: Path):
     from preforch.adapter import AdapterConfig, train_adapter
     from preforch.data.example import load_example
-    from preforch.rewards.pipeline import score_preference_data
+    from preforch.rewards.scoring import score_preference_data
 
     data = load_example(rows // 2, seed=seed + 1)
     chosen, _ = score_preference_data(data, scorer)
@@ -84,7 +84,7 @@ def main() -> None:
     from preforch.adapter import PreferenceAdapter
     from preforch.align.config import GRPOJob
     from preforch.align.grpo import run_rl
-    from preforch.models.builtin import load_builtin_scorer
+    from preforch.rewards.builtin import load_builtin_scorer
     from preforch.models.generation import load_policy
     from preforch.rewards.multi import MultiScorer
 

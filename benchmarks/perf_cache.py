@@ -68,7 +68,7 @@ def main() -> int:
         imports = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "import torch, transformers, preforch.rewards.pipeline, "
+            subprocess.run([sys.executable, "-c", "import torch, transformers, preforch.recipes.score, "
                             "preforch.rewards.heads"], env=env, check=True)
             imports.append(time.perf_counter() - t0)
     m = pc.median

@@ -46,7 +46,7 @@ def main() -> int:
 
     builtin = pc.builtin_available()
     if builtin:
-        from preforch.models.builtin import load_builtin_scorer
+        from preforch.rewards.builtin import load_builtin_scorer
 
         scorer, what = load_builtin_scorer(), "built-in scorer (harmless + helpful heads on MiniLM, concise rule)"
     else:

@@ -28,7 +28,7 @@ def main() -> None:
     from preforch.data.split import split_by_prompt
     from preforch.models.builtin import BUILTIN_HEADS
     from preforch.rewards.heads import SharedEncoderHeads
-    from preforch.rewards.train_rm import pairwise_accuracy
+    from preforch.rewards.train_head import pairwise_accuracy
     from preforch.stats import estimate
 
     data = load_example(seed=None)

@@ -1,8 +1,7 @@
 """Atomic writes: a file or a whole folder appears complete or not at all.
 
 Staging names carry the writer's process id (``.NAME.PID.xxxx.tmp``, ``.NAME.PID.old``), so a later run can
-tell the leftovers of a killed process from those of a live one and clean them up before it starts
-(issue 12). Published files get the permissions a plain ``open`` gives under the current umask.
+tell the leftovers of a killed process from those of a live one and clean them up before it starts. Published files get the permissions a plain ``open`` gives under the current umask.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from preforch.errors import PreforchError
+from preforch.errors import PreforchError, setting_hint
 
 
 def _umask() -> int:
@@ -233,7 +232,7 @@ def refuse_existing(path: str | Path, overwrite: bool, what: str = "folder") -> 
     :func:`check_output_dir`), and refuse to replace an existing one unless ``overwrite``."""
     check_output_dir(path, what)
     if Path(path).exists() and not overwrite:
-        raise PreforchError(f"{path}: output {what} exists; pass --overwrite (overwrite: true) to replace it")
+        raise PreforchError(f"{path}: output {what} exists; pass {setting_hint('overwrite', 'true')} to replace it")
 
 
 @contextlib.contextmanager

@@ -12,10 +12,18 @@ Shapes used in docstrings and trailing comments:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from preforch.conversation import Conversation, as_conversations
+
+#: Weights dtype of a reward model.
+TorchDType = Literal["float32", "bfloat16", "float16"]
+#: Weights dtype of a policy ("auto": the dtype its config names).
+PolicyDType = Literal[TorchDType, "auto"]
+#: Prompt encoders: a mean-pooled sentence encoder, or the last prompt token's state of a causal LM.
+EncoderKind = Literal["sentence", "causal_lm"]
 
 
 @dataclass

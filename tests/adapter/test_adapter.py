@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from preforch.adapter import AdapterConfig, PreferenceAdapter, train_adapter
-from preforch.adapter.job import TrainAdapterJob, run_train_job
+from preforch.recipes.adapter_train import TrainAdapterJob, run_train_job
 from preforch.cli.main import main
 from preforch.data.load import rows_from_preference_data, write_table
 from preforch.errors import PreforchError

@@ -10,7 +10,7 @@ import yaml
 from preforch.cli.main import main
 from preforch.data.load import write_table
 from preforch.errors import PreforchError
-from preforch.evaluate.recipes import build_recipe, read_recipe
+from preforch.recipes.paper import build_recipe, read_recipe
 
 RECIPES = sorted((Path(__file__).resolve().parents[2] / "configs" / "recipes").glob("*.yaml"))
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from preforch.adapter.job import TrainAdapterJob, run_train_job
+from preforch.recipes.adapter_train import TrainAdapterJob, run_train_job
 from preforch.cli.main import main
 from preforch.data.split import prompt_fingerprint, split_by_prompt
 from preforch.data.load import rows_from_preference_data, write_table

@@ -138,9 +138,9 @@ def test_adapter_train_extreme_finite_scores(tmp_path, capsys, tiny_encoder_dir)
     (["--data", "/nonexistent/data.jsonl"], r"/nonexistent/data\.jsonl: data file not found"),
 ], ids=["device", "missing-data"])
 def test_adapter_train_bad_settings(tmp_path, capsys, scored_file, tiny_encoder_dir, monkeypatch, extra, match):
-    from preforch.adapter import job
+    from preforch.adapter import train
 
-    monkeypatch.setattr(job, "train_adapter", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(train, "train_adapter", lambda *a, **k: pytest.fail("training started"))
     one_line_error(capsys, *_train_args(tmp_path, scored_file, tiny_encoder_dir, *extra), match=match)
 
 

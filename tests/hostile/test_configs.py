@@ -48,7 +48,7 @@ BAD_YAML = [
 
 @pytest.mark.parametrize("name,content,match", BAD_YAML, ids=[c[0] for c in BAD_YAML])
 def test_bad_yaml_config(tmp_path, capsys, monkeypatch, name, content, match):
-    from preforch.adapter import job
+    from preforch.recipes import adapter_train as job
 
     monkeypatch.setattr(job, "load_job_data", lambda *a, **k: pytest.fail("work started before the config was checked"))
     path = tmp_path / "config.yaml"
@@ -64,7 +64,7 @@ def test_bad_yaml_config(tmp_path, capsys, monkeypatch, name, content, match):
     ("--train-views", "[a, b", r"command line: setting 'train_views'"),
 ], ids=["int-text", "int-overflow", "bool-text", "clip-nan", "list-unclosed"])
 def test_bad_flag_value(tmp_path, capsys, monkeypatch, flag, value, match):
-    from preforch.adapter import job
+    from preforch.recipes import adapter_train as job
 
     monkeypatch.setattr(job, "load_job_data", lambda *a, **k: pytest.fail("work started before the config was checked"))
     one_line_error(capsys, "adapter", "train", flag, value, "--output", tmp_path / "out", match=match)
@@ -75,7 +75,7 @@ def test_config_path_is_a_folder(tmp_path, capsys):
 
 
 def test_yaml_with_byte_order_mark_reads(tmp_path):
-    from preforch.adapter.job import TrainAdapterJob
+    from preforch.recipes.adapter_train import TrainAdapterJob
 
     path = tmp_path / "config.yaml"
     path.write_bytes(b"\xef\xbb\xbfepochs: 7\n")
@@ -92,12 +92,12 @@ def test_recipe_yaml_not_utf8(tmp_path, capsys):
 
 
 def _config_classes():
-    from preforch.adapter.job import TrainAdapterJob
-    from preforch.align.best_of_n import GenerateJobConfig
+    from preforch.recipes.adapter_train import TrainAdapterJob
+    from preforch.recipes.generate import GenerateJobConfig
     from preforch.align.config import DPOJob, GRPOJob
-    from preforch.evaluate.pipeline import EvaluateAdapterConfig, EvaluateResponsesConfig
-    from preforch.rewards.pipeline import ScoreConfig
-    from preforch.rewards.train_rm import RMTrainConfig
+    from preforch.recipes.evaluate import EvaluateAdapterConfig, EvaluateResponsesConfig
+    from preforch.recipes.score import ScoreConfig
+    from preforch.recipes.rm_train import RMTrainConfig
 
     return [TrainAdapterJob, ScoreConfig, RMTrainConfig, GenerateJobConfig, GRPOJob, DPOJob, EvaluateAdapterConfig,
             EvaluateResponsesConfig]
@@ -139,7 +139,7 @@ def test_property_config_values(tmp_path_factory, data):
 
 def test_nul_byte_in_a_path_setting(tmp_path, capsys, monkeypatch):
     """Path('a\\x00b').exists() raises ValueError: a NUL byte in a text setting is refused when read."""
-    from preforch.adapter import job
+    from preforch.recipes import adapter_train as job
 
     monkeypatch.setattr(job, "load_job_data", lambda *a, **k: pytest.fail("work started before the config was checked"))
     path = tmp_path / "config.yaml"

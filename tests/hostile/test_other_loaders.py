@@ -42,7 +42,7 @@ BAD_RESPONSES = [
 @pytest.mark.parametrize("name,changes,match", BAD_RESPONSES, ids=[c[0] for c in BAD_RESPONSES])
 def test_bad_responses_file(tmp_path, name, changes, match):
     from preforch.data.load import write_table
-    from preforch.evaluate.pipeline import load_responses
+    from preforch.recipes.evaluate import load_responses
 
     path = tmp_path / "responses.jsonl"
     write_table(_responses(changes), path)
@@ -74,7 +74,7 @@ BAD_WEIGHTS = [
 def test_bad_weights_file(tmp_path, name, changes, match):
     from preforch.conversation import as_conversations
     from preforch.data.load import write_table
-    from preforch.evaluate.pipeline import load_weights_file
+    from preforch.recipes.evaluate import load_weights_file
 
     path = tmp_path / "weights.jsonl"
     write_table(_weights_rows(changes), path)

@@ -40,18 +40,18 @@ def inputs(tmp_path, adapter_master, tiny_encoder_dir):
 # command → (argv builder given the output, output kind, what to stop if the check came too late)
 COMMANDS = {
     "score": (lambda i, o: ["score", "--input", i["pairs"], "--output", o, "--scorers", RULE_SCORER, "--cache", "false"],
-              "file", [("preforch.rewards.pipeline", "read_table")]),
+              "file", [("preforch.recipes.score", "read_table")]),
     "adapter-train": (lambda i, o: ["adapter", "train", "--data", i["scored"], "--output", o, "--encoder-path",
-                                    i["encoder"]], "folder", [("preforch.adapter.job", "load_job_data")]),
+                                    i["encoder"]], "folder", [("preforch.recipes.adapter_train", "load_job_data")]),
     "rm-train": (lambda i, o: ["rm", "train", "--data", i["pairs"], "--output-dir", o],
-                 "folder", [("preforch.rewards.train_rm", "load_pairs")]),
+                 "folder", [("preforch.recipes.rm_train", "load_pairs")]),
     "evaluate-adapter": (lambda i, o: ["evaluate", "adapter", "--adapter", i["adapter"], "--data", i["scored"],
                                        "--output-dir", o], "folder",
-                         [("preforch.evaluate.pipeline", "load_preference_data")]),
+                         [("preforch.recipes.evaluate", "load_preference_data")]),
     "evaluate-responses": (lambda i, o: ["evaluate", "responses", "--responses", i["responses"], "--output-dir", o],
-                           "folder", [("preforch.evaluate.pipeline", "load_responses")]),
+                           "folder", [("preforch.recipes.evaluate", "load_responses")]),
     "generate": (lambda i, o: ["generate", "--prompts", "hi", "--output", o], "file",
-                 [("preforch.align.best_of_n", "read_prompts")]),
+                 [("preforch.recipes.generate", "read_prompts")]),
     "weights": (lambda i, o: ["weights", "--adapter", i["adapter"], "hi", "--output", o], "file",
                 [("preforch.cli.weights_cmd", "read_conversations")]),
     "align-grpo": (lambda i, o: ["align", "grpo", "--adapter", i["adapter"], "--output-dir", o], "folder",
@@ -100,9 +100,9 @@ def test_score_jsonl_gz_output_is_gzip_and_reads_back(tmp_path, capsys, pairs_fi
 
 
 def test_score_parquet_gz_output_is_refused_up_front(tmp_path, capsys, pairs_file, monkeypatch):
-    from preforch.rewards import pipeline
+    from preforch.recipes import score
 
-    monkeypatch.setattr(pipeline, "read_table", _fail)
+    monkeypatch.setattr(score, "read_table", _fail)
     one_line_error(capsys, "score", "--input", pairs_file, "--output", tmp_path / "x.parquet.gz", "--scorers",
                    RULE_SCORER, match=r"x\.parquet\.gz: output must end in \.jsonl or \.parquet \(or \.jsonl\.gz")
 
@@ -374,11 +374,11 @@ def _parquet_input(path: Path, rows: list[dict]) -> Path:
     ([{"prompt": "p", "chosen": "c", "meta": {}}], "out.parquet", r"out\.parquet: cannot be written as parquet"),
 ], ids=["bytes-to-jsonl", "mixed-types-to-parquet", "empty-struct-to-parquet"])
 def test_score_output_unwritable_rows_fail_before_scoring(tmp_path, capsys, monkeypatch, rows, output, match):
-    from preforch.rewards import pipeline
+    from preforch.rewards import scoring
 
     source = _parquet_input(tmp_path / "in.parquet", rows) if output.endswith(".jsonl") else \
         write_jsonl(tmp_path / "in.jsonl", rows)
-    monkeypatch.setattr(pipeline, "score_preference_data", _fail)
+    monkeypatch.setattr(scoring, "score_preference_data", _fail)
     one_line_error(capsys, "score", "--input", source, "--output", tmp_path / output, "--scorers", RULE_SCORER,
                    "--cache", "false", "--progress", "false", match=match)
     assert not (tmp_path / output).exists() and not no_leftovers(tmp_path)

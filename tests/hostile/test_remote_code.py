@@ -117,14 +117,15 @@ def test_adapter_encoder_folder_with_custom_code(tmp_path, capsys, evil, encoder
 
 
 def test_heads_folder_encoder_with_custom_code(tmp_path, capsys, evil, tiny_encoder_dir, pairs_file):
-    from preforch.models.encoders import SentenceEncoder, _file_fingerprint
+    from preforch.artifacts import folder_fingerprint
+    from preforch.models.encoders import SentenceEncoder
     from preforch.rewards.heads import HeadsConfig, HeadSpec, SharedEncoderHeads
 
     encoder = SentenceEncoder(str(tiny_encoder_dir), normalize=False)
     heads = SharedEncoderHeads(HeadsConfig(heads=[HeadSpec("harmless")]), encoder=encoder)
     heads.save_pretrained(tmp_path / "heads")
     config = json.loads((tmp_path / "heads" / "config.json").read_text())
-    config["encoder"], config["encoder_fingerprint"] = str(evil), _file_fingerprint(evil)
+    config["encoder"], config["encoder_fingerprint"] = str(evil), folder_fingerprint(evil)
     (tmp_path / "heads" / "config.json").write_text(json.dumps(config))
     scorers = f"[{{type: heads, path: {tmp_path / 'heads'}}}]"
     one_line_error(capsys, "score", "--input", pairs_file, "--output", tmp_path / "out.jsonl", "--scorers", scorers,

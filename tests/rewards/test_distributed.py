@@ -17,7 +17,7 @@ import yaml
 from tiny_rm import make_bert_classifier
 
 from preforch.data.load import read_table, write_table
-from preforch.rewards.pipeline import ScoreConfig, score_dataset
+from preforch.recipes.score import ScoreConfig, score_dataset
 
 def _free_port() -> int:
     with socket.socket() as sock:

@@ -155,7 +155,7 @@ def test_bad_specs():
 
 def test_builtin_heads_load_and_score_the_example():
     from preforch.data.example import load_hh, load_ultrafeedback
-    from preforch.models.builtin import BUILTIN_OBJECTIVES, load_builtin_scorer
+    from preforch.rewards.builtin import BUILTIN_OBJECTIVES, load_builtin_scorer
 
     scorer = load_builtin_scorer()
     assert isinstance(scorer, Scorer) and scorer.objectives == BUILTIN_OBJECTIVES == ["harmless", "helpful", "concise"]
@@ -169,7 +169,7 @@ def test_builtin_heads_load_and_score_the_example():
 def test_builtin_harmless_head_prefers_chosen_on_heldout_hh_pairs():
     from preforch.data.example import load_hh
     from preforch.models.builtin import BUILTIN_HEADS
-    from preforch.rewards.train_rm import split_by_prompt
+    from preforch.rewards.train_head import split_by_prompt
 
     metrics = json.loads((BUILTIN_HEADS["harmless"] / "metrics.json").read_text())
     cfg = metrics["config"]

@@ -15,7 +15,9 @@ from preforch.data.load import read_table, write_table
 from preforch.errors import PreforchError
 from preforch.rewards.cache import ScoreCache
 from preforch.rewards.callable import CallableScorer
-from preforch.rewards.pipeline import ScoreConfig, build_scorers, score_dataset, score_rows
+from preforch.recipes.score import ScoreConfig, score_dataset
+from preforch.rewards.registry import build_scorers
+from preforch.rewards.scoring import score_rows
 from preforch.rewards.rules import ConcisenessScorer
 
 REPO = Path(__file__).resolve().parents[2]

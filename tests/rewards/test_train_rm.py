@@ -11,13 +11,11 @@ import pytest
 import torch
 
 from preforch.errors import PreforchError
-from preforch.rewards.train_rm import (
-    RMTrainConfig,
+from preforch.recipes.rm_train import RMTrainConfig, load_pairs, run_rm_train
+from preforch.rewards.train_head import (
     bootstrap_interval,
     bradley_terry_loss,
-    load_pairs,
     pairwise_accuracy,
-    run_rm_train,
     split_by_prompt,
     train_reward_head,
 )
@@ -109,7 +107,7 @@ def test_same_seed_same_run(tmp_path, tiny_encoder_dir):
 def test_attention_pooling_and_encoder_finetuning_change_parameters(tmp_path, tiny_encoder_dir):
     config = tiny_config(tmp_path, tiny_encoder_dir, pooling="response_attention", finetune_encoder=True,
                          features=["response", "product"], hidden=8, epochs=1, limit=30, encoder_lr=1e-3)
-    from preforch.rewards.train_rm import build_model
+    from preforch.rewards.train_head import build_model
 
     before = build_model(config)
     enc_before = {k: v.clone() for k, v in before.encoder.model.state_dict().items()}
@@ -158,7 +156,8 @@ def test_cli_help_and_run(tmp_path, tiny_encoder_dir, capsys):
 
 
 def test_prompt_folds_and_margins(tmp_path):
-    from preforch.rewards.train_rm import _pair_weights, load_margins, prompt_folds
+    from preforch.recipes.rm_train import load_margins
+    from preforch.rewards.train_head import _pair_weights, prompt_folds
 
     prompts = [f"p{i % 30}" for i in range(120)]
     idx = np.arange(10, 120)
@@ -193,13 +192,13 @@ def test_cv_settings_are_checked():
 
 
 def test_cv_selection_never_uses_heldout_and_writes_the_card(tmp_path, tiny_encoder_dir, monkeypatch):
-    from preforch.rewards import train_rm
+    from preforch.rewards import train_head
 
     path = synthetic_pairs(tmp_path / "margins.jsonl", n=90)  # tiny_config rewrites pairs.jsonl
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     path.write_text("".join(json.dumps({**r, "margin": 0.5 + (i % 3)}) + "\n" for i, r in enumerate(rows)))
     seen = []
-    real = train_rm.cross_validate
+    real = train_head.cross_validate
 
     def spy(config, pairs, pool, *args):
         seen.append(pool.copy())
@@ -207,7 +206,7 @@ def test_cv_selection_never_uses_heldout_and_writes_the_card(tmp_path, tiny_enco
 
     config = tiny_config(tmp_path, tiny_encoder_dir, data=str(path), epochs=4, patience=4, cv_folds=3,
                          cv_grid={"hidden": [0, 4], "min_margin": [0.0, 1.0]})
-    monkeypatch.setattr(train_rm, "cross_validate", spy)
+    monkeypatch.setattr(train_head, "cross_validate", spy)
     result = run_rm_train(config)
     m = result.metrics
     split = split_by_prompt(load_pairs(str(path)).prompts, config.heldout_fraction, config.val_fraction, config.seed)

@@ -105,7 +105,7 @@ def test_best_of_n_job_reads_weights_from_the_prefill(serve_policy_dir, causal_e
     from preforch.align.best_of_n import best_of_n
     from preforch.models.generation import GenerationConfig, load_policy
     from preforch.rewards.multi import MultiScorer
-    from preforch.rewards.pipeline import build_scorers
+    from preforch.rewards.registry import build_scorers
 
     adapter = PreferenceAdapter.from_pretrained(causal_engines["context"].config.adapter)
     prompts = [as_conversation(SINGLE), as_conversation(MULTI)]

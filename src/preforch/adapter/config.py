@@ -8,8 +8,8 @@ from typing import Literal, get_args
 from preforch.adapter.views import TRUNCATION_SIDE, PromptView
 from preforch.config import field
 from preforch.errors import PreforchError
-from preforch.models.encoders import EncoderKind
 from preforch.rewards.normalize import NormMethod
+from preforch.types import EncoderKind
 
 LossKind = Literal["auto", "forward_kl", "reverse_kl", "pairwise", "mix"]
 Activation = Literal["gelu", "relu", "tanh"]

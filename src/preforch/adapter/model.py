@@ -12,14 +12,25 @@ from torch import nn
 
 from preforch.adapter.config import AdapterConfig
 from preforch.adapter.views import view_inputs
-from preforch.atomic import staged_dir, usual_permissions, write_json
+from preforch.artifacts import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    check_tensors,
+    read_object,
+    read_safetensors,
+    require_format,
+    require_keys,
+    strict_settings,
+    write_safetensors,
+)
+from preforch.atomic import staged_dir, write_json
 from preforch.conversation import as_conversations
-from preforch.errors import PreforchError
+from preforch.errors import PreforchError, setting_hint
+from preforch.models.encoders import load_encoder
+from preforch.models.paths import check_device
 from preforch.rewards.normalize import Normalizer
 from preforch.weighting import check_objectives
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 NORMALIZER_NAME = "normalizer.json"
 #: 2: prompts are conversations read through a saved prompt view (version-1 adapters read raw data-set text).
 FORMAT_VERSION = 2
@@ -87,8 +98,6 @@ class PreferenceAdapter:
     @property
     def encoder(self):
         if self._encoder is None:
-            from preforch.models.encoders import load_encoder
-
             c = self.config
             self._encoder = load_encoder(c.encoder, c.encoder_path, c.encoder_max_length, c.device,
                                          c.trust_remote_code, c.encoder_layer, c.truncation_side)
@@ -151,11 +160,7 @@ class PreferenceAdapter:
 
     def write_files(self, folder: Path) -> None:
         """Write the artifact's files into an existing (staged) folder."""
-        from safetensors.torch import save_file
-
-        state = {k: v.detach().cpu().contiguous() for k, v in self.mlp.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "artifact": ARTIFACT_TYPE})
-        usual_permissions(folder / WEIGHTS_NAME)  # safetensors writes through an owner-only temp file
+        write_safetensors(folder / WEIGHTS_NAME, self.mlp.state_dict(), {"format": "pt", "artifact": ARTIFACT_TYPE})
         write_json(folder / CONFIG_NAME, self.config_dict())
         self.normalizer.save(folder / NORMALIZER_NAME)
 
@@ -170,8 +175,6 @@ class PreferenceAdapter:
         allow custom model code in the encoder folder; an artifact whose config asks for it is refused unless
         the caller allows it.
         """
-        from preforch.models.paths import check_device
-
         folder = Path(path)
         if not folder.is_dir():
             raise PreforchError(f"{folder}: adapter folder not found")
@@ -196,22 +199,14 @@ class PreferenceAdapter:
 
 def _read_meta(config_path: Path) -> dict:
     """config.json's top level, checked: artifact type, format, objectives, embedding size, settings object."""
-    from preforch.atomic import read_json
-
-    meta = read_json(config_path, "adapter config")
-    if not isinstance(meta, dict):
-        raise PreforchError(f"{config_path}: expected a JSON object, got {type(meta).__name__}")
+    meta = read_object(config_path, "adapter config")
     if meta.get("artifact") != ARTIFACT_TYPE:
         raise PreforchError(f"{config_path}: not a preforch adapter (artifact {meta.get('artifact')!r:.60})")
     if meta.get("format_version") == 1:
         raise PreforchError(f"{config_path}: a format-1 adapter (it read prompts in their data set's markup); "
                             "retrain it with this preforch (`preforch adapter train`)")
-    if meta.get("format_version") != FORMAT_VERSION or isinstance(meta.get("format_version"), bool):
-        raise PreforchError(f"{config_path}: unknown format_version {meta.get('format_version')!r:.40}, "
-                            f"this preforch reads {FORMAT_VERSION}")
-    missing = [key for key in ("objectives", "embedding_dim", "adapter") if key not in meta]
-    if missing:
-        raise PreforchError(f"{config_path}: missing key(s) {missing}")
+    require_format(meta, config_path, FORMAT_VERSION, "unknown format_version")
+    require_keys(meta, ("objectives", "embedding_dim", "adapter"), config_path)
     objectives = meta["objectives"]
     if (not isinstance(objectives, list) or len(objectives) < 2 or len(set(map(str, objectives))) != len(objectives)
             or not all(isinstance(o, str) and o for o in objectives)):
@@ -228,20 +223,11 @@ def _read_meta(config_path: Path) -> dict:
 
 def _adapter_config(settings: dict, config_path: Path, trust_remote_code: bool, device: str) -> AdapterConfig:
     """The saved settings as an AdapterConfig: every value type-checked; trust and device are the caller's."""
-    import typing
-
-    from preforch.config import coerce
-
-    hints = typing.get_type_hints(AdapterConfig)
-    unknown = sorted(set(settings) - set(hints))
-    if unknown:
-        raise PreforchError(f"{config_path}: unknown adapter setting(s) {unknown}")
-    source = f"{config_path}: adapter"
-    values = {k: coerce(v, hints[k], k, source, strict=True) for k, v in settings.items()}
+    values = strict_settings(settings, AdapterConfig, config_path, "adapter ")
     if values.get("trust_remote_code") and not trust_remote_code:
         raise PreforchError(f"{config_path}: the adapter asks for trust_remote_code (custom code from its encoder "
                             f"folder {values.get('encoder_path')!r}); an artifact cannot enable code execution: "
-                            "pass --trust-remote-code (trust_remote_code: true) yourself if you trust that folder")
+                            f"pass {setting_hint('trust_remote_code', 'true')} yourself if you trust that folder")
     values["trust_remote_code"] = bool(trust_remote_code)
     values["device"] = device
     try:
@@ -253,26 +239,8 @@ def _adapter_config(settings: dict, config_path: Path, trust_remote_code: bool, 
 def _read_weights(weights_path: Path, config: AdapterConfig, dim: int, k: int) -> dict[str, torch.Tensor]:
     """model.safetensors checked against the config before any real allocation: the same keys and shapes (an MLP
     built on the meta device), floating-point and finite."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise PreforchError(f"{weights_path}: cannot read the weights (truncated or corrupt?): {first}") from None
+    state = read_safetensors(weights_path, "cannot read the weights")
     with torch.device("meta"):
         expected = AdapterMLP(dim, k, config.hidden, config.layers, config.dropout, config.activation).state_dict()
-    missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or extra:
-        raise PreforchError(f"{weights_path}: weights do not match config.json (missing {missing[:4]}, unexpected "
-                            f"{extra[:4]})")
-    for key, tensor in state.items():
-        if tuple(tensor.shape) != tuple(expected[key].shape):
-            raise PreforchError(f"{weights_path}: tensor {key!r} has shape {tuple(tensor.shape)}, config.json "
-                                f"expects {tuple(expected[key].shape)}")
-        if not tensor.is_floating_point():
-            raise PreforchError(f"{weights_path}: tensor {key!r} is {tensor.dtype}, expected floating point")
-        if not torch.isfinite(tensor).all():
-            raise PreforchError(f"{weights_path}: tensor {key!r} holds values that are not finite (NaN or inf)")
+    check_tensors(state, expected, weights_path, CONFIG_NAME)
     return state

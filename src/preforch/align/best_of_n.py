@@ -12,19 +12,17 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from preforch.config import field
 from preforch.conversation import Conversation, as_conversations
 from preforch.errors import PreforchError
-from preforch.models.generation import DType, GenerationConfig
+from preforch.models.generation import GenerationConfig
 from preforch.rewards.normalize import Normalizer
 from preforch.rewards.scorer import Scorer
 from preforch.weighting import (
     Weighting,
-    WeightMode,
     check_objectives,
     choose_best,
     resolve_weights,
@@ -34,7 +32,6 @@ from preforch.weighting import (
 
 log = logging.getLogger(__name__)
 
-GenerateStrategy = Literal["sample", "best_of_n", "conditioned"]
 #: A policy: a (model, tokenizer) pair, or any ``fn(prompts, n) -> [N][n] texts``.
 GenerateFn = Callable[[list[str], int], list[list[str]]]
 
@@ -105,20 +102,27 @@ def rank_candidates(raw_scores: np.ndarray, weights: np.ndarray,
     return normed, rewards, choose_best(rewards)
 
 
-def score_candidates(scorer: Scorer, prompts: list, candidates: list[list[str]]) -> np.ndarray:
-    """Raw scores of every candidate. Shape: [N][G] texts → [N, G, K]."""
-    n, g, k = len(prompts), len(candidates[0]), len(scorer.objectives)
-    flat_prompts = [p for p in prompts for _ in range(g)]
+def score_each(scorer: Scorer, prompts: list, candidates: list[list[str]]) -> list[np.ndarray]:
+    """Raw scores of every prompt's candidates, in one scorer call; prompts may have different numbers of
+    candidates. Shape: [N][G_i] texts → N arrays [G_i, K]. A wrong shape or a non-finite score is an error
+    naming the prompt, the candidate and the objective."""
+    k = len(scorer.objectives)
+    owner = [(i, j) for i, row in enumerate(candidates) for j in range(len(row))]  # flat row → (prompt, candidate)
     flat = [c for row in candidates for c in row]
-    raw = np.asarray(scorer.score(flat_prompts, flat), dtype=np.float64)
-    if raw.shape != (n * g, k):
-        raise PreforchError(f"scorer returned shape {raw.shape} for {n * g} candidates, expected {(n * g, k)}")
+    raw = np.asarray(scorer.score([prompts[i] for i, _ in owner], flat), dtype=np.float64)
+    if raw.shape != (len(flat), k):
+        raise PreforchError(f"scorer returned shape {raw.shape} for {len(flat)} candidates, expected {(len(flat), k)}")
     bad = ~np.isfinite(raw)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise PreforchError(f"scorer gave {raw[row, col]} for prompt {row // g}, candidate {row % g}, "
+        raise PreforchError(f"scorer gave {raw[row, col]} for prompt {owner[row][0]}, candidate {owner[row][1]}, "
                             f"objective {scorer.objectives[col]!r}")
-    return raw.reshape(n, g, k)  # [N, G, K]
+    return np.split(raw, np.cumsum([len(row) for row in candidates])[:-1])
+
+
+def score_candidates(scorer: Scorer, prompts: list, candidates: list[list[str]]) -> np.ndarray:
+    """Raw scores of G candidates per prompt. Shape: [N][G] texts → [N, G, K]."""
+    return np.stack(score_each(scorer, prompts, candidates))  # [N, G, K]
 
 
 def sample_candidates(policy, prompts: list, n: int, generation=None, progress: bool = False) -> list[list[str]]:
@@ -225,167 +229,3 @@ def _pick_normalizer(given: Normalizer | None, adapter, raw: np.ndarray,
     # Fixed weights without a saved normaliser: z-score over this call's candidates, so no objective
     # dominates R only because its raw scale is larger.
     return Normalizer(objectives).fit(raw.reshape(-1, raw.shape[-1])), "candidates"
-
-
-# ---- the `preforch generate` job ---------------------------------------------------------------------------
-
-
-@dataclass
-class GenerateJobConfig(GenerationConfig):
-    """Settings of `preforch generate`: plain sampling, best-of-N with prompt-aware weights, or a conditioned
-    policy asked for the scores the weights imply."""
-
-    strategy: GenerateStrategy | None = field(None, help="sample, best_of_n (needs best_of) or conditioned (a policy "
-                                                         "folder written by `preforch align conditioned`, tagged "
-                                                         "with desired scores from the weights); null = best_of_n "
-                                                         "when best_of is set, else sample")
-    policy: str = field("embedded:smollm2", help="policy: embedded:smollm2, a local folder, or a hub name (online only)")
-    dtype: DType = field("float32", help="policy dtype")
-    device: str = field("cpu", help="torch device of the policy, the scorers and the adapter")
-    trust_remote_code: bool = field(False, help="allow custom model code from the policy folder and the adapter's "
-                                                "encoder folder (only if you trust them; an artifact cannot allow it)")
-    prompts: list[str] = field([], help="prompts given inline (YAML list, or --prompts P1 P2 ...); each is one "
-                                        "user turn (or HH dialogue text)")
-    prompts_file: str | None = field(None, help="prompts file: .txt (one per line) or a table with a 'prompt' "
-                                                 "(text or message list) or 'messages' column "
-                                                 "(.jsonl/.json/.parquet/.csv, optionally .gz)")
-    limit: int | None = field(None, help="use only the first LIMIT prompts")
-    best_of: int | None = field(None, help="best-of-N: sample N >= 2 replies per prompt and keep the best by "
-                                           "R = sum_k w_k s~_k; null = plain sampling")
-    scorers: list[dict] = field([{"type": "builtin"}], help="best-of-N scorer specs (as in `preforch score`)")
-    score_batch_size: int = field(64, help="candidates per scoring batch")
-    adapter: str | None = field(None, help="adapter folder: per-prompt weights w(x) and its saved normaliser")
-    weight_mode: WeightMode | None = field(None, help="best-of-N weights: adapter, fixed (user_weights) or blend; "
-                                           "null = adapter without user_weights, fixed with them, blend with them "
-                                           "and a blend")
-    user_weights: list[float] | dict[str, float] | None = field(None, help="the user's weights, one per objective "
-                                                                           "in the scorers' order (conditioned: the "
-                                                                           "adapter's, or the tags' without one) or "
-                                                                           "{objective: w}")
-    blend: float | None = field(None, help="mode blend: lambda in lambda*user_weights + (1-lambda)*w(x); null = 0.5")
-    all_candidates: bool = field(False, help="best-of-N: also write every candidate with its scores and R")
-    output: str | None = field(None, help="JSONL output file; null = print to stdout")
-    overwrite: bool = field(False, help="replace an existing output file")
-    progress: bool = field(True, help="show progress bars")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.prompts and not self.prompts_file:
-            raise PreforchError("generate: give prompts (--prompts ... or --prompts-file FILE)")
-        if self.best_of is not None and self.best_of < 2:
-            raise PreforchError(f"best-of-N needs N >= 2 candidates per prompt, got best_of {self.best_of}")
-        strategy = self.chosen_strategy()
-        if strategy == "best_of_n" and self.best_of is None:
-            raise PreforchError("generate: strategy best_of_n needs --best-of N")
-        if strategy != "best_of_n" and self.best_of is not None:
-            raise PreforchError(f"generate: best_of applies to strategy best_of_n, not {strategy}")
-        if strategy == "sample" and (self.adapter or self.user_weights or self.blend is not None or self.weight_mode):
-            raise PreforchError("generate: adapter, weight_mode, user_weights and blend only apply with best_of N "
-                                "or strategy conditioned")
-        if strategy != "best_of_n" and self.all_candidates:
-            raise PreforchError("generate: all_candidates only applies with best_of N")
-        if strategy == "best_of_n" and not self.do_sample:
-            raise PreforchError("best-of-N needs sampled candidates: set do_sample: true")
-        if strategy != "sample":
-            weighting = self.weighting()
-            if weighting.needs_adapter and not self.adapter:
-                raise PreforchError(f"{strategy} with weight mode {weighting.mode!r} needs --adapter DIR (or give "
-                                    "--user-weights w1,w2,... for fixed weights)")
-        if self.output and not self.output.endswith(".jsonl"):
-            raise PreforchError(f"{self.output}: output must be a .jsonl file")
-        if self.limit is not None and self.limit < 1:
-            raise PreforchError(f"generate: limit must be >= 1, got {self.limit}")
-        from preforch.models.paths import check_device
-
-        check_device(self.device, "generate: device")
-
-    def chosen_strategy(self) -> str:
-        return self.strategy or ("best_of_n" if self.best_of is not None else "sample")
-
-    def weighting(self) -> Weighting:
-        try:
-            return Weighting.infer(self.weight_mode, self.user_weights, self.blend)
-        except PreforchError as err:
-            raise PreforchError(f"generate: {err}") from None
-
-    def generation(self) -> GenerationConfig:
-        return GenerationConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(GenerationConfig)})
-
-
-@dataclass
-class GenerateJobResult:
-    """What `preforch generate` wrote: one record per prompt, the objectives (best-of-N) and timing."""
-
-    records: list[dict[str, Any]]
-    objectives: list[str]
-    output: str | None
-    seconds: float
-
-
-def read_prompts(config: GenerateJobConfig) -> list[Conversation]:
-    """Inline prompts followed by the prompts file's, cut to ``limit``."""
-    from preforch.data.load import read_prompts_file
-
-    prompts = as_conversations(config.prompts) + (read_prompts_file(config.prompts_file) if config.prompts_file else [])
-    if not prompts:
-        raise PreforchError(f"{config.prompts_file or 'prompts'}: no prompts found")
-    return prompts[: config.limit] if config.limit else prompts
-
-
-def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
-    """Plain sampling, or best-of-N scored by the configured scorers; writes JSONL when ``output`` is set."""
-    import time
-
-    from preforch.atomic import refuse_existing
-    from preforch.models.generation import generate_with_config, load_policy
-
-    if config.output:
-        refuse_existing(config.output, config.overwrite, "file")
-    prompts = read_prompts(config)
-    if config.chosen_strategy() == "conditioned":
-        from preforch.align.conditioned import conditioned_records
-
-        start = time.perf_counter()
-        records, objectives = conditioned_records(config, prompts)
-        return _finish_job(config, records, objectives, time.perf_counter() - start)
-    scorer, adapter, objectives = None, None, []
-    if config.best_of is not None:  # load and check scorers/adapter before the slow generation
-        from preforch.rewards.multi import MultiScorer
-        from preforch.rewards.pipeline import build_scorers
-
-        scorer = MultiScorer(build_scorers(config.scorers, device=config.device), batch_size=config.score_batch_size,
-                             progress=config.progress)
-        objectives = list(scorer.objectives)
-        if config.adapter:
-            from preforch.adapter import PreferenceAdapter
-
-            adapter = PreferenceAdapter.from_pretrained(config.adapter, device=config.device,
-                                                        trust_remote_code=config.trust_remote_code)
-            check_objectives(objectives, adapter.objectives, f"adapter {config.adapter}")
-        if config.user_weights is not None:
-            user_vector(config.user_weights, objectives, "user_weights")
-    policy = load_policy(config.policy, config.dtype, config.device, config.trust_remote_code)
-    start = time.perf_counter()
-    if config.best_of is None:
-        replies = generate_with_config(policy.model, policy.tokenizer, prompts, config.generation(),
-                                       progress=config.progress)  # [N][G]
-        records = [{"index": i, "prompt": p.to_messages(), "responses": r}
-                   for i, (p, r) in enumerate(zip(prompts, replies))]
-    else:
-        result = best_of_n(prompts, policy, scorer, config.best_of, adapter=adapter, weighting=config.weighting(),
-                           generation=config.generation(), return_candidates=config.all_candidates,
-                           progress=config.progress)
-        records = [{"index": i, **rec} for i, rec in enumerate(result.to_records())]
-    return _finish_job(config, records, objectives, time.perf_counter() - start)
-
-
-def _finish_job(config: GenerateJobConfig, records: list[dict], objectives: list[str],
-                seconds: float) -> GenerateJobResult:
-    import json
-
-    from preforch.atomic import write_text
-
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    if config.output:
-        write_text(config.output, text)
-    return GenerateJobResult(records, objectives, config.output, seconds)

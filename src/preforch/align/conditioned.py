@@ -39,6 +39,7 @@ from preforch.align.runs import (
     save_final,
     use_lora,
 )
+from preforch.artifacts import read_object, require_format, require_keys
 from preforch.atomic import write_json
 from preforch.conversation import Conversation, as_conversation, as_conversations
 from preforch.errors import PreforchError
@@ -46,6 +47,7 @@ from preforch.weighting import Weighting, resolve_weights
 
 log = logging.getLogger(__name__)
 CONDITIONING_NAME = "conditioning.json"
+CONDITIONING_FORMAT = 1
 TAG_SEPARATOR = "\n\n"
 _TAG_RE = re.compile(r"<(?P<name>[^<>:]+): (?P<value>-?\d+(?:\.\d+)?)>")
 
@@ -61,24 +63,17 @@ class Conditioning:
     high: list[float]
 
     def to_dict(self) -> dict:
-        return {"format_version": 1, "objectives": self.objectives, "decimals": self.decimals,
+        return {"format_version": CONDITIONING_FORMAT, "objectives": self.objectives, "decimals": self.decimals,
                 "mapping": self.mapping, "low": self.low, "high": self.high}
 
     @classmethod
     def load(cls, path: str | Path) -> Conditioning:
-        from preforch.atomic import read_json
-
         path = Path(path)
         if not path.is_file():
             raise PreforchError(f"{path}: not found (a folder written by `preforch align conditioned` has it)")
-        data = read_json(path, "conditioning file")
-        if not isinstance(data, dict):
-            raise PreforchError(f"{path}: expected a JSON object, got {type(data).__name__}")
-        if data.get("format_version") != 1 or isinstance(data.get("format_version"), bool):
-            raise PreforchError(f"{path}: format_version {data.get('format_version')!r:.40}, expected 1")
-        missing = [k for k in ("objectives", "decimals", "mapping", "low", "high") if k not in data]
-        if missing:
-            raise PreforchError(f"{path}: missing key(s) {missing}")
+        data = read_object(path, "conditioning file")
+        require_format(data, path, CONDITIONING_FORMAT)
+        require_keys(data, ("objectives", "decimals", "mapping", "low", "high"), path)
         objectives, decimals, mapping = data["objectives"], data["decimals"], data["mapping"]
         if not isinstance(objectives, list) or not objectives or not all(isinstance(o, str) and o for o in objectives):
             raise PreforchError(f"{path}: 'objectives' must be a list of names, got {objectives!r:.60}")
@@ -263,27 +258,6 @@ def generate_conditioned(final_dir: str | Path, prompts: list, weighting: Weight
     progress = bool(generation.pop("progress", False))
     return conditioned_generation(final_dir, prompts, weighting, adapter, policy, GenerationConfig(**generation),
                                   progress).texts
-
-
-def conditioned_records(config, prompts: list[Conversation]) -> tuple[list[dict], list[str]]:
-    """`preforch generate --strategy conditioned`: one JSON-ready record per prompt (replies, the weights and
-    the desired scores put in the tags), and the tags' objectives. ``config``: a GenerateJobConfig."""
-    Conditioning.load(Path(config.policy) / CONDITIONING_NAME)  # fail before any model loads
-    adapter = None
-    if config.adapter:
-        from preforch.adapter import PreferenceAdapter
-
-        adapter = PreferenceAdapter.from_pretrained(config.adapter, device=config.device)
-    out = conditioned_generation(config.policy, prompts, config.weighting(), adapter, load_final_policy(config.policy),
-                                 config.generation(), config.progress)
-
-    def named(row) -> dict[str, float]:
-        return {k: float(v) for k, v in zip(out.objectives, row)}
-
-    records = [{"index": i, "prompt": p.to_messages(), "responses": r, "weights": named(w), "targets": named(t),
-                "weight_source": out.weight_source}
-               for i, (p, r, w, t) in enumerate(zip(prompts, out.texts, out.weights, out.targets))]
-    return records, out.objectives
 
 
 def load_final_policy(final_dir: str | Path, trust_remote_code: bool = False):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from preforch.align.best_of_n import score_each
 from preforch.align.config import DPOJob
 from preforch.align.data import (
     candidates_from_rows,
@@ -112,16 +113,11 @@ def collect_candidates(job: DPOJob, rows, source: str, parts) -> tuple[list, lis
     return prompts, samples
 
 
-def score_candidates(prompts: list, candidates: list[list[str]], scorer, normalizer) -> list[np.ndarray]:
+def normalized_candidate_scores(prompts: list, candidates: list[list[str]], scorer, normalizer) -> list[np.ndarray]:
     """Normalised scores of every candidate, one [G_i, K] array per prompt (one scorer call for all)."""
-    flat_p = [p for p, c in zip(prompts, candidates) for _ in c]
-    flat_r = [r for c in candidates for r in c]
-    s = normalizer.transform(np.asarray(scorer.score(flat_p, flat_r), dtype=np.float64)).astype(np.float64)
-    out, start = [], 0
-    for c in candidates:
-        out.append(s[start:start + len(c)])  # [G_i, K]
-        start += len(c)
-    return out
+    raw = score_each(scorer, prompts, candidates)  # N × [G_i, K]
+    s = normalizer.transform(np.concatenate(raw)).astype(np.float64)  # [sum G_i, K]
+    return np.split(s, np.cumsum([len(c) for c in candidates])[:-1])
 
 
 def _modpo_trainer_class():
@@ -157,7 +153,7 @@ def run_dpo(job: DPOJob, scorer=None, adapter=None, policy=None, callbacks=None)
     rows, source = load_rows(job.data, job.limit, job.seed)
     prompts, candidates = collect_candidates(job, rows, source, parts)
     weights = resolve_weights(prompts, parts.objectives, job.weighting(), parts.adapter).weights  # [N, K]
-    normalized = score_candidates(prompts, candidates, parts.scorer, parts.normalizer)
+    normalized = normalized_candidate_scores(prompts, candidates, parts.scorer, parts.normalizer)
     others = None
     if job.margin_mode == "modpo":
         if job.modpo_objective not in parts.objectives:

@@ -1,5 +1,5 @@
 """Prefill reuse: a ``causal_lm`` preference adapter built on the policy itself reads w(x) from the hidden
-state that generation's prompt pass (prefill) computes anyway, so it costs only the adapter's MLP (issue 13).
+state that generation's prompt pass (prefill) computes anyway, so it costs only the adapter's MLP.
 
 The prefill state is the adapter's encoder input only when four things hold; otherwise the adapter needs its
 own encoder pass:
@@ -35,7 +35,7 @@ def prefill_layer(adapter, model, tokenizer, chat_template: bool) -> int | None:
     """The hidden layer whose prefill state stands in for the adapter's encoder, or None when none can."""
     import torch
 
-    from preforch.models.paths import resolve_policy_path
+    from preforch.models.policy import resolve_policy_path
 
     config = adapter.config
     if config.encoder != "causal_lm" or not chat_template or not getattr(tokenizer, "chat_template", None):

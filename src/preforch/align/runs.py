@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from preforch.align.config import AlignConfig, hashed_settings
-from preforch.weighting import check_objectives
 from preforch.atomic import check_output_dir, read_json, staged_dir, write_json
-from preforch.errors import PreforchError
+from preforch.errors import PreforchError, setting_hint
 from preforch.rewards.normalize import Normalizer
+from preforch.weighting import check_objectives
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,8 @@ def prepare_run_dir(config: AlignConfig) -> str | None:
         return last_complete_checkpoint(out / CHECKPOINTS_DIR)
     if out.exists() and any(out.iterdir()) and not config.resume:
         if not config.overwrite:
-            raise PreforchError(f"{out}: output folder exists; pass --overwrite (overwrite: true) to replace it "
-                                "or --resume to continue it")
+            raise PreforchError(f"{out}: output folder exists; pass {setting_hint('overwrite', 'true')} to replace it "
+                                f"or {setting_hint('resume', 'true')} to continue it")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / RUN_CONFIG_NAME, record)
@@ -139,7 +139,7 @@ def load_parts(config: AlignConfig, scorer=None, adapter=None, policy=None) -> R
     normalizer = load_normalizer(config, adapter)
     if scorer is None:
         from preforch.rewards.multi import MultiScorer
-        from preforch.rewards.pipeline import build_scorers
+        from preforch.rewards.registry import build_scorers
 
         scorer = MultiScorer(build_scorers(config.scorers, device=config.device), batch_size=config.scorer_batch_size)
     check_objectives(scorer.objectives, normalizer.objectives, "adapter" if adapter is not None else "normaliser")
@@ -181,11 +181,6 @@ def common_trl_args(config: AlignConfig) -> dict:
         gradient_checkpointing=config.gradient_checkpointing, report_to=[],
         disable_tqdm=not config.progress, remove_unused_columns=False,
     )
-
-
-def trainable_parameters(model) -> dict[str, Any]:
-    """Copies of the trainable parameters (for "parameters changed" checks)."""
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
 # ---- final save --------------------------------------------------------------------------------------------

@@ -1,1 +1,1 @@
-"""The `preforch` command line: thin commands, each calling one library function."""
+"""The `preforch` command line: one table of commands, each a config class and the job it runs."""

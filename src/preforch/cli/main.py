@@ -1,4 +1,5 @@
-"""`preforch` entry point. Each command lives in its own module with ``add_parser`` and ``run``."""
+"""`preforch` entry point: the commands of :data:`preforch.cli.commands.COMMANDS` (one config class each) and the
+few with flags of their own (modules with ``add_parser``), in the order `preforch --help` shows them."""
 
 from __future__ import annotations
 
@@ -11,19 +12,14 @@ import signal
 import sys
 import threading
 
-# The explicit list of command modules, in the order `preforch --help` shows them.
-COMMAND_MODULES = [
-    "preforch.cli.adapter_cmd",
-    "preforch.cli.weights_cmd",
-    "preforch.cli.evaluate_cmd",
-    "preforch.cli.score_cmd",
-    "preforch.cli.rm_cmd",
-    "preforch.cli.generate_cmd",
-    "preforch.cli.models_cmd",
-    "preforch.cli.serve_cmd",
-    "preforch.cli.align_cmd",
-    "preforch.cli.env_cmd",
-]
+from preforch.cli.commands import COMMANDS, GROUPS, CommandGroup
+
+#: The top-level commands in `preforch --help` order: a group or command of the table, or a module with
+#: ``add_parser``.
+TOP_LEVEL = ["adapter", "preforch.cli.weights_cmd", "evaluate", "score", "rm", "generate", "preforch.cli.models_cmd",
+             "serve", "align", "preforch.cli.env_cmd"]
+#: Subcommands with flags of their own, added to a group after the table's.
+GROUP_MODULES = {"evaluate": "preforch.cli.recipe_cmd"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,9 +33,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).add_parser(sub)
+    for name in TOP_LEVEL:
+        if name.startswith("preforch."):
+            importlib.import_module(name).add_parser(sub)
+        elif name in GROUPS:
+            _add_group(sub, GROUPS[name])
+        else:
+            next(c for c in COMMANDS if c.path == (name,)).add_to(sub)
     return parser
+
+
+def _add_group(sub, group: CommandGroup) -> None:
+    """A command with subcommands: the table's, then a module's (``GROUP_MODULES``)."""
+    parser = sub.add_parser(group.name, help=group.help, description=group.description)
+    inner = parser.add_subparsers(dest=group.dest, metavar=group.metavar)
+    inner.required = True
+    for command in COMMANDS:
+        if command.path[:-1] == (group.name,):
+            command.add_to(inner)
+    if group.name in GROUP_MODULES:
+        importlib.import_module(GROUP_MODULES[group.name]).add_parser(inner)
 
 
 def main(argv: list[str] | None = None) -> int:

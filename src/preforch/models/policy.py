@@ -21,7 +21,7 @@ from pathlib import Path
 
 from preforch.atomic import staged_dir, write_json
 from preforch.errors import PreforchError
-from preforch.models.paths import SMOLLM2_PACKAGE, cache_root, package_dir
+from preforch.models.paths import EMBEDDED_POLICY, SMOLLM2_PACKAGE, cache_root, package_dir
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,13 @@ def _template_in_config(folder: Path) -> bool:
     if not path.is_file():
         return False
     return "chat_template" in json.loads(path.read_text(encoding="utf-8"))
+
+
+def resolve_policy_path(name: str | None) -> str:
+    """``None`` / ``embedded:smollm2`` → the converted SmolLM2 folder (converted on first use)."""
+    if name in (None, "", EMBEDDED_POLICY):
+        return str(prepare_policy())
+    return name
 
 
 def policy_info() -> PolicyInfo:

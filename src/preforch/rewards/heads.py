@@ -15,10 +15,10 @@ Saved as a folder: ``config.json`` (sorted, with a format version) + ``model.saf
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -26,41 +26,41 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from preforch.atomic import staged_dir, usual_permissions, write_json
+from preforch.artifacts import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    check_tensors,
+    legacy_fingerprint,
+    read_object,
+    read_safetensors,
+    require_format,
+    require_keys,
+    strict_settings,
+    write_safetensors,
+)
+from preforch.atomic import staged_dir, write_json
 from preforch.conversation import as_conversations
 from preforch.errors import PreforchError
+from preforch.models.encoders import SentenceEncoder
+from preforch.models.paths import resolve_encoder_path
+from preforch.rewards.head_config import (
+    HEADS_FORMAT,
+    LOCAL_ENCODER,
+    TRAINING_PROMPTS_NAME,
+    Feature,
+    HeadsConfig,
+    HeadSpec,
+    InputFormat,
+    Pooling,
+    read_training_prompts,
+)
 
-HEADS_FORMAT = 1
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-LOCAL_ENCODER = "encoder"  # config value (and subfolder) for an encoder fine-tuned with the heads
-InputFormat = Literal["prompt_response", "response"]
-Pooling = Literal["mean", "response_mean", "response_attention"]
-Feature = Literal["response", "prompt", "product", "difference", "length"]
+__all__ = ["HEADS_FORMAT", "LOCAL_ENCODER", "TRAINING_PROMPTS_NAME", "EncodedPairs", "Feature", "HeadSpec", "HeadsConfig",
+           "InputFormat", "Pooling", "RewardHead", "SharedEncoderHeads", "read_heads_folder", "read_training_prompts"]
+
 _CHARS_PER_TOKEN_CAP = 12  # prompts are cut to this many characters per token budget before tokenising
 _RESPONSE_CHARS = 16384  # responses are tokenised up to here, so the length feature sees past max_length
 Row = tuple[list[int], int, int]  # token ids, where the response starts, the response's full token count
-
-
-@dataclass
-class HeadSpec:
-    """One head: how it pools the shared token states and how big it is."""
-
-    objective: str
-    pooling: Pooling = "response_mean"
-    features: list[str] = field(default_factory=lambda: ["response"])
-    hidden: int = 0  # 0: a linear head; > 0: Linear → GELU → Dropout → Linear
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.pooling not in get_args(Pooling):
-            raise PreforchError(f"head {self.objective!r}: pooling {self.pooling!r}, expected one of {get_args(Pooling)}")
-        bad = [f for f in self.features if f not in get_args(Feature)]
-        if bad or not self.features or len(set(self.features)) != len(self.features):
-            raise PreforchError(f"head {self.objective!r}: features {self.features}, expected a non-empty subset of "
-                                f"{list(get_args(Feature))}")
-        if self.hidden < 0 or not 0.0 <= self.dropout < 1.0:
-            raise PreforchError(f"head {self.objective!r}: hidden must be >= 0 and dropout in [0, 1)")
 
 
 @dataclass
@@ -126,44 +126,11 @@ class RewardHead(nn.Module):
         return self.forward_features(self.pool(enc))  # [N]
 
 
-@dataclass
-class HeadsConfig:
-    """What a heads folder's config.json holds (besides the format and library versions)."""
-
-    heads: list[HeadSpec]
-    encoder: str = "embedded:minilm"
-    encoder_fingerprint: str = ""
-    input_format: InputFormat = "prompt_response"
-    max_length: int = 256
-    prompt_tokens: int = 64
-
-    def __post_init__(self) -> None:
-        names = [h.objective for h in self.heads]
-        if not names or len(set(names)) != len(names):
-            raise PreforchError(f"heads: objectives must be non-empty and unique, got {names}")
-        if self.input_format not in get_args(InputFormat):
-            raise PreforchError(f"heads: input_format {self.input_format!r}, expected one of {get_args(InputFormat)}")
-        if self.input_format == "response" and any(f in ("prompt", "product", "difference")
-                                                   for h in self.heads for f in h.features):
-            raise PreforchError("heads: input_format 'response' has no prompt, so only the 'response' and 'length' "
-                                "features work")
-        if not 8 <= self.max_length <= 512 or not 0 <= self.prompt_tokens < self.max_length - 3:
-            raise PreforchError(f"heads: max_length {self.max_length} must be in [8, 512] and prompt_tokens "
-                                f"{self.prompt_tokens} below max_length - 3")
-
-    def shared_key(self) -> tuple:
-        """Heads can share one pass only when these agree."""
-        return (self.encoder_fingerprint, self.input_format, self.max_length, self.prompt_tokens)
-
-
 class SharedEncoderHeads:
     """A Scorer: K reward heads over ONE frozen encoder pass. ``score`` returns raw rewards [N, K]."""
 
     def __init__(self, config: HeadsConfig, encoder=None, heads: nn.ModuleDict | None = None,
                  device: str = "cpu", encoder_path: str | None = None) -> None:
-        from preforch.models.encoders import SentenceEncoder
-        from preforch.models.paths import resolve_encoder_path
-
         self.config = config
         if encoder is None:
             path = encoder_path or resolve_encoder_path(config.encoder)
@@ -173,7 +140,7 @@ class SharedEncoderHeads:
         self.device = encoder.device
         if not config.encoder_fingerprint:
             config.encoder_fingerprint = encoder._fingerprint
-        elif config.encoder_fingerprint != encoder._fingerprint:
+        elif config.encoder_fingerprint not in (encoder._fingerprint, legacy_fingerprint(encoder.path)):
             raise PreforchError(f"heads were trained on encoder {config.encoder_fingerprint}, but {encoder.path} "
                                 f"is {encoder._fingerprint}; use the encoder they were trained on")
         self.heads = heads if heads is not None else nn.ModuleDict(
@@ -185,8 +152,6 @@ class SharedEncoderHeads:
         return [h.objective for h in self.config.heads]
 
     def identity(self) -> str:
-        import hashlib
-
         from safetensors.torch import save
 
         digest = hashlib.sha256(save({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}))
@@ -288,7 +253,6 @@ class SharedEncoderHeads:
         """Write config.json + model.safetensors into an existing (staged) folder."""
         import safetensors
         import transformers
-        from safetensors.torch import save_file
 
         from preforch import __version__
 
@@ -296,17 +260,12 @@ class SharedEncoderHeads:
         data["library_versions"] = {"preforch": __version__, "torch": torch.__version__.split("+")[0],
                                     "transformers": transformers.__version__, "safetensors": safetensors.__version__}
         write_json(folder / CONFIG_NAME, data)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
-                  str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
-        usual_permissions(folder / WEIGHTS_NAME)  # published files get the usual permissions under the umask
+        write_safetensors(folder / WEIGHTS_NAME, self.state_dict())
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", encoder=None,
                         encoder_path: str | None = None) -> SharedEncoderHeads:
         """Rebuild from config.json and load model.safetensors strictly (missing/extra/misshaped keys fail)."""
-        from preforch.models.encoders import SentenceEncoder
-        from preforch.models.paths import resolve_encoder_path
-
         config, tensors = read_heads_folder(path)
         if encoder is None:
             if encoder_path is None and config.encoder == LOCAL_ENCODER:
@@ -354,11 +313,6 @@ _SAVED_ONLY = ("format_version", "objectives", "library_versions")  # config.jso
 
 def read_heads_folder(path: str | Path) -> tuple[HeadsConfig, dict[str, torch.Tensor]]:
     """Parse and check a heads folder; every problem is a one-line PreforchError naming the file."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from preforch.atomic import read_json
-
     folder = Path(path)
     cfg_path, w_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     if not folder.is_dir():
@@ -367,44 +321,20 @@ def read_heads_folder(path: str | Path) -> tuple[HeadsConfig, dict[str, torch.Te
         raise PreforchError(f"{cfg_path}: missing (a heads folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
     if not w_path.is_file():
         raise PreforchError(f"{w_path}: missing (a heads folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
-    data = read_json(cfg_path, "heads config")
-    if not isinstance(data, dict):
-        raise PreforchError(f"{cfg_path}: expected a JSON object, got {type(data).__name__}")
-    version = data.get("format_version")
-    if version != HEADS_FORMAT or isinstance(version, bool):
-        raise PreforchError(f"{cfg_path}: format_version {version!r:.40}, expected {HEADS_FORMAT}")
+    data = read_object(cfg_path, "heads config")
+    require_format(data, cfg_path, HEADS_FORMAT)
     config = _heads_config(data, cfg_path)
     config_objectives = [h.objective for h in config.heads]
     if data.get("objectives", config_objectives) != config_objectives:
         raise PreforchError(f"{cfg_path}: objectives {data.get('objectives')!r:.80} disagree with heads "
                             f"{config_objectives}")
-    try:
-        tensors = load_file(str(w_path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise PreforchError(f"{w_path}: unreadable safetensors file ({first})") from None
-    return config, tensors
-
-
-def _settings(values: dict, cls: type, source: str, skip: tuple[str, ...] = ()) -> dict:
-    """``values`` checked against the fields of ``cls`` (strictly: JSON types are kept); unknown keys fail."""
-    import typing
-
-    from preforch.config import coerce
-
-    hints = {k: v for k, v in typing.get_type_hints(cls).items() if k not in skip}
-    unknown = sorted(set(values) - set(hints) - set(skip))
-    if unknown:
-        raise PreforchError(f"{source}: unknown setting(s) {unknown}")
-    return {k: coerce(v, hints[k], k, source, strict=True) for k, v in values.items() if k in hints}
+    return config, read_safetensors(w_path)
 
 
 def _heads_config(data: dict, cfg_path: Path) -> HeadsConfig:
     """config.json's settings as a HeadsConfig: every field present and of its type, errors naming the file."""
     needed = ("heads", "encoder", "encoder_fingerprint", "input_format", "max_length", "prompt_tokens")
-    missing = [key for key in needed if key not in data]
-    if missing:
-        raise PreforchError(f"{cfg_path}: missing setting(s) {missing}")
+    require_keys(data, needed, cfg_path, "setting(s)")
     heads = data["heads"]
     if not isinstance(heads, list):
         raise PreforchError(f"{cfg_path}: 'heads' must be a list of head objects, got {type(heads).__name__}")
@@ -414,10 +344,10 @@ def _heads_config(data: dict, cfg_path: Path) -> HeadsConfig:
         if not isinstance(head, dict) or "objective" not in head:
             raise PreforchError(f"{where}: expected an object with an 'objective', got {head!r:.60}")
         try:
-            specs.append(HeadSpec(**_settings(head, HeadSpec, where)))
+            specs.append(HeadSpec(**strict_settings(head, HeadSpec, where)))
         except PreforchError as err:
             raise PreforchError(str(err) if str(err).startswith(str(cfg_path)) else f"{cfg_path}: {err}") from None
-    values = _settings({k: v for k, v in data.items() if k != "heads"}, HeadsConfig, str(cfg_path),
+    values = strict_settings({k: v for k, v in data.items() if k != "heads"}, HeadsConfig, str(cfg_path),
                        skip=("heads", *_SAVED_ONLY))
     try:
         return HeadsConfig(heads=specs, **values)
@@ -431,17 +361,7 @@ def _check_tensors(config: HeadsConfig, tensors: dict[str, torch.Tensor], dim: i
     with torch.device("meta"):
         expected = {f"heads.{k}": v for k, v in
                     nn.ModuleDict({h.objective: RewardHead(h, dim) for h in config.heads}).state_dict().items()}
-    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
-    if missing or extra:
-        raise PreforchError(f"{source}: weights do not match the config (missing {missing[:5]}, unexpected {extra[:5]})")
-    for key, value in tensors.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            raise PreforchError(f"{source}: tensor {key!r} has shape {tuple(value.shape)}, the config expects "
-                                f"{tuple(expected[key].shape)}")
-        if not value.is_floating_point():
-            raise PreforchError(f"{source}: tensor {key!r} is {value.dtype}, expected floating point")
-        if not torch.isfinite(value).all():
-            raise PreforchError(f"{source}: tensor {key!r} holds values that are not finite (NaN or inf)")
+    check_tensors(tensors, expected, source)
 
 
 def _refuse_custom_code(folder: Path) -> None:

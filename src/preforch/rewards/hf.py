@@ -8,7 +8,6 @@ the user is online and the name is not a local folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,17 +17,18 @@ from typing import Literal
 
 import numpy as np
 
+from preforch.artifacts import folder_fingerprint, read_object
 from preforch.config import field
 from preforch.conversation import Conversation, as_conversation, as_conversations
 from preforch.errors import PreforchError
+from preforch.models.batching import length_sorted_batches
+from preforch.models.paths import check_device, model_load_error
+from preforch.types import TorchDType
 
 logger = logging.getLogger(__name__)
 
 Template = Literal["chat", "plain", "hh", "reversed"]
 TruncationSide = Literal["left", "right"]
-DType = Literal["float32", "bfloat16", "float16"]
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "merges.txt",
-                    "special_tokens_map.json", "tokenizer.model", "chat_template.jinja")
 
 
 @dataclass
@@ -49,7 +49,7 @@ class HFScorerConfig:
     max_length: int = field(512, help="longest input in tokens; longer inputs are truncated and counted")
     truncation_side: TruncationSide = field("left", help="which end to cut from a too-long input (left keeps "
                                                          "the end of the response for chat/plain)")
-    dtype: DType = field("float32", help="weights dtype")
+    dtype: TorchDType = field("float32", help="weights dtype")
     device: str = field("auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:1, ...")
     batch_size: int = field(16, help="texts per forward pass (batches are length-sorted)")
     trust_remote_code: bool = field(False, help="allow model code from the model folder (off by default)")
@@ -67,8 +67,6 @@ class HFScorerConfig:
             raise PreforchError(f"hf scorer {self.path}: batch_size must be >= 1, got {self.batch_size}")
         if not self.objective:
             raise PreforchError(f"hf scorer {self.path}: objective name is empty")
-        from preforch.models.paths import check_device
-
         check_device(self.device, f"hf scorer {self.path}: device")
 
 
@@ -76,25 +74,6 @@ def hub_offline() -> bool:
     """True when HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set to a true value."""
     return any(os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE")
                for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def folder_fingerprint(folder: Path) -> str:
-    """Identity of a model folder: config and tokenizer files in full, size plus first and last MiB of
-    each weights file (cheap, and changes when the weights are retrained)."""
-    h = hashlib.sha256()
-    for name in sorted(["config.json", *_TOKENIZER_FILES]):
-        if (folder / name).is_file():
-            h.update(name.encode())
-            h.update((folder / name).read_bytes())
-    for path in sorted(folder.glob("*.safetensors")):
-        size = path.stat().st_size
-        h.update(path.name.encode())
-        h.update(str(size).encode())
-        with open(path, "rb") as handle:
-            h.update(handle.read(1 << 20))
-            handle.seek(max(0, size - (1 << 20)))
-            h.update(handle.read(1 << 20))
-    return h.hexdigest()[:16]
 
 
 def resolve_device(device: str) -> str:
@@ -124,18 +103,13 @@ class HFScorer:
         from safetensors import SafetensorError
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-        from preforch.models.paths import model_load_error
 
         self.config = config
         local = Path(config.path).expanduser()
         if local.exists():
             if not local.is_dir() or not (local / "config.json").is_file():
                 raise PreforchError(f"{config.path}: not a model folder (no config.json)")
-            from preforch.atomic import read_json
-
-            meta = read_json(local / "config.json", "model config")  # our own one-line errors, before transformers
-            if not isinstance(meta, dict):
-                raise PreforchError(f"{local / 'config.json'}: expected a JSON object, got {type(meta).__name__}")
+            read_object(local / "config.json", "model config")  # our own one-line errors, before transformers
             source, local_only = str(local), True
         elif hub_offline() or config.path.startswith((".", "/", "~")) or config.path.count("/") > 1:
             raise PreforchError(f"{config.path}: reward model path does not exist (hub names are only resolved "
@@ -226,8 +200,6 @@ class HFScorer:
 
         ``prompts``: conversations (or texts / message lists, parsed into conversations)."""
         import torch
-
-        from preforch.models.encoders import length_sorted_batches
 
         texts = [self.format(p, r) for p, r in zip(as_conversations(prompts), responses, strict=True)]
         out = np.empty((len(texts), 1), dtype=np.float64)  # [N, 1]

@@ -10,6 +10,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from preforch.artifacts import read_object, require_format, require_keys
 from preforch.atomic import write_json
 from preforch.errors import PreforchError
 
@@ -123,12 +124,8 @@ class Normalizer:
         """Rebuild a saved normaliser, checking every field: a bad one is a one-line error naming ``source``."""
         if not isinstance(data, dict):
             raise PreforchError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        version = data.get("format_version")
-        if version != NORMALIZER_FORMAT or isinstance(version, bool):
-            raise PreforchError(f"{source}: normalizer format_version {version!r}, expected {NORMALIZER_FORMAT}")
-        missing = [key for key in ("objectives", "method", "clip", "stats") if key not in data]
-        if missing:
-            raise PreforchError(f"{source}: normalizer is missing key(s) {missing}")
+        require_format(data, source, NORMALIZER_FORMAT, "normalizer format_version")
+        require_keys(data, ("objectives", "method", "clip", "stats"), source, "normalizer key(s)")
         objectives, method, clip, stats = data["objectives"], data["method"], data["clip"], data["stats"]
         if not isinstance(objectives, list) or not all(isinstance(o, str) and o for o in objectives):
             raise PreforchError(f"{source}: 'objectives' must be a list of names, got {objectives!r:.80}")
@@ -148,9 +145,7 @@ class Normalizer:
 
     @classmethod
     def load(cls, path: str | Path) -> Normalizer:
-        from preforch.atomic import read_json
-
-        return cls.from_dict(read_json(path, "normalizer file"), source=str(path))
+        return cls.from_dict(read_object(path, "normalizer file"), source=str(path))
 
 
 _STATS = {"zscore": ("mean", "std"), "minmax": ("min", "max"), "rank": ("sorted",)}

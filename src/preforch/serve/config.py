@@ -7,9 +7,9 @@ from typing import Literal
 
 from preforch.config import field
 from preforch.errors import PreforchError
+from preforch.types import PolicyDType
 
 Strategy = Literal["sample", "best_of_n", "conditioned"]
-DType = Literal["float32", "bfloat16", "float16", "auto"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
@@ -27,7 +27,7 @@ class ServeConfig:
                                                         "embedded:smollm2; null = no chat endpoint")
     model_name: str = field("preforch", help="model id reported by /v1/models and in completions")
     device: str = field("cpu", help="torch device for the adapter, the scorers and the policy")
-    dtype: DType = field("float32", help="policy weights dtype")
+    dtype: PolicyDType = field("float32", help="policy weights dtype")
     trust_remote_code: bool = field(False, help="allow custom model code from the policy folder")
     threads: int | None = field(None, help="torch CPU threads (null = torch's default)")
     strategy: Strategy = field("best_of_n", help="default chat strategy: plain sampling, best-of-N candidates "

@@ -72,7 +72,7 @@ class ServeEngine:
 
         from preforch.adapter import PreferenceAdapter
         from preforch.rewards.multi import MultiScorer
-        from preforch.rewards.pipeline import build_scorers
+        from preforch.rewards.registry import build_scorers
 
         if config.threads is not None:
             torch.set_num_threads(config.threads)
@@ -225,7 +225,7 @@ class ServeEngine:
 
 def _load_policy(config: ServeConfig, objectives: list[str]):
     """(policy, its name, its conditioning or None). A conditioning's objectives must be the adapter's, by name."""
-    from preforch.models.paths import resolve_policy_path
+    from preforch.models.policy import resolve_policy_path
 
     resolved = resolve_policy_path(config.policy)
     name = config.policy if resolved == config.policy else f"{config.policy} ({resolved})"

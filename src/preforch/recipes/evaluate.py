@@ -1,4 +1,5 @@
-"""Settings and one-call entry points behind `preforch evaluate adapter` and `preforch evaluate responses`."""
+"""`preforch evaluate adapter` and `preforch evaluate responses`: read the artifacts and data files, run the
+evaluation components, write the report folder (report.json, report.md, plots) and print its summary."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Literal
 
 import numpy as np
 
+from preforch.adapter.splits import read_split_prompts
 from preforch.atomic import staged_dir
 from preforch.config import field
 from preforch.conversation import Conversation, as_conversation
@@ -22,6 +24,18 @@ from preforch.data.load import (
     read_table,
 )
 from preforch.errors import PreforchError
+from preforch.evaluate.adapter_eval import predict_once
+from preforch.evaluate.report import (
+    adapter_markdown,
+    responses_markdown,
+    write_adapter_report,
+    write_responses_report,
+)
+from preforch.evaluate.responses import evaluate_best_of_n, evaluate_policies
+from preforch.models.builtin import BUILTIN_HEADS
+from preforch.rewards.head_config import read_training_prompts
+from preforch.rewards.normalize import Normalizer
+from preforch.weighting import check_weights
 
 log = logging.getLogger(__name__)
 WEIGHT_PREFIX = "weight."
@@ -97,15 +111,11 @@ class EvaluateResponsesConfig:
 def reward_model_prompts(folders: list[str]) -> set[str] | None:
     """Fingerprints of every prompt the named reward heads were trained on ('builtin': the shipped heads);
     None for an empty list (unknown)."""
-    from preforch.rewards.train_rm import read_training_prompts
-
     if not folders:
         return None
     out: set[str] = set()
     for folder in folders:
         if folder == "builtin":
-            from preforch.models.builtin import BUILTIN_HEADS
-
             for path in BUILTIN_HEADS.values():
                 out |= read_training_prompts(path)
         else:
@@ -115,10 +125,8 @@ def reward_model_prompts(folders: list[str]) -> set[str] | None:
 
 def run_adapter_evaluation(config: EvaluateAdapterConfig) -> Path:
     """Load, evaluate, write the report folder; returns its path."""
-    from preforch.adapter import PreferenceAdapter
-    from preforch.adapter.job import read_split_prompts
+    from preforch.adapter.model import PreferenceAdapter  # torch loads when the job runs
     from preforch.evaluate.adapter_eval import evaluate_adapter
-    from preforch.evaluate.report import adapter_markdown, write_adapter_report
 
     with staged_dir(config.output_dir, overwrite=config.overwrite) as tmp:
         adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
@@ -196,8 +204,6 @@ def load_responses(path: str, mode: str = "auto", kind_column: str = "kind") -> 
 
 def load_weights_file(path: str, objectives: list[str], prompts: list[Conversation]) -> np.ndarray:
     """Prompt-aware weights per prompt from rows of prompt + weight.<objective>. Shape: [N, K]."""
-    from preforch.weighting import check_weights
-
     rows = read_table(path)
     names = prefixed_columns(rows, WEIGHT_PREFIX, path)  # over all rows, not the first one's
     if names != list(objectives):
@@ -214,8 +220,6 @@ def load_weights_file(path: str, objectives: list[str], prompts: list[Conversati
 
 def _prompt_aware_weights(config: EvaluateResponsesConfig, adapter, parsed: ResponseRows) -> np.ndarray | None:
     if adapter is not None:
-        from preforch.evaluate.adapter_eval import predict_once
-
         return predict_once(adapter, parsed.prompts, config.batch_size)
     if config.weights_file:
         return load_weights_file(config.weights_file, parsed.objectives, parsed.prompts)
@@ -223,10 +227,6 @@ def _prompt_aware_weights(config: EvaluateResponsesConfig, adapter, parsed: Resp
 
 
 def run_responses_evaluation(config: EvaluateResponsesConfig) -> Path:
-    from preforch.evaluate.report import responses_markdown, write_responses_report
-    from preforch.evaluate.responses import evaluate_best_of_n, evaluate_policies
-    from preforch.rewards.normalize import Normalizer
-
     with staged_dir(config.output_dir, overwrite=config.overwrite) as tmp:
         parsed = load_responses(config.responses, config.mode, config.kind_column)
         k = len(parsed.objectives)
@@ -235,7 +235,7 @@ def run_responses_evaluation(config: EvaluateResponsesConfig) -> Path:
                                 f"K={k} objectives {parsed.objectives}")
         adapter = None
         if config.adapter:
-            from preforch.adapter import PreferenceAdapter
+            from preforch.adapter.model import PreferenceAdapter  # torch loads when the job runs
 
             adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
             adapter.check_objectives(parsed.objectives, f"responses file {config.responses}")

@@ -1,5 +1,5 @@
-"""Score a preference data set: every preferred (and rejected) response on every objective, rows out unchanged
-plus ``score.<objective>`` / ``score_rejected.<objective>`` columns.
+"""`preforch score`: read a preference data set, score every preferred (and rejected) response on every
+objective, write the rows out unchanged plus ``score.<objective>`` / ``score_rejected.<objective>`` columns.
 
 Runs the same code in one process or several (``torchrun`` / ``accelerate launch``): written against
 ``accelerate.PartialState``, each process scores a contiguous shard of rows, writes it atomically into a
@@ -13,30 +13,19 @@ import json
 import os
 import shutil
 import time
-import typing
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from preforch.atomic import refuse_existing
-from preforch.config import coerce, field
-from preforch.data.load import (
-    REJECTED_SCORE_PREFIX,
-    SCORE_PREFIX,
-    check_writable,
-    read_table,
-    to_preference_data,
-    write_table,
-)
+from preforch.atomic import refuse_existing, write_json
+from preforch.config import field
+from preforch.data.load import check_writable, read_table, write_table
 from preforch.errors import PreforchError
 from preforch.models.paths import check_device
-from preforch.rewards.cache import ScoreCache
-from preforch.rewards.multi import MultiScorer
-from preforch.rewards.scorer import Scorer
-from preforch.types import PreferenceData
+from preforch.rewards.scorer import SCORER_TYPE_NAMES
+
+__all__ = ["OUTPUT_SUFFIXES", "ScoreConfig", "ScoreResult", "output_kind", "process_state", "score_dataset"]
 
 OUTPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 
@@ -76,7 +65,7 @@ class ScoreConfig:
         for i, spec in enumerate(self.scorers, 1):
             if not isinstance(spec, dict) or "type" not in spec:
                 raise PreforchError(f"score: scorer {i} is {spec!r}; expected a mapping with a 'type' "
-                                    f"(one of {sorted(SCORER_TYPES)})")
+                                    f"(one of {sorted(SCORER_TYPE_NAMES)})")
 
 
 def output_kind(path: str | Path) -> str:
@@ -106,138 +95,6 @@ class ScoreResult:
         return self.responses / self.seconds if self.seconds > 0 else float("inf")
 
 
-# ---- scorer specs -> scorers -----------------------------------------------------------------------------
-
-
-def _spec_options(spec: dict, allowed: Sequence[str], where: str) -> dict:
-    unknown = sorted(set(spec) - {"type", *allowed})
-    if unknown:
-        raise PreforchError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-    return {k: v for k, v in spec.items() if k != "type"}
-
-
-def _build_hf(spec: dict, device: str, where: str) -> Scorer:
-    from preforch.rewards.hf import HFScorer, HFScorerConfig
-
-    hints = typing.get_type_hints(HFScorerConfig)
-    options = _spec_options(spec, list(hints), where)
-    values = {k: coerce(v, hints[k], k, where) for k, v in options.items()}
-    values.setdefault("device", device)
-    return HFScorer(HFScorerConfig(**values))
-
-
-def _build_rule(spec: dict, device: str, where: str) -> Scorer:
-    from preforch.rewards.rules import rule_scorer
-
-    options = _spec_options(spec, ["name", "objective"], where)
-    if "name" not in options:
-        raise PreforchError(f"{where}: a rule scorer needs 'name' (concise, sentiment or profanity)")
-    return rule_scorer(str(options["name"]), options.get("objective"))
-
-
-def _build_builtin(spec: dict, device: str, where: str) -> Scorer:
-    try:
-        from preforch.models.builtin import load_builtin_scorer
-    except ImportError as err:
-        raise PreforchError(f"{where}: the built-in reward models are not available ({err})") from None
-    options = _spec_options(spec, ["device", "batch_size"], where)
-    options.setdefault("device", device)
-    check_device(str(options["device"]), f"{where}: device")
-    return load_builtin_scorer(**options)
-
-
-def _build_heads(spec: dict, device: str, where: str) -> Scorer:
-    from preforch.rewards.heads import SharedEncoderHeads
-
-    options = _spec_options(spec, ["path", "device"], where)
-    if "path" not in options:
-        raise PreforchError(f"{where}: a heads scorer needs 'path' (a folder saved by SharedEncoderHeads)")
-    return SharedEncoderHeads.from_pretrained(str(options["path"]),
-                                              device=check_device(str(options.get("device", device)), f"{where}: device"))
-
-
-#: scorer spec ``type`` → builder(spec, default device, where-for-errors).
-SCORER_TYPES = {
-    "hf": _build_hf,
-    "rule": _build_rule,
-    "builtin": _build_builtin,
-    "heads": _build_heads,
-}
-
-
-def build_scorers(specs: list[dict], device: str = "cpu", source: str = "scorers") -> list[Scorer]:
-    """One scorer per spec; errors name the spec (1-based)."""
-    from preforch.rewards.hf import resolve_device
-
-    device = resolve_device(device)
-    scorers = []
-    for i, spec in enumerate(specs, 1):
-        where = f"{source}[{i}] ({spec.get('type') if isinstance(spec, dict) else spec!r})"
-        if not isinstance(spec, dict) or spec.get("type") not in SCORER_TYPES:
-            raise PreforchError(f"{where}: expected a mapping with 'type' in {sorted(SCORER_TYPES)}, got {spec!r}")
-        scorers.append(SCORER_TYPES[spec["type"]](spec, device, where))
-    return scorers
-
-
-# ---- scoring rows -----------------------------------------------------------------------------------------
-
-
-def parse_rows(rows: list[dict[str, Any]], source: str) -> PreferenceData:
-    """Prompts and responses of ``rows`` (existing score columns are ignored: they will be replaced)."""
-    clean = [{k: v for k, v in r.items() if not k.startswith((SCORE_PREFIX, REJECTED_SCORE_PREFIX))} for r in rows]
-    return to_preference_data(clean, source=source)
-
-
-def score_preference_data(data: PreferenceData, multi: MultiScorer, row_offset: int = 0,
-                          source: str = "<rows>") -> tuple[np.ndarray, np.ndarray | None]:
-    """Scores of the chosen and (when present) rejected responses. Shapes: [N, K], [N, K] or None."""
-    n = len(data)
-    responses = data.chosen + (data.rejected or [])
-    prompts = data.prompts + (data.prompts if data.rejected is not None else [])
-
-    def name_row(i: int) -> str:
-        which = "preferred" if i < n else "rejected"
-        return f"{source}: row {row_offset + i % n + 1} ({which} response)" if n else source
-
-    scores = multi.score(prompts, responses, name_row=name_row)  # [N or 2N, K]
-    return scores[:n], (scores[n:] if data.rejected is not None else None)
-
-
-def attach_scores(rows: list[dict[str, Any]], objectives: list[str], chosen: np.ndarray,
-                  rejected: np.ndarray | None) -> list[dict[str, Any]]:
-    """``rows`` with ``score.<objective>`` (and ``score_rejected.<objective>``) columns set (new dicts).
-
-    Columns of the same name are replaced; score columns of other objectives are kept as they were.
-    """
-    out = []
-    for i, row in enumerate(rows):
-        new = dict(row)
-        for k, name in enumerate(objectives):
-            new[f"{SCORE_PREFIX}{name}"] = float(chosen[i, k])
-        if rejected is not None:
-            for k, name in enumerate(objectives):
-                new[f"{REJECTED_SCORE_PREFIX}{name}"] = float(rejected[i, k])
-        out.append(new)
-    return out
-
-
-def score_rows(rows: list[dict[str, Any]], scorer: Scorer | Sequence[Scorer], cache: ScoreCache | None = None,
-               batch_size: int = 64, progress: bool = False, source: str = "<rows>") -> list[dict[str, Any]]:
-    """Score rows of any accepted shape in this process; returns the rows with score columns added."""
-    multi = _as_multi(scorer, batch_size, cache, progress)
-    chosen, rejected = score_preference_data(parse_rows(rows, source), multi, source=source)
-    return attach_scores(rows, multi.objectives, chosen, rejected)
-
-
-def _as_multi(scorer: Scorer | Sequence[Scorer], batch_size: int, cache: ScoreCache | None,
-              progress: bool) -> MultiScorer:
-    scorers = list(scorer) if isinstance(scorer, (list, tuple)) else [scorer]
-    return MultiScorer(scorers, batch_size=batch_size, cache=cache, progress=progress)
-
-
-# ---- the whole job, one process or several ----------------------------------------------------------------
-
-
 class _SingleProcess:
     """The part of ``accelerate.PartialState`` used here, for when accelerate is not installed."""
 
@@ -254,7 +111,7 @@ class _SingleProcess:
 
 def process_state(device: str = "auto"):
     """``accelerate.PartialState`` (gloo on CPU under torchrun, nccl on GPUs), or a one-process stand-in."""
-    import torch
+    import torch  # loaded when a job runs, not when its settings are read
 
     try:
         from accelerate import PartialState
@@ -276,8 +133,6 @@ def _save_shard(folder: Path, rank: int, chosen: np.ndarray, rejected: np.ndarra
         arrays = {"chosen": chosen} if rejected is None else {"chosen": chosen, "rejected": rejected}
         np.savez(handle, **arrays)
     os.replace(tmp, folder / f"rank{rank}.npz")
-    from preforch.atomic import write_json
-
     write_json(folder / f"rank{rank}.json", stats)
 
 
@@ -302,13 +157,17 @@ def score_dataset(config: ScoreConfig) -> ScoreResult:
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))  # ranks share the cores
+    from preforch.rewards.cache import ScoreCache
+    from preforch.rewards.registry import build_scorers
+    from preforch.rewards.scoring import as_multi, attach_scores, parse_rows, score_preference_data
+
     rows = read_table(config.input)
     data = parse_rows(rows, source=config.input)
     t0 = time.perf_counter()
     device = str(state.device) if config.device == "auto" and world > 1 else config.device
     scorers = build_scorers(config.scorers, device=device)
     cache = ScoreCache(config.cache_path) if config.cache else None
-    multi = _as_multi(scorers, config.batch_size, cache, config.progress and state.is_main_process)
+    multi = as_multi(scorers, config.batch_size, cache, config.progress and state.is_main_process)
     if state.is_main_process:  # the output must be writable before the scoring, not after it
         zeros = np.zeros((len(rows), len(multi.objectives)))
         check_writable(attach_scores(rows, multi.objectives, zeros, zeros if data.rejected is not None else None),

@@ -1,4 +1,4 @@
-"""Recipes: one YAML file per task of the paper with a section per step (score → adapter → evaluate).
+"""Paper recipes: one YAML file per task of the paper with a section per step (score → adapter → evaluate).
 
 Each section holds the settings of one command (`preforch score`, `preforch adapter train`,
 `preforch evaluate adapter`), validated by that command's config class, so a recipe is nothing more than
@@ -12,15 +12,14 @@ from pathlib import Path
 
 from preforch.config import build_config, read_yaml_mapping
 from preforch.errors import PreforchError
+from preforch.recipes.adapter_train import TrainAdapterJob, run_train_job
+from preforch.recipes.evaluate import EvaluateAdapterConfig, run_adapter_evaluation
+from preforch.recipes.score import ScoreConfig, score_dataset
 
 STAGES = ("score", "adapter", "evaluate_adapter")
 
 
 def _classes() -> dict[str, type]:
-    from preforch.adapter.job import TrainAdapterJob
-    from preforch.evaluate.pipeline import EvaluateAdapterConfig
-    from preforch.rewards.pipeline import ScoreConfig
-
     return {"score": ScoreConfig, "adapter": TrainAdapterJob, "evaluate_adapter": EvaluateAdapterConfig}
 
 
@@ -53,10 +52,6 @@ def build_recipe(sections: dict[str, dict], source: str = "recipe") -> dict[str,
 
 def run_recipe(sections: dict[str, dict], source: str = "recipe", stages: tuple[str, ...] = STAGES) -> dict[str, Path]:
     """Run the chosen stages in order; returns each stage's output path."""
-    from preforch.adapter.job import run_train_job
-    from preforch.evaluate.pipeline import run_adapter_evaluation
-    from preforch.rewards.pipeline import score_dataset
-
     configs = build_recipe(sections, source)
     done = {}
     for stage in stages:

@@ -11,17 +11,21 @@ from pathlib import Path
 import numpy as np
 
 from preforch.adapter.config import AdapterConfig
-from preforch.adapter.train import TrainResult, format_report, train_adapter
+from preforch.adapter.splits import SPLIT_NAME, split_record
 from preforch.atomic import check_output_dir, refuse_existing, staged_dir, write_json, write_text
 from preforch.config import field
+from preforch.data import load
+from preforch.data.sources import load_data_setting
 from preforch.errors import PreforchError
+from preforch.evaluate.plots import plot_weights_by_kind
 from preforch.types import PreferenceData
+
+__all__ = ["TrainAdapterJob", "load_job_data", "run_train_job", "score_job_data"]
 
 log = logging.getLogger(__name__)
 EMBEDDED_EXAMPLE = "embedded:example"
 REPORT_NAME = "report.json"
 SCORES_NAME = "scores.parquet"
-SPLIT_NAME = "split.json"
 PLOT_NAME = "weights_by_kind.png"
 
 
@@ -52,20 +56,16 @@ class TrainAdapterJob(AdapterConfig):
 
 
 def load_job_data(job: TrainAdapterJob) -> PreferenceData:
-    from preforch.data.example import is_embedded, load_embedded
-
-    if is_embedded(job.data):
-        return load_embedded(job.data, job.limit_per_kind, seed=job.seed)
-    from preforch.data.load import load_preference_data
-
-    return load_preference_data(job.data, kind_column=job.kind_column)
+    """The rows the job's ``data`` names (an embedded set: ``limit_per_kind`` of each kind, shuffled with the seed)."""
+    return load_data_setting(job.data, limit_per_kind=job.limit_per_kind, seed=job.seed, kind_column=job.kind_column)
 
 
 def score_job_data(job: TrainAdapterJob, data: PreferenceData) -> PreferenceData:
     """Score the preferred and rejected responses with the configured scorers (cached, resumable)."""
     from preforch.rewards.cache import ScoreCache
     from preforch.rewards.multi import MultiScorer
-    from preforch.rewards.pipeline import build_scorers, score_preference_data
+    from preforch.rewards.registry import build_scorers
+    from preforch.rewards.scoring import score_preference_data
 
     if not job.scorers:
         raise PreforchError(f"{data.source}: no 'score.<objective>' columns and no scorers configured")
@@ -107,31 +107,7 @@ def _example_rows(rows: np.ndarray, data: PreferenceData, count: int) -> list[in
     return picked
 
 
-def split_record(result: TrainResult, data: PreferenceData) -> dict:
-    """What ``split.json`` holds: the split's settings and the fingerprints of each side's prompts, so an
-    evaluation can tell which prompts the adapter trained or early-stopped on."""
-    from preforch.data.split import fingerprints
-
-    return {**result.split.describe(), "source": data.source,
-            "fingerprints": {name: fingerprints(data.prompts[i] for i in getattr(result.split, name))
-                             for name in ("train", "val", "test")}}
-
-
-def read_split_prompts(folder: str | Path, sides: tuple[str, ...] = ("train", "val")) -> set[str] | None:
-    """Fingerprints of the prompts on ``sides`` of an adapter folder's split (None without a split.json)."""
-    import json
-
-    path = Path(folder) / SPLIT_NAME
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))["fingerprints"]
-        return {p for side in sides for p in record[side]}
-    except (ValueError, KeyError, TypeError) as err:
-        raise PreforchError(f"{path}: not a split record ({type(err).__name__}: {err})") from None
-
-
-def run_train_job(job: TrainAdapterJob, data: PreferenceData | None = None) -> TrainResult:
+def run_train_job(job: TrainAdapterJob, data: PreferenceData | None = None):
     """Load (and if needed score) the data, train, and publish the adapter folder with its report, split,
     scores and plot in one atomic step (an interrupted run leaves nothing behind)."""
     out = Path(job.output)
@@ -141,6 +117,8 @@ def run_train_job(job: TrainAdapterJob, data: PreferenceData | None = None) -> T
     data = data if data is not None else load_job_data(job)
     if data.scores_chosen is None:
         data = score_job_data(job, data)
+    from preforch.adapter.train import format_report, train_adapter  # torch loads when the job runs
+
     result = train_adapter(job.adapter_config(), data, progress=job.progress)
     adapter = result.adapter
     shown = result.split.test if len(result.split.test) else result.split.val
@@ -154,19 +132,15 @@ def run_train_job(job: TrainAdapterJob, data: PreferenceData | None = None) -> T
     if picked:
         text += "\n" + format_examples([data.prompts[i] for i in picked], shown_weights[[position[i] for i in picked]],
                                        adapter.objectives, None if data.kinds is None else [data.kinds[i] for i in picked])
-    from preforch.data.load import rows_from_preference_data, write_table
-
     report = {**result.report.to_dict(), "test": None if result.test_report is None else result.test_report.to_dict()}
     with staged_dir(out, overwrite=job.overwrite) as tmp:
         adapter.write_files(tmp)
         write_json(tmp / REPORT_NAME, report)
-        write_json(tmp / SPLIT_NAME, split_record(result, data))
+        write_json(tmp / SPLIT_NAME, split_record(result.split, data))
         write_text(tmp / "report.txt", text + "\n")
-        write_table(rows_from_preference_data(data), tmp / SCORES_NAME)
+        load.write_table(load.rows_from_preference_data(data), tmp / SCORES_NAME)
         if job.plot:
             try:
-                from preforch.evaluate.plots import plot_weights_by_kind
-
                 kinds = None if data.kinds is None else [data.kinds[i] for i in shown]
                 plot_weights_by_kind(adapter.objectives, shown_weights, kinds, tmp / PLOT_NAME,
                                      title=f"adapter weights on {'test' if len(result.split.test) else 'validation'} "

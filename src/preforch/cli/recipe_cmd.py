@@ -1,0 +1,24 @@
+"""`preforch evaluate recipe`: run the sections of a paper recipe file in order."""
+
+from __future__ import annotations
+
+import argparse
+
+from preforch.recipes.paper import STAGES
+
+
+def add_parser(sub) -> None:
+    c = sub.add_parser("recipe", help="run a recipe: score, train the adapter, evaluate it",
+                       description="Run the sections of a recipe file (configs/recipes/*.yaml) in order: score -> "
+                                   "adapter -> evaluate_adapter; each section holds that command's settings.")
+    c.add_argument("--config", required=True, help="recipe YAML file (see configs/recipes/)")
+    c.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated stages to run [default: {','.join(STAGES)}]")
+    c.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from preforch.recipes.paper import read_recipe, run_recipe
+
+    stages = tuple(x for x in args.stages.split(",") if x)
+    run_recipe(read_recipe(args.config), source=args.config, stages=stages)
+    return 0

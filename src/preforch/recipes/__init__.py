@@ -1,0 +1,3 @@
+"""Jobs: each reads files, calls the components and writes its artifacts (score, adapter train, rm train, align
+routes, generate, evaluate, the paper recipes). Components below work on objects and tensors; the command line
+above builds a job's config and runs it."""
