@@ -33,7 +33,7 @@ N_CANDIDATES = 8
 
 
 def ensure_adapter(folder: Path) -> None:
-    if (folder / "adapter.json").is_file():
+    if (folder / "model.safetensors").is_file():
         return
     from preforch.recipes.adapter_train import TrainAdapterJob, run_train_job
     from preforch.config import build_config

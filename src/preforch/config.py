@@ -30,10 +30,13 @@ def field(default: Any = dataclasses.MISSING, help: str = "", **kwargs) -> Any: 
 
 
 def _unwrap_optional(tp) -> tuple[Any, bool]:
+    """(the type without None, whether None is allowed): ``list | dict | None`` → (``list | dict``, True)."""
     if get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
         if len(args) == 1:
             return args[0], True
+        if len(args) < len(get_args(tp)):
+            return typing.Union[tuple(args)], True
     return tp, False
 
 

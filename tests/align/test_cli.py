@@ -19,6 +19,7 @@ def test_help(route, capsys):
     assert "--user-weights" in out and "--resume" in out
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")  # no deprecation notice from preforch's calls reaches a user
 def test_tiny_grpo_config_through_cli(tmp_path, tiny_policy_dir, prompts_file, capsys):
     norm = tmp_path / "normalizer.json"
     Normalizer(["concise", "brief"]).fit(np.array([[-1.0, -1.0], [-3.0, -2.0], [-2.0, -2.5]])).save(norm)

@@ -153,3 +153,20 @@ def test_nul_byte_in_a_scorer_path(tmp_path, capsys, pairs_file):
     path.write_text('scorers: [{type: hf, path: "rm\\0dir"}]\n')
     one_line_error(capsys, "score", "--config", path, "--input", pairs_file, "--output", tmp_path / "o.jsonl",
                    match=r"setting 'path'")
+
+
+def test_null_for_a_setting_of_several_types_or_none(tmp_path):
+    from dataclasses import dataclass
+
+    from preforch.config import build_config, field
+
+    @dataclass
+    class Settings:
+        weights: list[float] | dict[str, float] | None = field([1.0], help="weights")
+
+    path = tmp_path / "s.yaml"
+    path.write_text("weights: null\n")
+    assert build_config(Settings, path).weights is None
+    path.write_text("weights: {a: 1}\n")
+    assert build_config(Settings, path).weights == {"a": 1.0}
+    assert build_config(Settings, None, {"weights": "null"}).weights is None

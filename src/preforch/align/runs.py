@@ -165,6 +165,17 @@ def lora_config(config: AlignConfig):
                       target_modules=modules, task_type="CAUSAL_LM")
 
 
+def checkpointing_arg(enabled: bool) -> dict:
+    """transformers ≥ 5.x names it ``activation_checkpointing`` (``gradient_checkpointing`` warns); older
+    releases know only the old name."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
+
+
 def common_trl_args(config: AlignConfig) -> dict:
     """Keyword arguments every TRL config takes (transformers TrainingArguments)."""
     import torch
@@ -178,7 +189,7 @@ def common_trl_args(config: AlignConfig) -> dict:
         gradient_accumulation_steps=config.gradient_accumulation_steps, seed=config.seed, data_seed=config.seed,
         bf16=bf16, fp16=False, use_cpu=not torch.cuda.is_available(), logging_steps=config.logging_steps,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
-        gradient_checkpointing=config.gradient_checkpointing, report_to=[],
+        **checkpointing_arg(config.gradient_checkpointing), report_to=[],
         disable_tqdm=not config.progress, remove_unused_columns=False,
     )
 

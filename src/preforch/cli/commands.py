@@ -66,24 +66,41 @@ class CommandGroup:
 # ---- the jobs, and what each prints ---------------------------------------------------------------------------
 
 
+def next_step(*commands: str, file=None) -> None:
+    """Print the natural next command(s) after a job."""
+    for command in commands:
+        print(f"next: {command}", file=file or sys.stdout)
+
+
 def train_adapter(job) -> int:
     from preforch.recipes.adapter_train import run_train_job
 
     run_train_job(job)
+    out = job.output
+    next_step(f'preforch weights --adapter {out} "How do I pick a lock?" "Write a haiku about rain"',
+              "preforch evaluate adapter --config configs/evaluate_adapter.yaml"
+              + ("" if out == "runs/example" else f" --adapter {out} --data {out}/scores.parquet"))
     return 0
 
 
 def evaluate_adapter(config) -> int:
     from preforch.recipes.evaluate import run_adapter_evaluation
 
-    run_adapter_evaluation(config)
+    out = run_adapter_evaluation(config)
+    print(f"wrote {out}/report.md, {out}/report.json" + (" and plots" if config.plots else ""))
+    next_step("preforch generate --config configs/generate.yaml --prompts-file configs/prompts.txt"
+              + ("" if config.adapter == "runs/example" else f" --adapter {config.adapter}"))
     return 0
 
 
 def evaluate_responses(config) -> int:
     from preforch.recipes.evaluate import run_responses_evaluation
 
-    run_responses_evaluation(config)
+    out = run_responses_evaluation(config)
+    print(f"wrote {out}/report.md, {out}/report.json" + (" and plots" if config.plots else ""))
+    if config.adapter:
+        next_step("preforch align grpo --config configs/align/grpo.yaml"
+                  + ("" if config.adapter == "runs/example" else f" --adapter {config.adapter}"))
     return 0
 
 
@@ -102,6 +119,7 @@ def score(config) -> int:
     if result.truncated:
         print(f"truncated {result.truncated} input(s) longer than max_length")
     print(f"wrote {result.output}")
+    next_step(f"preforch adapter train --data {result.output} --output runs/adapter  (scores are read, not recomputed)")
     return 0
 
 
@@ -112,6 +130,8 @@ def train_reward_model(config) -> int:
     lo, hi = m["heldout_accuracy_ci95"]
     print(f"{config.objective}: held-out pairwise accuracy {m['heldout_accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}, "
           f"{m['n_pairs']['heldout']} pairs); wrote {config.output_dir}")
+    next_step(f"use it as a scorer: scorers: [{{type: heads, path: {config.output_dir}}}] in a score, adapter or "
+              "generate config")
     return 0
 
 
@@ -124,8 +144,13 @@ def generate(config) -> int:
             print(json.dumps(rec, ensure_ascii=False))
     what = {"best_of_n": f"best-of-{config.best_of} over {result.objectives}", "sample": "sampled",
             "conditioned": f"conditioned on {result.objectives}"}[config.chosen_strategy()]
-    print(f"{len(result.records)} prompts {what} in {result.seconds:.1f} s -> {result.output or 'stdout'}",
-          file=sys.stderr)
+    print(f"{len(result.records)} prompts {what} in {result.seconds:.1f} s -> {result.output or 'stdout'}"
+          + (f"; every candidate -> {result.candidates_output}" if result.candidates_output else ""), file=sys.stderr)
+    if result.candidates_output:
+        default = result.candidates_output == "runs/generate/candidates.jsonl" and config.adapter == "runs/example"
+        next_step("preforch evaluate responses --config configs/evaluate_responses.yaml"
+                  + ("" if default else f" --responses {result.candidates_output}"
+                     + (f" --adapter {config.adapter}" if config.adapter else " --adapter null")), file=sys.stderr)
     return 0
 
 
@@ -145,6 +170,9 @@ def align(route: str) -> Callable[[object], int]:
         result = train_route(route, job)
         print(f"{route}: {result.report['global_step']} steps in {result.seconds:.1f} s; "
               f"policy written to {result.final_dir}")
+        strategy = " --strategy conditioned --best-of null" if route == "conditioned" else ""
+        next_step(f"preforch generate --config configs/generate.yaml --prompts-file configs/prompts.txt "
+                  f"--policy {result.final_dir}{strategy} --output runs/generate/{route}.jsonl --candidates-output null")
         return 0
 
     return run

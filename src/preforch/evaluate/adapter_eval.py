@@ -300,11 +300,12 @@ def evaluate_adapter(adapter, data: PreferenceData, test_data: PreferenceData | 
     c_te = scores(te, "scores_chosen")
     targets = target_weights(c_te, tau if tau is not None else cfg.tau)  # [N_test, K]
     weights = predict_once(adapter, te.prompts, batch_size)  # [N_test, K]
-    has_pairs = se.scores_rejected is not None and te.scores_rejected is not None
+    has_pairs = te.scores_rejected is not None and (len(se) == 0 or se.scores_rejected is not None)
+    select = has_pairs and len(se) > 0  # else the fixed vectors are cross-fitted on the test rows
     return evaluate_adapter_arrays(
         adapter.objectives, weights, targets,
-        select_chosen=scores(se, "scores_chosen") if has_pairs else None,
-        select_rejected=scores(se, "scores_rejected") if has_pairs else None,
+        select_chosen=scores(se, "scores_chosen") if select else None,
+        select_rejected=scores(se, "scores_rejected") if select else None,
         test_chosen=c_te if has_pairs else None, test_rejected=scores(te, "scores_rejected") if has_pairs else None,
         select_kinds=se.kinds, test_kinds=te.kinds, test_groups=[p.key() for p in te.prompts],
         resolution=resolution, n_bins=n_bins, bootstrap=bootstrap, seed=seed, protocol=protocol,

@@ -7,6 +7,8 @@ checkpoints, so the folder's life stays next to the trainer, and only ``preforch
 
 from __future__ import annotations
 
+import warnings
+
 from preforch.align.conditioned import run_conditioned
 from preforch.align.config import AlignConfig
 from preforch.align.dpo import run_dpo
@@ -16,6 +18,14 @@ from preforch.align.grpo import AlignResult, run_rl
 ROUTES = {"grpo": run_rl, "rloo": run_rl, "dpo": run_dpo, "conditioned": run_conditioned}
 
 
+#: Deprecation notices raised inside PEFT and TRL (not by preforch's own calls, which use the new names): they
+#: would print on every run and tell the user nothing they can act on.
+THIRD_PARTY_NOTICES = (r"`is_gradient_checkpointing` is deprecated",)
+
+
 def train_route(route: str, job: AlignConfig) -> AlignResult:
     """Train ``route`` with the settings ``job`` (a GRPOJob, RLOOJob, DPOJob or ConditionedJob)."""
-    return ROUTES[route](job)
+    with warnings.catch_warnings():
+        for message in THIRD_PARTY_NOTICES:
+            warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+        return ROUTES[route](job)

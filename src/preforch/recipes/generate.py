@@ -69,7 +69,10 @@ class GenerateJobConfig(GenerationConfig):
     blend: float | None = field(None, help="mode blend: lambda in lambda*user_weights + (1-lambda)*w(x); null = 0.5")
     all_candidates: bool = field(False, help="best-of-N: also write every candidate with its scores and R")
     output: str | None = field(None, help="JSONL output file; null = print to stdout")
-    overwrite: bool = field(False, help="replace an existing output file")
+    candidates_output: str | None = field(None, help="best-of-N: also write every candidate as one row (prompt, "
+                                          "response, score.<objective>, candidate), the input of `preforch evaluate "
+                                          "responses`; a .jsonl file")
+    overwrite: bool = field(False, help="replace existing output files")
     progress: bool = field(True, help="show progress bars")
 
     def __post_init__(self) -> None:
@@ -86,8 +89,8 @@ class GenerateJobConfig(GenerationConfig):
         if strategy == "sample" and (self.adapter or self.user_weights or self.blend is not None or self.weight_mode):
             raise PreforchError("generate: adapter, weight_mode, user_weights and blend only apply with best_of N "
                                 "or strategy conditioned")
-        if strategy != "best_of_n" and self.all_candidates:
-            raise PreforchError("generate: all_candidates only applies with best_of N")
+        if strategy != "best_of_n" and (self.all_candidates or self.candidates_output):
+            raise PreforchError("generate: all_candidates and candidates_output only apply with best_of N")
         if strategy == "best_of_n" and not self.do_sample:
             raise PreforchError("best-of-N needs sampled candidates: set do_sample: true")
         if strategy != "sample":
@@ -95,8 +98,12 @@ class GenerateJobConfig(GenerationConfig):
             if weighting.needs_adapter and not self.adapter:
                 raise PreforchError(f"{strategy} with weight mode {weighting.mode!r} needs --adapter DIR (or give "
                                     "--user-weights w1,w2,... for fixed weights)")
-        if self.output and not self.output.endswith(".jsonl"):
-            raise PreforchError(f"{self.output}: output must be a .jsonl file")
+        for name in ("output", "candidates_output"):
+            path = getattr(self, name)
+            if path and not path.endswith(".jsonl"):
+                raise PreforchError(f"{path}: {name} must be a .jsonl file")
+        if self.output and self.output == self.candidates_output:
+            raise PreforchError(f"{self.output}: output and candidates_output must be different files")
         if self.limit is not None and self.limit < 1:
             raise PreforchError(f"generate: limit must be >= 1, got {self.limit}")
         check_device(self.device, "generate: device")
@@ -122,6 +129,7 @@ class GenerateJobResult:
     objectives: list[str]
     output: str | None
     seconds: float
+    candidates_output: str | None = None
 
 
 def read_prompts(config: GenerateJobConfig) -> list[Conversation]:
@@ -134,8 +142,9 @@ def read_prompts(config: GenerateJobConfig) -> list[Conversation]:
 
 def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
     """Plain sampling, or best-of-N scored by the configured scorers; writes JSONL when ``output`` is set."""
-    if config.output:
-        refuse_existing(config.output, config.overwrite, "file")
+    for path in (config.output, config.candidates_output):
+        if path:
+            refuse_existing(path, config.overwrite, "file")
     prompts = read_prompts(config)
     if config.chosen_strategy() == "conditioned":
         start = time.perf_counter()
@@ -155,7 +164,7 @@ def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
             check_objectives(objectives, adapter.objectives, f"adapter {config.adapter}")
         if config.user_weights is not None:
             user_vector(config.user_weights, objectives, "user_weights")
-    policy = generation.load_policy(config.policy, config.dtype, config.device, config.trust_remote_code)
+    policy = load_any_policy(config)
     start = time.perf_counter()
     if config.best_of is None:
         replies = generation.generate_with_config(policy.model, policy.tokenizer, prompts, config.generation(),
@@ -164,10 +173,41 @@ def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
                    for i, (p, r) in enumerate(zip(prompts, replies))]
     else:
         result = best_of_n(prompts, policy, scorer, config.best_of, adapter=adapter, weighting=config.weighting(),
-                           generation=config.generation(), return_candidates=config.all_candidates,
+                           generation=config.generation(),
+                           return_candidates=config.all_candidates or bool(config.candidates_output),
                            progress=config.progress)
         records = [{"index": i, **rec} for i, rec in enumerate(result.to_records())]
+        if not config.all_candidates:
+            for rec in records:
+                rec.pop("candidates", None)
+        if config.candidates_output:
+            write_text(config.candidates_output, "".join(json.dumps(row, ensure_ascii=False) + "\n"
+                                                         for row in candidate_rows(result)))
     return _finish_job(config, records, objectives, time.perf_counter() - start)
+
+
+def load_any_policy(config: GenerateJobConfig):
+    """The policy: a model folder, the embedded SmolLM2, a hub name, or the ``final/`` folder of a LoRA
+    `preforch align` run (merged onto its base model)."""
+    from pathlib import Path
+
+    if config.policy and (Path(config.policy) / "adapter_config.json").is_file():
+        from preforch.align.conditioned import load_final_policy
+
+        return load_final_policy(Path(config.policy), trust_remote_code=config.trust_remote_code)
+    return generation.load_policy(config.policy, config.dtype, config.device, config.trust_remote_code)
+
+
+def candidate_rows(result) -> list[dict[str, Any]]:
+    """Every candidate of a best-of-N result as one row: prompt (messages), response, raw score.<objective>
+    and its index; the shape `preforch evaluate responses` reads (several rows per prompt)."""
+    rows = []
+    for i, prompt in enumerate(result.prompts):
+        messages = prompt.to_messages()
+        for j, text in enumerate(result.candidates[i]):
+            rows.append({"prompt": messages, "response": text, "candidate": j,
+                         **{f"score.{o}": float(v) for o, v in zip(result.objectives, result.raw_scores[i, j])}})
+    return rows
 
 
 def _finish_job(config: GenerateJobConfig, records: list[dict], objectives: list[str],
@@ -175,7 +215,7 @@ def _finish_job(config: GenerateJobConfig, records: list[dict], objectives: list
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     if config.output:
         write_text(config.output, text)
-    return GenerateJobResult(records, objectives, config.output, seconds)
+    return GenerateJobResult(records, objectives, config.output, seconds, config.candidates_output)
 
 
 def conditioned_records(config: GenerateJobConfig, prompts: list[Conversation]) -> tuple[list[dict], list[str]]:
