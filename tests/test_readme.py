@@ -97,3 +97,13 @@ def test_readme_walk_at_full_size(tmp_path, monkeypatch, capsys):
     with capsys.disabled():
         for command, seconds in timings:
             print(f"{seconds:8.1f} s  {command}")
+
+
+def test_a_missing_earlier_output_names_the_command_that_makes_it(tmp_path, monkeypatch, capsys):
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "adapter", "--config", "configs/evaluate_adapter.yaml"]) == 2
+    assert "(made by `preforch adapter train --config configs/example.yaml`)" in capsys.readouterr().err
+    (tmp_path / "runs").mkdir()
+    assert main(["align", "grpo", "--config", "configs/align/grpo.yaml"]) == 2
+    assert "runs/example: adapter folder not found (made by `preforch adapter train" in capsys.readouterr().err

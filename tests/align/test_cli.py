@@ -26,7 +26,9 @@ def test_tiny_grpo_config_through_cli(tmp_path, tiny_policy_dir, prompts_file, c
     args = ["align", "grpo", "--config", "configs/tiny/align_grpo.yaml", "--policy", str(tiny_policy_dir),
             "--normalizer", str(norm), "--data", str(prompts_file), "--limit", "4",
             "--output-dir", str(tmp_path / "run")]
-    assert main(args) == 0
+    assert main([*args, "--data", str(tmp_path / "missing.jsonl")]) == 2  # stops before training...
+    assert "missing.jsonl" in capsys.readouterr().err
+    assert main(args) == 0  # ...and its folder does not block the next try
     assert "policy written to" in capsys.readouterr().out
     report = json.loads((tmp_path / "run" / "final" / "align_report.json").read_text())
     assert report["global_step"] == 2 and report["objectives"] == ["concise", "brief"]

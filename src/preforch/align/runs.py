@@ -70,7 +70,9 @@ def prepare_run_dir(config: AlignConfig) -> str | None:
             raise PreforchError(f"{out}: cannot resume: the folder was made by a different config (hash "
                                 f"{saved.get('hash')} vs {record['hash']}; settings differ: {diff})")
         return last_complete_checkpoint(out / CHECKPOINTS_DIR)
-    if out.exists() and any(out.iterdir()) and not config.resume:
+    # A folder holding only run_config.json is a run that stopped before training (a missing adapter, say):
+    # nothing in it is worth keeping, so it does not block the next try.
+    if out.exists() and any(p.name != RUN_CONFIG_NAME for p in out.iterdir()) and not config.resume:
         if not config.overwrite:
             raise PreforchError(f"{out}: output folder exists; pass {setting_hint('overwrite', 'true')} to replace it "
                                 f"or {setting_hint('resume', 'true')} to continue it")

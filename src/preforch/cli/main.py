@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         with exit_on_termination():
             return int(args.func(args) or 0)
     except PreforchError as err:
-        print(f"preforch: error: {err}", file=sys.stderr)
+        print(f"preforch: error: {err}{producer_hint(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("preforch: interrupted", file=sys.stderr)
@@ -78,6 +78,25 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated as stop:
         print(f"preforch: terminated by {signal.Signals(stop.signum).name}", file=sys.stderr)
         return 128 + stop.signum
+
+
+#: What the README's commands write, and the command that writes it: a missing input names its maker.
+PRODUCERS = {
+    "runs/example": "preforch adapter train --config configs/example.yaml",
+    "runs/generate/candidates.jsonl": "preforch generate --config configs/generate.yaml --prompts-file "
+                                      "configs/prompts.txt",
+    "runs/align_conditioned/final": "preforch align conditioned --config configs/align/conditioned.yaml",
+}
+
+
+def producer_hint(message: str) -> str:
+    """`` (made by `...`)`` when ``message`` says a README output is missing, else ''."""
+    if "not found" not in message and "No such file" not in message:
+        return ""
+    for path, command in PRODUCERS.items():
+        if message.startswith((path + ":", path + "/")) or f"'{path}" in message:
+            return f" (made by `{command}`)"
+    return ""
 
 
 class Terminated(BaseException):
