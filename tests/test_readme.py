@@ -104,6 +104,5 @@ def test_a_missing_earlier_output_names_the_command_that_makes_it(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     assert main(["evaluate", "adapter", "--config", "configs/evaluate_adapter.yaml"]) == 2
     assert "(made by `preforch adapter train --config configs/example.yaml`)" in capsys.readouterr().err
-    (tmp_path / "runs").mkdir()
     assert main(["align", "grpo", "--config", "configs/align/grpo.yaml"]) == 2
     assert "runs/example: adapter folder not found (made by `preforch adapter train" in capsys.readouterr().err
