@@ -53,7 +53,7 @@ def pairwise(folder: Path, work: Path, bootstrap: int) -> dict:
 
 
 def policy_identity() -> str:
-    from preforch.models.paths import resolve_policy_path
+    from preforch.models.policy import resolve_policy_path
 
     folder = Path(resolve_policy_path(None))
     files = sorted(folder.glob("*.safetensors"))

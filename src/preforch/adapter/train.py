@@ -258,9 +258,14 @@ def train_adapter(config: AdapterConfig, data: PreferenceData, encoder=None, pro
 def format_report(report: AdapterReport) -> str:
     """The report as a few aligned lines for the terminal."""
     names = report.objectives
+    if report.split_name == "test":
+        head = (f"held-out test: {report.n_test} rows whose prompts were never trained on, early-stopped on or used "
+                "for any choice")
+    else:
+        head = (f"adapter: {report.n_train} training / {report.n_val} validation / {report.n_test} test rows (split "
+                f"by prompt), {report.epochs} epochs (best {report.best_epoch}), {report.train_seconds:.1f}s")
     lines = [
-        f"adapter: {report.n_train} training / {report.n_val} validation / {report.n_test} test rows (split by "
-        f"prompt), {report.epochs} epochs (best {report.best_epoch}), {report.train_seconds:.1f}s",
+        head,
         f"{report.split_name} KL(w*||w) {report.kl:.4f}   top-1 agreement {report.top1:.3f}   "
         f"weight entropy {report.entropy:.3f} nats (targets {report.target_entropy:.3f})",
         "mean weights      " + "  ".join(f"{n} {report.mean_weights[n]:.3f}" for n in names),

@@ -53,10 +53,16 @@ def adapter_markdown(ev: AdapterEvaluation, title: str = "Adapter evaluation") -
     lines += ["", f"Calibration of the largest weight as confidence in the top objective: ECE = "
               f"{_f(ev.calibration.ece)} over {len(ev.calibration.bins)} non-empty bins.", ""]
     if ev.pairwise:
+        if ev.n_select:
+            chosen = (f"Best fixed (chosen on the pooled selection rows): {weight_label(ev.best_fixed_weights)}; best "
+                      "fixed for kind: chosen on that kind's selection rows.")
+        else:
+            chosen = ("Best fixed and best fixed for kind are cross-fitted: each half of the test prompts is scored "
+                      "with the vector best on the other half (pooled, or of that kind; the vector shown is the one "
+                      "used for most rows).")
         lines += ["## Pairwise accuracy of R = Σ w_k·s̃_k on held-out (chosen, rejected) pairs", "",
                   f"Fixed vectors: the {ev.n_lattice}-point simplex lattice at resolution 1/{ev.resolution}. "
-                  f"Best fixed (chosen on the pooled selection rows): {weight_label(ev.best_fixed_weights)}; best "
-                  "fixed for kind: chosen on that kind's selection rows. Ties count ½. *Oracle fixed* is chosen on "
+                  f"{chosen} Ties count ½. *Oracle fixed* is chosen on "
                   "the test rows themselves: optimistic, an upper bound for one fixed vector, not a result.", "",
                   "| group | pairs (prompts) | adapter | uniform | best fixed | best fixed for kind | oracle fixed "
                   "(optimistic) | adapter − best fixed | adapter − best for kind |", "|---|---|---|---|---|---|---|---|---|"]
