@@ -49,7 +49,7 @@ def pairwise(folder: Path, work: Path, bootstrap: int) -> dict:
     out = run_adapter_evaluation(EvaluateAdapterConfig(
         adapter=str(folder), data=str(folder / "scores.parquet"), bootstrap=bootstrap, plots=False,
         output_dir=str(work / "evaluate_adapter"), overwrite=True))
-    return json.loads((out / "report.json").read_text())
+    return json.loads((out / "report.json").read_text())["result"]
 
 
 def policy_identity() -> str:
@@ -127,7 +127,8 @@ def best_of_n(folder: Path, report: dict, args, work: Path) -> None:
     print(f"\n## Best-of-N with SmolLM2 candidates: {len(prompts)} held-out prompts "
           f"({', '.join(f'{k} {int((kinds_arr == k).sum())}' for k in sorted(set(kinds)))}), "
           f"mean normalised score of the pick, 95% intervals over prompts\n")
-    print(f"Best fixed vector (chosen on validation rows by `evaluate adapter`): "
+    print(f"Best fixed vector (the lattice vector best on all of the adapter's test pairs in `evaluate adapter`, "
+          f"which include these prompts' pairs: optimistic for the fixed baseline): "
           f"{dict(zip(objectives, best_fixed.round(2).tolist()))}\n")
     print("| N | kind | weighting | " + " | ".join(objectives) + " | target objective: adapter − this |")
     print("|---|---|---|" + "---|" * (k + 1))
