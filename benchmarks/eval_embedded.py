@@ -35,8 +35,8 @@ N_CANDIDATES = 8
 def ensure_adapter(folder: Path) -> None:
     if (folder / "model.safetensors").is_file():
         return
-    from preforch.recipes.adapter_train import TrainAdapterJob, run_train_job
     from preforch.config import build_config
+    from preforch.recipes.adapter_train import TrainAdapterJob, run_train_job
 
     print(f"{folder}: no adapter; training it with configs/example.yaml", file=sys.stderr)
     job = build_config(TrainAdapterJob, ROOT / "configs" / "example.yaml", {"output": str(folder)})

@@ -84,8 +84,8 @@ def main() -> None:
     from preforch.adapter import PreferenceAdapter
     from preforch.align.config import GRPOJob
     from preforch.align.grpo import run_rl
-    from preforch.rewards.builtin import load_builtin_scorer
     from preforch.models.generation import load_policy
+    from preforch.rewards.builtin import load_builtin_scorer
     from preforch.rewards.multi import MultiScorer
 
     t0 = time.perf_counter()

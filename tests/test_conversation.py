@@ -5,7 +5,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from preforch.conversation import (
-    Conversation,
     Message,
     as_conversation,
     as_conversations,

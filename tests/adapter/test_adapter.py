@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from preforch.adapter import AdapterConfig, PreferenceAdapter, train_adapter
-from preforch.recipes.adapter_train import TrainAdapterJob, run_train_job
 from preforch.cli.main import main
 from preforch.data.load import rows_from_preference_data, write_table
 from preforch.errors import PreforchError
+from preforch.recipes.adapter_train import TrainAdapterJob, run_train_job
 from preforch.types import PreferenceData
 
 OBJECTIVES = ["helpful", "harmless", "humor"]

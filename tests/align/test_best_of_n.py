@@ -10,10 +10,10 @@ import pytest
 
 from preforch.align.best_of_n import best_of_n, rank_candidates
 from preforch.conversation import Conversation
-from preforch.weighting import Weighting, choose_best
 from preforch.errors import PreforchError
 from preforch.rewards.callable import CallableScorer
 from preforch.rewards.normalize import Normalizer
+from preforch.weighting import Weighting, choose_best
 
 OBJECTIVES = ["harmless", "helpful", "concise"]
 # Three fixed candidates with hand-set raw scores (harmless, helpful, concise).

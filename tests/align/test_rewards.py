@@ -5,10 +5,10 @@ import pytest
 
 from preforch.align.rewards import CONVERSATION_COLUMN, WEIGHTS_COLUMN, ScalarizedReward
 from preforch.conversation import as_conversation
-from preforch.weighting import check_objectives
 from preforch.errors import PreforchError
 from preforch.rewards.callable import CallableScorer
 from preforch.rewards.normalize import Normalizer
+from preforch.weighting import check_objectives
 
 OBJ = ["a", "b"]
 

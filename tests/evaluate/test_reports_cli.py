@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from preforch.recipes.adapter_train import TrainAdapterJob, run_train_job
 from preforch.cli.main import main
-from preforch.data.split import prompt_fingerprint, split_by_prompt
 from preforch.data.load import rows_from_preference_data, write_table
+from preforch.data.split import prompt_fingerprint, split_by_prompt
+from preforch.recipes.adapter_train import TrainAdapterJob, run_train_job
 from preforch.types import PreferenceData
 
 OBJECTIVES = ["helpful", "harmless", "humor"]

@@ -92,12 +92,12 @@ def test_recipe_yaml_not_utf8(tmp_path, capsys):
 
 
 def _config_classes():
-    from preforch.recipes.adapter_train import TrainAdapterJob
-    from preforch.recipes.generate import GenerateJobConfig
     from preforch.align.config import DPOJob, GRPOJob
+    from preforch.recipes.adapter_train import TrainAdapterJob
     from preforch.recipes.evaluate import EvaluateAdapterConfig, EvaluateResponsesConfig
-    from preforch.recipes.score import ScoreConfig
+    from preforch.recipes.generate import GenerateJobConfig
     from preforch.recipes.rm_train import RMTrainConfig
+    from preforch.recipes.score import ScoreConfig
 
     return [TrainAdapterJob, ScoreConfig, RMTrainConfig, GenerateJobConfig, GRPOJob, DPOJob, EvaluateAdapterConfig,
             EvaluateResponsesConfig]

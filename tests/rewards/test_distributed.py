@@ -19,6 +19,7 @@ from tiny_rm import make_bert_classifier
 from preforch.data.load import read_table, write_table
 from preforch.recipes.score import ScoreConfig, score_dataset
 
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

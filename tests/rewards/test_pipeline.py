@@ -13,12 +13,12 @@ from preforch.cli.main import main
 from preforch.config import build_config
 from preforch.data.load import read_table, write_table
 from preforch.errors import PreforchError
+from preforch.recipes.score import ScoreConfig, score_dataset
 from preforch.rewards.cache import ScoreCache
 from preforch.rewards.callable import CallableScorer
-from preforch.recipes.score import ScoreConfig, score_dataset
 from preforch.rewards.registry import build_scorers
-from preforch.rewards.scoring import score_rows
 from preforch.rewards.rules import ConcisenessScorer
+from preforch.rewards.scoring import score_rows
 
 REPO = Path(__file__).resolve().parents[2]
 
