@@ -55,6 +55,7 @@ def test_readme_block_is_found_and_every_command_is_covered():
 
 def run_walk(tmp_path: Path, monkeypatch, capsys, shrink: bool) -> list[tuple[str, float]]:
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    (tmp_path / "src").symlink_to(ROOT / "src")  # configs name repo-relative files, as from a checkout's root
     with gzip.open(UF, "rt", encoding="utf-8") as f:
         (tmp_path / "small_ultrafeedback.jsonl").write_text("".join(next(f) for _ in range(6)))
     monkeypatch.chdir(tmp_path)
@@ -70,6 +71,9 @@ def run_walk(tmp_path: Path, monkeypatch, capsys, shrink: bool) -> list[tuple[st
         out = capsys.readouterr()
         assert status == 0, f"{command}\n{out.err[-2000:]}"
         timings.append((command, time.perf_counter() - start))
+        if not shrink:
+            with capsys.disabled():
+                print(f"\n{timings[-1][1]:8.1f} s  {command}", flush=True)
         if command.startswith("preforch adapter train"):
             assert "next: preforch weights --adapter runs/example" in out.out
         if command.startswith("preforch generate"):
@@ -93,10 +97,7 @@ def test_readme_walk_runs_in_order_with_tiny_flags(tmp_path, monkeypatch, capsys
 
 @pytest.mark.slow
 def test_readme_walk_at_full_size(tmp_path, monkeypatch, capsys):
-    timings = run_walk(tmp_path, monkeypatch, capsys, shrink=False)
-    with capsys.disabled():
-        for command, seconds in timings:
-            print(f"{seconds:8.1f} s  {command}")
+    run_walk(tmp_path, monkeypatch, capsys, shrink=False)  # prints each command's wall time as it goes
 
 
 def test_a_missing_earlier_output_names_the_command_that_makes_it(tmp_path, monkeypatch, capsys):
