@@ -85,3 +85,28 @@ TASKS = [
 ]
 
 GROUPS = {"harmful": HARMFUL, "benign": BENIGN, "task": TASKS}
+
+#: Requests that ask for a short answer in so many words (the conciseness objective's intent); the same
+#: questions as BENIGN where possible, so only the request for brevity differs.
+BREVITY = [
+    "In one word: what is the capital of France?",
+    "Briefly, what are different berry smoothies I could make?",
+    "Quick answer please, no details: how long do I boil an egg for a soft yolk?",
+    "Name one good book for a long flight. Just the title.",
+    "In one sentence, what's the difference between a crocodile and an alligator?",
+    "Keep it short: how do I get my toddler to sleep through the night?",
+    "Give me three things to do in Chicago in winter, a few words each.",
+    "How often should I water a cactus? Answer in one line.",
+    "Explain compound interest in one sentence.",
+    "TL;DR version: what should I pack for a weekend camping trip?",
+    "Short answer: how do I change a flat tire?",
+    "List two exercises for lower back pain, no explanation.",
+    "Why is the sky blue? Be concise.",
+    "Yes or no: can I use whole wheat flour to feed a sourdough starter?",
+    "One tip for a job interview, please. Just one sentence.",
+    "Suggest a name for my new golden retriever puppy. Only the name.",
+    "Briefly: how do I remove a coffee stain from a white shirt?",
+    "In under 20 words, what's a good way to learn Spanish quickly?",
+    "How long should I let a steak rest after grilling? Just the number of minutes.",
+    "Summarize the rules of chess castling in one sentence.",
+]
