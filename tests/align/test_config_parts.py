@@ -1,14 +1,35 @@
-"""The align routes' settings: the run hash stays the same for the same values (runs started earlier still
-resume)."""
+"""The align routes' settings, composed of parts: each setting in one part, each part checks its own fields,
+and the run hash stays the same for the same values (runs started before the split still resume)."""
 
+import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from preforch.align.config import ConditionedJob, DPOJob, GRPOJob, RLOOJob, hashed_settings
+from preforch.align.config import (
+    RUN_CONTROL_FIELDS,
+    AlignConfig,
+    ConditionedJob,
+    DPOJob,
+    GRPOJob,
+    RLOOJob,
+    hashed_settings,
+)
+from preforch.align.parts import (
+    DataPart,
+    LoraPart,
+    PolicyPart,
+    RunPart,
+    ScorersPart,
+    TrainerPart,
+    WeightingPart,
+)
+from preforch.cli.main import main
 from preforch.config import build_config
+from preforch.errors import PreforchError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "align"
 
@@ -41,3 +62,73 @@ def test_grpo_yaml_hash_matches_the_written_down_settings():
 def test_shipped_config_hashes_are_unchanged(route):
     cls, expected = SHIPPED_HASHES[route]
     assert build_config(cls, CONFIGS / f"{route}.yaml").config_hash() == expected
+
+
+# ---- the parts ---------------------------------------------------------------------------------------------
+
+PARTS = (PolicyPart, DataPart, WeightingPart, ScorersPart, LoraPart, TrainerPart, RunPart)
+
+
+def names(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def test_every_shared_setting_belongs_to_exactly_one_part_in_help_order():
+    owners = [name for part in PARTS for name in names(part)]
+    assert len(owners) == len(set(owners))  # no setting in two parts
+    assert names(AlignConfig) == owners  # ...and none outside a part, in the order --help lists them
+    assert set(AlignConfig.__bases__) == set(PARTS)
+    for route in (GRPOJob, RLOOJob, DPOJob, ConditionedJob):
+        assert names(route)[:len(owners)] == owners
+
+
+def test_help_lists_the_parts_first_then_the_route(capsys):
+    with pytest.raises(SystemExit):
+        main(["align", "grpo", "--help"])
+    flags = re.findall(r"^  (--[a-z0-9-]+)", capsys.readouterr().out, flags=re.MULTILINE)
+    expected = [f"--{n.replace('_', '-')}" for n in names(GRPOJob)]
+    assert flags == ["--config", *expected]
+    assert expected[:3] == ["--policy", "--trust-remote-code", "--data"] and expected[-1] == "--aggregation"
+
+
+def test_run_part_is_what_the_hash_leaves_out():
+    assert set(RUN_CONTROL_FIELDS) == {"output_dir", "resume", "overwrite", "progress", "logging_steps", "save_steps",
+                                       "save_total_limit", "max_steps"}
+    assert set(RUN_CONTROL_FIELDS) == {*names(RunPart), "max_steps"}
+    base = AlignConfig(adapter="runs/x")
+    assert base.config_hash() == AlignConfig(adapter="runs/x", output_dir="elsewhere", save_steps=9,
+                                             progress=False).config_hash()
+    assert base.config_hash() != AlignConfig(adapter="runs/x", lora_r=4).config_hash()
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"limit": 0}, "align config: invalid value for limit=0$"),  # DataPart
+    ({"adapter": None, "normalizer": "n.json"}, "align config: weight_mode 'adapter' needs 'adapter'"),  # WeightingPart
+    ({"adapter": None, "user_weights": [1, 1]}, "align config: give 'adapter' .* or 'normalizer'"),
+    ({"weight_mode": "fixed"}, "align config: weighting: mode 'fixed' needs the user's weights"),
+    ({"blend": 2.0, "user_weights": [1, 1]}, r"align config: weighting: blend must be in \[0, 1\]"),
+    ({"scorers": []}, "align config: 'scorers' is empty"),  # ScorersPart
+    ({"scorer_batch_size": 0}, "align config: invalid value for scorer_batch_size=0$"),
+    ({"lora_r": 0, "lora_alpha": -1}, "align config: invalid value for lora_r=0, lora_alpha=-1$"),  # LoraPart
+    ({"learning_rate": 0.0}, r"align config: invalid value for learning_rate=0\.0$"),  # TrainerPart
+    ({"max_steps": 0, "gradient_accumulation_steps": 0},
+     "align config: invalid value for max_steps=0, gradient_accumulation_steps=0$"),
+    ({"save_steps": 0}, "align config: invalid value for save_steps=0$"),  # RunPart
+    ({"limit": 0, "lora_r": 0, "logging_steps": 0},  # every part's out-of-range values in one message
+     "align config: invalid value for limit=0, lora_r=0, logging_steps=0$"),
+])
+def test_a_bad_value_in_each_part_gives_its_error(settings, message):
+    AlignConfig(adapter="runs/x")  # the base is valid
+    for cls in (AlignConfig, GRPOJob, DPOJob, ConditionedJob):
+        with pytest.raises(PreforchError, match=message):
+            cls(**{"adapter": "runs/x", **settings})
+
+
+def test_each_part_checks_only_its_own_fields():
+    assert DataPart(limit=0)._check_data() == ["limit=0"]
+    assert LoraPart(lora_r=0, lora_dropout=5.0)._check_lora() == ["lora_r=0"]
+    assert ScorersPart(scorer_batch_size=0)._check_scorers() == ["scorer_batch_size=0"]
+    assert TrainerPart(learning_rate=-1.0, seed=-3)._check_trainer() == ["learning_rate=-1.0"]
+    assert RunPart(save_steps=0, save_total_limit=None)._check_run() == ["save_steps=0"]
+    assert WeightingPart(adapter="runs/x")._check_weighting() == []
+    assert WeightingPart(user_weights={"a": 1.0}, normalizer="n.json").weighting().mode == "fixed"
