@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from preforch.align import parts
 from preforch.align.config import (
     RUN_CONTROL_FIELDS,
     AlignConfig,
@@ -17,15 +18,6 @@ from preforch.align.config import (
     GRPOJob,
     RLOOJob,
     hashed_settings,
-)
-from preforch.align.parts import (
-    DataPart,
-    LoraPart,
-    PolicyPart,
-    RunPart,
-    ScorersPart,
-    TrainerPart,
-    WeightingPart,
 )
 from preforch.cli.main import main
 from preforch.config import build_config
@@ -66,7 +58,8 @@ def test_shipped_config_hashes_are_unchanged(route):
 
 # ---- the parts ---------------------------------------------------------------------------------------------
 
-PARTS = (PolicyPart, DataPart, WeightingPart, ScorersPart, LoraPart, TrainerPart, RunPart)
+PARTS = (parts.PolicyPart, parts.DataPart, parts.WeightingPart, parts.ScorersPart, parts.LoraPart,
+         parts.TrainerPart, parts.RunPart)
 
 
 def names(cls) -> list[str]:
@@ -94,7 +87,7 @@ def test_help_lists_the_parts_first_then_the_route(capsys):
 def test_run_part_is_what_the_hash_leaves_out():
     assert set(RUN_CONTROL_FIELDS) == {"output_dir", "resume", "overwrite", "progress", "logging_steps", "save_steps",
                                        "save_total_limit", "max_steps"}
-    assert set(RUN_CONTROL_FIELDS) == {*names(RunPart), "max_steps"}
+    assert set(RUN_CONTROL_FIELDS) == {*names(parts.RunPart), "max_steps"}
     base = AlignConfig(adapter="runs/x")
     assert base.config_hash() == AlignConfig(adapter="runs/x", output_dir="elsewhere", save_steps=9,
                                              progress=False).config_hash()
@@ -125,10 +118,10 @@ def test_a_bad_value_in_each_part_gives_its_error(settings, message):
 
 
 def test_each_part_checks_only_its_own_fields():
-    assert DataPart(limit=0)._check_data() == ["limit=0"]
-    assert LoraPart(lora_r=0, lora_dropout=5.0)._check_lora() == ["lora_r=0"]
-    assert ScorersPart(scorer_batch_size=0)._check_scorers() == ["scorer_batch_size=0"]
-    assert TrainerPart(learning_rate=-1.0, seed=-3)._check_trainer() == ["learning_rate=-1.0"]
-    assert RunPart(save_steps=0, save_total_limit=None)._check_run() == ["save_steps=0"]
-    assert WeightingPart(adapter="runs/x")._check_weighting() == []
-    assert WeightingPart(user_weights={"a": 1.0}, normalizer="n.json").weighting().mode == "fixed"
+    assert parts.DataPart(limit=0)._check_data() == ["limit=0"]
+    assert parts.LoraPart(lora_r=0, lora_dropout=5.0)._check_lora() == ["lora_r=0"]
+    assert parts.ScorersPart(scorer_batch_size=0)._check_scorers() == ["scorer_batch_size=0"]
+    assert parts.TrainerPart(learning_rate=-1.0, seed=-3)._check_trainer() == ["learning_rate=-1.0"]
+    assert parts.RunPart(save_steps=0, save_total_limit=None)._check_run() == ["save_steps=0"]
+    assert parts.WeightingPart(adapter="runs/x")._check_weighting() == []
+    assert parts.WeightingPart(user_weights={"a": 1.0}, normalizer="n.json").weighting().mode == "fixed"
