@@ -1,7 +1,9 @@
 """Settings of the training routes (`preforch align grpo|rloo|dpo|conditioned`).
 
-:class:`AlignConfig` holds what every route shares (policy, data, weights, scorers, LoRA, optimiser, run folder);
-each route adds its own fields in a subclass. Every choice is a field with a documented default.
+:class:`AlignConfig` holds what every route shares; it is composed of the parts in :mod:`preforch.align.parts`
+(policy, data, weighting, scorers, LoRA, trainer, run folder), each owning its fields and their checks. Each
+route adds its own fields in a subclass. The settings stay flat: one YAML key and one ``--flag`` per field, and
+every choice is a field with a documented default.
 """
 
 from __future__ import annotations
@@ -12,100 +14,41 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
+from preforch.align.parts import (
+    DataPart,
+    LoraPart,
+    PolicyPart,
+    RunPart,
+    ScorersPart,
+    TrainerPart,
+    WeightingPart,
+)
 from preforch.config import field
 from preforch.errors import PreforchError
-from preforch.weighting import Weighting, WeightMode
 
 Aggregation = Literal["sum_then_normalize", "normalize_then_sum"]
 ScaleRewards = Literal["group", "batch", "none"]
 PairSource = Literal["auto", "columns", "candidates", "sample"]
 MarginMode = Literal["none", "modpo"]
 TagMapping = Literal["ric", "linear"]
-EMBEDDED_EXAMPLE = "embedded:example"
 
-#: Settings that only say where/how loudly a run goes; they do not enter the config hash, so a run can be
-#: resumed with a different logging cadence, or with ``resume: true`` itself set.
-RUN_CONTROL_FIELDS = ("output_dir", "resume", "overwrite", "progress", "logging_steps", "save_steps",
-                      "save_total_limit", "max_steps")
+#: Settings that only say where/how loudly a run goes (the RunPart), and max_steps; they do not enter the config
+#: hash, so a run can be resumed with a different logging cadence or step budget, or with ``resume: true`` itself set.
+RUN_CONTROL_FIELDS = (*(f.name for f in dataclasses.fields(RunPart)), "max_steps")
 
 
+# A dataclass takes the fields of its LAST base first, so the parts are listed last-first: --help (and
+# dataclasses.fields) show policy, data, weighting, scorers, LoRA, trainer, run.
 @dataclass
-class AlignConfig:
-    """What every alignment route shares."""
-
-    policy: str | None = field(None, help="policy: a local folder, a hub name (cached locally), or null / "
-                                          "'embedded:smollm2' for the embedded SmolLM2-135M-Instruct")
-    data: str = field(EMBEDDED_EXAMPLE, help="prompts (and responses): a .jsonl/.json/.parquet/.csv file, a saved "
-                                             "datasets folder, or an embedded set such as 'embedded:example' (HH "
-                                             "harmless + HH helpful + UltraFeedback)")
-    prompt_column: str = field("prompt", help="column holding the prompt (text, HH dialogue text or a message list; "
-                                              "rows without it are read as HH dialogues or 'messages' lists)")
-    limit: int | None = field(None, help="use at most this many rows (after a seeded shuffle); null = all")
-    weight_mode: WeightMode | None = field(None, help="per-prompt weights: 'adapter' (w(x) from the adapter), "
-                                           "'fixed' (user_weights for every prompt) or 'blend' (blend·user + "
-                                           "(1−blend)·w(x)); null = adapter without user_weights, fixed with them, "
-                                           "blend with them and a blend")
-    adapter: str | None = field(None, help="preference-adapter folder (needed for weight modes adapter/blend; its "
-                                           "normaliser is used for the scores in every mode)")
-    user_weights: list[float] | dict[str, float] | None = field(None, help="the user's weights (modes fixed/blend): "
-                                                                           "one per objective, or {objective: weight}")
-    blend: float | None = field(None, help="mode blend: share of the user's weights (1 = user only, 0 = adapter "
-                                           "only); null = 0.5")
-    normalizer: str | None = field(None, help="normalizer.json to use when no adapter is given (fixed weights)")
-    scorers: list[dict] = field([{"type": "builtin"}], help="scorer specs as in 'preforch score' (e.g. {type: builtin},"
-                                                           " {type: hf, path: DIR, objective: harmless})")
-    scorer_batch_size: int = field(64, help="responses per scoring chunk")
-    device: str = field("auto", help="device of model scorers whose spec sets none (auto: cuda if available)")
-    lora: bool | None = field(None, help="train LoRA adapters through PEFT instead of all weights; null = on for "
-                                         "the embedded policy, off for others")
-    lora_r: int = field(8, help="LoRA rank")
-    lora_alpha: int = field(16, help="LoRA alpha")
-    lora_dropout: float = field(0.0, help="LoRA dropout")
-    lora_target_modules: str = field("all-linear", help="PEFT target_modules ('all-linear' or comma-separated names)")
-    learning_rate: float = field(1e-5, help="optimiser learning rate")
-    max_steps: int = field(10, help="optimiser steps")
-    per_device_train_batch_size: int = field(4, help="rows per device per step (GRPO/RLOO: completions)")
-    gradient_accumulation_steps: int = field(1, help="micro-batches per optimiser step")
-    max_prompt_length: int = field(256, help="prompt tokens kept (from the end)")
-    seed: int = field(0, help="seed for data order, sampling and initialisation")
-    bf16: bool | None = field(None, help="bf16 mixed precision; null = on when a bf16-capable GPU is present")
-    gradient_checkpointing: bool = field(False, help="trade compute for memory (large policies)")
-    logging_steps: int = field(1, help="log metrics every this many steps")
-    save_steps: int = field(5, help="save a checkpoint every this many steps")
-    save_total_limit: int | None = field(2, help="checkpoints kept (older ones are deleted); null = all")
-    output_dir: str = field("runs/align", help="run folder: run_config.json, checkpoints/, final/")
-    resume: bool = field(False, help="continue the run in output_dir from its last complete checkpoint")
-    overwrite: bool = field(False, help="replace an existing output_dir (ignored with resume)")
-    trust_remote_code: bool = field(False, help="allow custom model code from the policy folder and the adapter's "
-                                                "encoder folder (only if you trust them; an artifact cannot allow it)")
-    progress: bool = field(True, help="show progress bars")
+class AlignConfig(RunPart, TrainerPart, LoraPart, ScorersPart, WeightingPart, DataPart, PolicyPart):
+    """What every alignment route shares: the fields of its parts (see :mod:`preforch.align.parts`)."""
 
     def __post_init__(self) -> None:
-        positive = ("max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps",
-                    "save_steps", "lora_r", "lora_alpha", "scorer_batch_size", "max_prompt_length")
-        bad = [f"{n}={getattr(self, n)!r}" for n in positive if getattr(self, n) < 1]
-        if self.learning_rate <= 0:
-            bad.append(f"learning_rate={self.learning_rate!r}")
-        if self.limit is not None and self.limit < 1:
-            bad.append(f"limit={self.limit!r}")
+        """Each part checks its own fields, in --help order; out-of-range values of all parts make one error."""
+        bad = [*self._check_data(), *self._check_weighting(), *self._check_scorers(), *self._check_lora(),
+               *self._check_trainer(), *self._check_run()]
         if bad:
             raise PreforchError(f"align config: invalid value for {', '.join(bad)}")
-        weighting = self.weighting()
-        if weighting.needs_adapter and not self.adapter:
-            raise PreforchError(f"align config: weight_mode {weighting.mode!r} needs 'adapter' (a preference-adapter "
-                                "folder)")
-        if not self.adapter and not self.normalizer:
-            raise PreforchError("align config: give 'adapter' (its normaliser is used) or 'normalizer' (a "
-                                "normalizer.json) so scores can be normalised")
-        if not self.scorers:
-            raise PreforchError("align config: 'scorers' is empty; give at least one scorer spec")
-
-    def weighting(self) -> Weighting:
-        """Where each prompt's weights come from (errors name the setting)."""
-        try:
-            return Weighting.infer(self.weight_mode, self.user_weights, self.blend)
-        except PreforchError as err:
-            raise PreforchError(f"align config: {err}") from None
 
     def config_hash(self) -> str:
         """SHA-256 (first 16 hex) of the settings that shape the run (not RUN_CONTROL_FIELDS)."""
