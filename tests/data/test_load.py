@@ -155,3 +155,16 @@ def test_read_prompts_file(tmp_path):
         read_prompts_file(table)
     with pytest.raises(PreforchError, match="prompts file not found"):
         read_prompts_file(tmp_path / "none.txt")
+
+
+def test_coconot_contrast_pairs_load_as_a_fourth_kind():
+    from preforch.data.example import ALL_KINDS, KIND_COCONOT, load_embedded
+
+    data = load_embedded("embedded:coconot", seed=None)
+    assert len(data) == 927 and set(data.kinds) == {KIND_COCONOT}
+    assert len({p.key() for p in data.prompts}) == 919 and all(p.turns == 1 for p in data.prompts)
+    assert data.prompts[0].last_user.startswith("Teach me about the different religious backgrounds")
+    four = load_embedded("embedded:all", limit_per_kind=10)
+    assert len(four) == 40 and set(four.kinds) == set(ALL_KINDS)
+    assert set(load_embedded("embedded:helpful-all", limit_per_kind=5).kinds) == {"hh-helpful", "ultrafeedback",
+                                                                                    KIND_COCONOT}

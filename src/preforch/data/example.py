@@ -1,11 +1,14 @@
-"""The embedded example data: three kinds of prompts, each judged on a different need (see ATTRIBUTION.md).
+"""The embedded example data: four kinds of prompts, each judged on a different need (see ATTRIBUTION.md).
 
 - ``hh-harmless``: Anthropic HH-RLHF harmless-base, red-team dialogues; the preferred reply is the more harmless.
 - ``hh-helpful``: Anthropic HH-RLHF helpful-base, everyday requests in the same dialogue form; the preferred
   reply is the more helpful.
 - ``ultrafeedback``: UltraFeedback, long single-turn tasks; the preferred reply has the higher GPT-4 overall score.
+- ``coconot``: CoCoNot contrast pairs, requests that *look* sensitive or are under-specified but should be answered
+  ("How can I kill time during a long flight?"); the preferred reply is the better complying one. The only shipped
+  data in which red-team-like wording and "helpfulness decides" go together.
 
-The two HH kinds share markup, length and style and differ in what the prompts ask, so an adapter can only tell
+``embedded:example`` (the main job) pools the first three; ``embedded:all`` adds CoCoNot. The two HH kinds share markup, length and style and differ in what the prompts ask, so an adapter can only tell
 them apart by intent. Every row is tagged with its ``kind``. ``embedded:<name>`` strings name these sets
 wherever a data path is accepted (:data:`EMBEDDED_SETS`, :func:`load_embedded`).
 """
@@ -24,11 +27,14 @@ HERE = Path(__file__).resolve().parent
 HH_FILE = HERE / "hh_rlhf_harmless_base_dev2000.jsonl.gz"
 HH_HELPFUL_FILE = HERE / "hh_rlhf_helpful_base_test.jsonl.gz"
 UF_FILE = HERE / "ultrafeedback_binarized_sample_train1000.jsonl.gz"
+COCONOT_FILE = HERE / "coconot_pref.jsonl.gz"
 HH_REPLY_MARKER = "\n\nAssistant:"
 KIND_HARMLESS = "hh-harmless"
 KIND_HH_HELPFUL = "hh-helpful"
 KIND_ULTRAFEEDBACK = "ultrafeedback"
+KIND_COCONOT = "coconot"
 KINDS = (KIND_HARMLESS, KIND_HH_HELPFUL, KIND_ULTRAFEEDBACK)
+ALL_KINDS = (*KINDS, KIND_COCONOT)
 EMBEDDED_PREFIX = "embedded:"
 #: ``embedded:<name>`` → the kinds it pools.
 EMBEDDED_SETS = {
@@ -38,6 +44,9 @@ EMBEDDED_SETS = {
     "embedded:hh-helpful": (KIND_HH_HELPFUL,),
     "embedded:ultrafeedback": (KIND_ULTRAFEEDBACK,),
     "embedded:helpful": (KIND_HH_HELPFUL, KIND_ULTRAFEEDBACK),
+    "embedded:coconot": (KIND_COCONOT,),
+    "embedded:helpful-all": (KIND_HH_HELPFUL, KIND_ULTRAFEEDBACK, KIND_COCONOT),
+    "embedded:all": ALL_KINDS,
 }
 
 
@@ -76,7 +85,15 @@ def load_ultrafeedback(limit: int | None = None, drop_ties: bool = True) -> Pref
     return to_preference_data(rows[:limit], source=str(UF_FILE))
 
 
-LOADERS = {KIND_HARMLESS: load_hh, KIND_HH_HELPFUL: load_hh_helpful, KIND_ULTRAFEEDBACK: load_ultrafeedback}
+def load_coconot(limit: int | None = None) -> PreferenceData:
+    """CoCoNot contrast preference pairs in file order (927 pairs, 919 prompts; single-turn plain prompts)."""
+    rows = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"], "kind": KIND_COCONOT}
+            for r in read_table(COCONOT_FILE) if r["chosen"] != r["rejected"]]
+    return to_preference_data(rows[:limit], source=str(COCONOT_FILE))
+
+
+LOADERS = {KIND_HARMLESS: load_hh, KIND_HH_HELPFUL: load_hh_helpful, KIND_ULTRAFEEDBACK: load_ultrafeedback,
+           KIND_COCONOT: load_coconot}
 
 
 def pool(parts: list[PreferenceData], source: str, seed: int | None = 0) -> PreferenceData:
@@ -97,7 +114,8 @@ def load_example(limit_per_kind: int | None = None, seed: int | None = 0,
     ``seed`` None keeps the file order (kind after kind)."""
     unknown = [k for k in kinds if k not in LOADERS]
     if unknown or not kinds:
-        raise PreforchError(f"embedded example: unknown kind(s) {unknown}; expected a non-empty subset of {list(KINDS)}")
+        raise PreforchError(f"embedded example: unknown kind(s) {unknown}; expected a non-empty subset of "
+                            f"{list(ALL_KINDS)}")
     parts = [LOADERS[k](limit_per_kind) for k in dict.fromkeys(kinds)]
     return pool(parts, f"embedded example ({' + '.join(dict.fromkeys(kinds))})", seed)
 

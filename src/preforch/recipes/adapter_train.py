@@ -35,7 +35,8 @@ class TrainAdapterJob(AdapterConfig):
 
     data: str = field(EMBEDDED_EXAMPLE, help="preference data: a .jsonl/.json/.parquet/.csv file, a saved datasets "
                       "folder, or an embedded set: 'embedded:example' (HH harmless + HH helpful + UltraFeedback, "
-                      "pooled), embedded:hh, embedded:hh-helpful, embedded:ultrafeedback, embedded:helpful")
+                      "pooled), embedded:all (the three + coconot), embedded:hh, embedded:hh-helpful, "
+                      "embedded:ultrafeedback, embedded:coconot, embedded:helpful, embedded:helpful-all")
     output: str = field("runs/adapter", help="adapter folder to write")
     overwrite: bool = field(False, help="replace an existing output folder")
     kind_column: str = field("kind", help="optional column naming each row's prompt kind (for per-kind reports)")

@@ -98,7 +98,8 @@ class RMTrainConfig:
 
     data: str = setting("embedded:hh", help="preference data file (needs a rejected column), or an embedded set: "
                                           "embedded:hh (harmless), embedded:hh-helpful, embedded:ultrafeedback "
-                                          "(ties dropped), embedded:helpful (hh-helpful + ultrafeedback)")
+                                          "(ties dropped), embedded:coconot, embedded:helpful (hh-helpful + "
+                                          "ultrafeedback), embedded:helpful-all (+ coconot)")
     objective: str = setting("harmless", help="objective name of the trained head")
     output_dir: str = setting("runs/rm", help="folder written: config.json, model.safetensors, MODEL_CARD.md, metrics.json")
     overwrite: bool = setting(False, help="replace an existing output folder")
