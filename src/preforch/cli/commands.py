@@ -126,10 +126,13 @@ def score(config) -> int:
 def train_reward_model(config) -> int:
     from preforch.recipes.rm_train import run_rm_train
 
-    m = run_rm_train(config).metrics
-    lo, hi = m["heldout_accuracy_ci95"]
-    print(f"{config.objective}: held-out pairwise accuracy {m['heldout_accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}, "
-          f"{m['n_pairs']['heldout']} pairs); wrote {config.output_dir}")
+    metrics = run_rm_train(config).metrics
+    for objective, m in metrics.get("objectives", {config.objective: metrics}).items():
+        lo, hi = m["heldout_accuracy_ci95"]
+        longer = m["baselines"]["longer_reply_wins"]
+        print(f"{objective}: held-out pairwise accuracy {m['heldout_accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}, "
+              f"{m['n_pairs']['heldout']} pairs; the longer reply wins {longer:.3f})")
+    print(f"wrote {config.output_dir}")
     next_step(f"use it as a scorer: scorers: [{{type: heads, path: {config.output_dir}}}] in a score, adapter or "
               "generate config")
     return 0

@@ -71,6 +71,8 @@ class SentenceEncoder:
         self.trust_remote_code = trust_remote_code
         self._tokenizer = None
         self._model = None
+        self._post_load: list = []
+        self.lora_fingerprint = ""  # set when adapters are merged into the weights (reward heads' encoder LoRA)
         self._fingerprint = folder_fingerprint(folder)
         try:
             self.dim = int(json.loads((folder / "config.json").read_text(encoding="utf-8"))["hidden_size"])
@@ -102,8 +104,16 @@ class SentenceEncoder:
                                                   trust_remote_code=self.trust_remote_code)
             except (OSError, ValueError, KeyError) as err:
                 raise model_load_error(err, self.path, "encoder folder") from None
+            for hook in self._post_load:
+                hook(model)
             self._model = model.to(self.device).eval().requires_grad_(False)
         return self._model
+
+    def add_post_load(self, hook) -> None:
+        """Run ``hook(model)`` on the weights once they load (now, if they already have): e.g. merging LoRA."""
+        self._post_load.append(hook)
+        if self._model is not None:
+            hook(self._model)
 
     def identity(self) -> str:
         side = "" if self.truncation_side == "right" else ":left"

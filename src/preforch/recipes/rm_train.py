@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,10 @@ from preforch.data.example import UF_FILE
 from preforch.data.load import read_table
 from preforch.data.sources import load_data_setting
 from preforch.errors import PreforchError
+from preforch.recipes.rm_card import render_lora_card
 from preforch.rewards.head_config import LOCAL_ENCODER, TRAINING_PROMPTS_NAME, RMTrainConfig
 from preforch.rewards.train_head import RMTrainResult, StateCache, train_reward_head
+from preforch.rewards.train_lora import train_lora_heads
 from preforch.types import PreferenceData
 
 __all__ = ["RMTrainConfig", "load_margins", "load_pairs", "render_model_card", "run_rm_train"]
@@ -65,6 +68,8 @@ def run_rm_train(config: RMTrainConfig, encoder=None, cache: StateCache | None =
     """
     out = Path(config.output_dir)
     refuse_existing(out, config.overwrite)  # fail before the training, not after
+    if config.lora_rank:
+        return _run_lora(config, out, encoder)
     pairs = load_pairs(config.data, config.limit)
     margins = load_margins(config.data, len(pairs)) if config.needs_margins() else None
     result = train_reward_head(config, pairs, encoder=encoder, cache=cache, margins=margins)
@@ -85,6 +90,27 @@ def run_rm_train(config: RMTrainConfig, encoder=None, cache: StateCache | None =
         write_text(tmp / "MODEL_CARD.md", render_model_card(result.metrics))
     log.info("held-out accuracy %.3f (95%% CI %.3f–%.3f) on %d pairs; wrote %s", result.metrics["heldout_accuracy"],
              *result.metrics["heldout_accuracy_ci95"], result.metrics["n_pairs"]["heldout"], out)
+    return result
+
+
+def _run_lora(config: RMTrainConfig, out: Path, encoder=None) -> RMTrainResult:
+    """Heads + encoder LoRA trained together (one head per ``config.head_data()`` entry), written as one folder."""
+    data = {objective: load_pairs(source, config.limit) for objective, source in config.head_data().items()}
+    resume = out.with_name(out.name + ".resume")  # one checkpoint per finished epoch; gone once the folder is written
+    result = train_lora_heads(config, data, encoder=encoder, checkpoint_dir=resume)
+    with staged_dir(out, overwrite=config.overwrite) as tmp:
+        result.model.write_files(tmp)
+        write_json(tmp / "metrics.json", result.metrics)
+        write_json(tmp / TRAINING_PROMPTS_NAME, {
+            "what": "sha256[:16] of each prompt (preforch.data.split.prompt_fingerprint) these heads were trained "
+                    "or early-stopped on; preforch evaluate excludes these prompts from test rows",
+            "data": config.head_data(), "fingerprints": result.trained_prompts})
+        write_text(tmp / "MODEL_CARD.md", render_lora_card(result.metrics))
+    for objective, m in result.metrics["objectives"].items():
+        log.info("%s: held-out accuracy %.3f (95%% CI %.3f–%.3f) on %d pairs", objective, m["heldout_accuracy"],
+                 *m["heldout_accuracy_ci95"], m["n_pairs"]["heldout"])
+    shutil.rmtree(resume, ignore_errors=True)
+    log.info("wrote %s", out)
     return result
 
 

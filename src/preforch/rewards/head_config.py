@@ -13,6 +13,8 @@ from preforch.config import field as setting
 from preforch.errors import PreforchError
 
 HEADS_FORMAT = 1
+#: File in a heads folder holding LoRA weights of the encoder, merged into it at load (HeadsConfig.encoder_lora).
+LORA_NAME = "encoder_lora.safetensors"
 LOCAL_ENCODER = "encoder"  # config value (and subfolder) for an encoder fine-tuned with the heads
 #: File in a heads folder listing fingerprints of every prompt the head was trained or early-stopped on.
 TRAINING_PROMPTS_NAME = "training_prompts.json"
@@ -43,6 +45,33 @@ class HeadSpec:
 
 
 
+LORA_TARGETS = ("query", "key", "value", "dense")  # BERT's attention projections and feed-forward layers
+
+
+@dataclass
+class LoraSpec:
+    """LoRA on the encoder's top ``layers`` layers: W ← W + (alpha / rank)·B·A on each ``targets`` linear map.
+    Stored with the heads (``encoder_lora.safetensors``) and merged into the encoder's weights at load, so scoring
+    with it costs what scoring with the plain encoder costs."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    layers: int = 2
+    targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.rank <= 256 or not self.alpha > 0 or not 1 <= self.layers <= 64:
+            raise PreforchError(f"encoder LoRA: rank {self.rank} must be in [1, 256], alpha {self.alpha} > 0, layers "
+                                f"{self.layers} in [1, 64]")
+        bad = [t for t in self.targets if t not in LORA_TARGETS]
+        if bad or not self.targets:
+            raise PreforchError(f"encoder LoRA: targets {self.targets}, expected a non-empty subset of {list(LORA_TARGETS)}")
+
+    @property
+    def scale(self) -> float:
+        return self.alpha / self.rank
+
+
 @dataclass
 class HeadsConfig:
     """What a heads folder's config.json holds (besides the format and library versions)."""
@@ -53,8 +82,12 @@ class HeadsConfig:
     input_format: InputFormat = "prompt_response"
     max_length: int = 256
     prompt_tokens: int = 64
+    encoder_lora: LoraSpec | None = None  # LoRA weights in encoder_lora.safetensors, merged into the encoder at load
+    lora_fingerprint: str = ""  # sha256[:16] of those weights: heads share a pass only with the same LoRA
 
     def __post_init__(self) -> None:
+        if isinstance(self.encoder_lora, dict):
+            self.encoder_lora = LoraSpec(**self.encoder_lora)
         names = [h.objective for h in self.heads]
         if not names or len(set(names)) != len(names):
             raise PreforchError(f"heads: objectives must be non-empty and unique, got {names}")
@@ -70,7 +103,8 @@ class HeadsConfig:
 
     def shared_key(self) -> tuple:
         """Heads can share one pass only when these agree."""
-        return (self.encoder_fingerprint, self.input_format, self.max_length, self.prompt_tokens)
+        return (self.encoder_fingerprint, self.lora_fingerprint, self.input_format, self.max_length,
+                self.prompt_tokens)
 
 
 def read_training_prompts(folder: str | Path) -> set[str]:
@@ -112,8 +146,22 @@ class RMTrainConfig:
     features: list[str] = setting(["response"], help="pooled features: response, prompt, product, difference, length (log response tokens)")
     hidden: int = setting(0, help="MLP hidden width; 0 means a linear head")
     dropout: float = setting(0.0, help="dropout in the head")
-    finetune_encoder: bool = setting(False, help="also train the encoder (slow; no embedding cache)")
+    finetune_encoder: bool = setting(False, help="also train the whole encoder (slow; no embedding cache; the "
+                                                 "folder then holds a full encoder copy)")
     encoder_lr: float = setting(2e-5, help="encoder learning rate when finetune_encoder")
+    lora_rank: int = setting(0, help="> 0: train LoRA adapters of this rank (PEFT) on the encoder's top lora_layers "
+                                    "layers with the heads; saved as encoder_lora.safetensors and merged into the "
+                                    "encoder at load, so scoring costs the same; 0: frozen encoder")
+    lora_alpha: float = setting(16.0, help="LoRA scale numerator (scale = lora_alpha / lora_rank)")
+    lora_layers: int = setting(2, help="how many top encoder layers get LoRA; the layers below stay frozen and their "
+                                      "states are computed once and cached")
+    lora_targets: list[str] = setting(list(LORA_TARGETS), help="linear maps that get LoRA: query, key, value, "
+                                                               "dense (attention output and feed-forward)")
+    lora_lr: float = setting(5e-4, help="LoRA learning rate (the heads use lr)")
+    lora_dropout: float = setting(0.1, help="dropout on the LoRA input while training")
+    heads: dict = setting({}, help="objective: data, for several heads trained together on one (LoRA) encoder, "
+                                   "each on its own pairs (e.g. {harmless: embedded:hh, helpful: "
+                                   "embedded:helpful-all}); empty: one head, `objective` on `data`. Needs lora_rank > 0")
     epochs: int = setting(40, help="maximum epochs")
     patience: int = setting(6, help="stop after this many epochs without a better validation loss")
     batch_size: int = setting(64, help="pairs per step")
@@ -154,13 +202,33 @@ class RMTrainConfig:
         if bad or self.cv_folds == 1 or self.cv_folds < 0 or (self.cv_grid and not self.cv_folds):
             raise PreforchError(f"rm train: cv_folds {self.cv_folds} must be 0 or >= 2 (and >= 2 with a cv_grid); "
                                 f"cv_grid keys {bad} need a non-empty list and one of {list(CV_SETTINGS)}")
-        if self.cv_folds and self.finetune_encoder:
-            raise PreforchError("rm train: cv_folds needs the frozen encoder (finetune_encoder: false)")
+        if self.cv_folds and (self.finetune_encoder or self.lora_rank):
+            raise PreforchError("rm train: cv_folds needs the frozen encoder (finetune_encoder: false, lora_rank: 0)")
+        if self.lora_rank < 0 or (self.lora_rank and self.finetune_encoder):
+            raise PreforchError(f"rm train: lora_rank {self.lora_rank} must be >= 0, and LoRA and finetune_encoder "
+                                "exclude each other")
+        if self.heads and (not self.lora_rank or not all(isinstance(k, str) and k and isinstance(v, str) and v
+                                                         for k, v in self.heads.items())):
+            raise PreforchError(f"rm train: heads must map objective names to data settings and needs lora_rank > 0, "
+                                f"got {self.heads!r:.120}")
+        if self.lora_rank and not 0.0 <= self.lora_dropout < 1.0:
+            raise PreforchError(f"rm train: lora_dropout {self.lora_dropout} must be in [0, 1)")
+        self.lora_spec()  # validates the LoRA settings
         self.head_spec()  # validates pooling/features/hidden/dropout
 
     def head_spec(self) -> HeadSpec:
         return HeadSpec(objective=self.objective, pooling=self.pooling, features=list(self.features),
                         hidden=self.hidden, dropout=self.dropout)
+
+    def lora_spec(self) -> LoraSpec | None:
+        if not self.lora_rank:
+            return None
+        return LoraSpec(rank=self.lora_rank, alpha=self.lora_alpha, layers=self.lora_layers,
+                        targets=list(self.lora_targets))
+
+    def head_data(self) -> dict[str, str]:
+        """objective → data setting of every head this run trains."""
+        return dict(self.heads) if self.heads else {self.objective: self.data}
 
     def needs_margins(self) -> bool:
         """Whether training reads each pair's rating margin."""

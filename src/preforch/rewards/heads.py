@@ -46,14 +46,17 @@ from preforch.models.paths import resolve_encoder_path
 from preforch.rewards.head_config import (
     HEADS_FORMAT,
     LOCAL_ENCODER,
+    LORA_NAME,
     TRAINING_PROMPTS_NAME,
     Feature,
     HeadsConfig,
     HeadSpec,
     InputFormat,
+    LoraSpec,
     Pooling,
     read_training_prompts,
 )
+from preforch.rewards.lora import lora_fingerprint, merge_lora
 
 __all__ = ["HEADS_FORMAT", "LOCAL_ENCODER", "TRAINING_PROMPTS_NAME", "EncodedPairs", "Feature", "HeadSpec", "HeadsConfig",
            "InputFormat", "Pooling", "RewardHead", "SharedEncoderHeads", "read_heads_folder", "read_training_prompts"]
@@ -143,6 +146,10 @@ class SharedEncoderHeads:
         elif config.encoder_fingerprint not in (encoder._fingerprint, legacy_fingerprint(encoder.path)):
             raise PreforchError(f"heads were trained on encoder {config.encoder_fingerprint}, but {encoder.path} "
                                 f"is {encoder._fingerprint}; use the encoder they were trained on")
+        self.lora_tensors: dict[str, torch.Tensor] | None = None
+        if getattr(encoder, "lora_fingerprint", "") != config.lora_fingerprint:
+            raise PreforchError(f"heads need an encoder with LoRA {config.lora_fingerprint or 'none'}, but the one "
+                                f"given carries {getattr(encoder, 'lora_fingerprint', '') or 'none'}")
         self.heads = heads if heads is not None else nn.ModuleDict(
             {h.objective: RewardHead(h, encoder.dim) for h in config.heads})
         self.heads.to(self.device).eval()
@@ -182,8 +189,9 @@ class SharedEncoderHeads:
                         n_prompt + 2, len(r)))
         return out
 
-    def encoder_forward(self, rows: list[Row], grad: bool = False) -> EncodedPairs:
-        """One encoder pass over prepared rows (right-padded). Shapes: [N, T, D], [N, T], [N, T], [N]."""
+    def input_tensors(self, rows: list[Row]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Prepared rows as right-padded tensors on the device: ids, attention mask, response mask, token types.
+        Shapes: [N, T] each."""
         n, t = len(rows), max(len(row[0]) for row in rows)
         ids = torch.full((n, t), self.encoder.tokenizer.pad_token_id or 0, dtype=torch.long)
         mask = torch.zeros(n, t, dtype=torch.long)
@@ -195,11 +203,15 @@ class SharedEncoderHeads:
             resp[i, start : len(row) - 1] = 1  # response tokens, without the final [SEP]
             if self.config.input_format == "prompt_response":
                 types[i, start : len(row)] = 1
-        ids, mask, types = ids.to(self.device), mask.to(self.device), types.to(self.device)
+        return ids.to(self.device), mask.to(self.device), resp.to(self.device), types.to(self.device)
+
+    def encoder_forward(self, rows: list[Row], grad: bool = False) -> EncodedPairs:
+        """One encoder pass over prepared rows (right-padded). Shapes: [N, T, D], [N, T], [N, T], [N]."""
+        ids, mask, resp, types = self.input_tensors(rows)
         with torch.set_grad_enabled(grad), torch.inference_mode(not grad):
             states = self.encoder.model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
         full = torch.tensor([row[2] for row in rows], dtype=torch.float32, device=self.device)  # [N]
-        return EncodedPairs(states, mask, resp.to(self.device), full)
+        return EncodedPairs(states, mask, resp, full)
 
     def encode_pairs(self, prompts, responses: list[str]) -> EncodedPairs:
         """Token states of one batch (no batching inside). Shapes: [N, T, D], [N, T], [N, T]."""
@@ -261,6 +273,15 @@ class SharedEncoderHeads:
                                     "transformers": transformers.__version__, "safetensors": safetensors.__version__}
         write_json(folder / CONFIG_NAME, data)
         write_safetensors(folder / WEIGHTS_NAME, self.state_dict())
+        if self.lora_tensors is not None:
+            write_safetensors(folder / LORA_NAME, self.lora_tensors)
+
+    def attach_lora(self, spec: LoraSpec, tensors: dict[str, torch.Tensor]) -> None:
+        """Record the LoRA adapters already merged into this model's encoder (saved with the heads)."""
+        self.lora_tensors = tensors
+        self.config.encoder_lora = spec
+        self.config.lora_fingerprint = lora_fingerprint(tensors)
+        self.encoder.lora_fingerprint = self.config.lora_fingerprint
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", encoder=None,
@@ -273,9 +294,16 @@ class SharedEncoderHeads:
             folder = encoder_path or resolve_encoder_path(config.encoder)
             _refuse_custom_code(Path(folder))
             encoder = SentenceEncoder(folder, max_length=config.max_length, normalize=False, device=device)
+            lora_tensors = _read_lora(config, Path(path))
+            if lora_tensors is not None:  # merged when the encoder's weights load (cached runs never load them)
+                encoder.add_post_load(lambda m: merge_lora(m, lora_tensors, config.encoder_lora,
+                                                           str(Path(path) / LORA_NAME)))
+                encoder.lora_fingerprint = config.lora_fingerprint
         _check_tensors(config, tensors, encoder.dim, str(Path(path) / WEIGHTS_NAME))
         model = cls(config, encoder=encoder, device=device)
         model.load_tensors(tensors, source=str(Path(path) / WEIGHTS_NAME))
+        if config.encoder_lora is not None:
+            model.lora_tensors = _read_lora(config, Path(path))
         return model
 
     def load_tensors(self, tensors: dict[str, torch.Tensor], source: str) -> None:
@@ -303,9 +331,12 @@ class SharedEncoderHeads:
                                     f"but {parts[0].objectives} use {first.shared_key()}; they cannot share one pass")
         config = HeadsConfig(heads=[h for p in parts for h in p.config.heads], encoder=first.encoder,
                              encoder_fingerprint=first.encoder_fingerprint, input_format=first.input_format,
-                             max_length=first.max_length, prompt_tokens=first.prompt_tokens)
+                             max_length=first.max_length, prompt_tokens=first.prompt_tokens,
+                             encoder_lora=first.encoder_lora, lora_fingerprint=first.lora_fingerprint)
         heads = nn.ModuleDict({name: p.heads[name] for p in parts for name in p.objectives})
-        return cls(config, encoder=parts[0].encoder, heads=heads)
+        model = cls(config, encoder=parts[0].encoder, heads=heads)
+        model.lora_tensors = parts[0].lora_tensors
+        return model
 
 
 _SAVED_ONLY = ("format_version", "objectives", "library_versions")  # config.json keys that are not settings
@@ -331,6 +362,20 @@ def read_heads_folder(path: str | Path) -> tuple[HeadsConfig, dict[str, torch.Te
     return config, read_safetensors(w_path)
 
 
+def _read_lora(config: HeadsConfig, folder: Path) -> dict[str, torch.Tensor] | None:
+    """The LoRA tensors a heads folder's config announces (checked against its fingerprint), or None."""
+    if config.encoder_lora is None:
+        return None
+    path = folder / LORA_NAME
+    if not path.is_file():
+        raise PreforchError(f"{path}: missing (config.json names encoder LoRA weights)")
+    tensors = read_safetensors(path)
+    if lora_fingerprint(tensors) != config.lora_fingerprint:
+        raise PreforchError(f"{path}: LoRA weights have fingerprint {lora_fingerprint(tensors)}, config.json says "
+                            f"{config.lora_fingerprint!r}")
+    return tensors
+
+
 def _heads_config(data: dict, cfg_path: Path) -> HeadsConfig:
     """config.json's settings as a HeadsConfig: every field present and of its type, errors naming the file."""
     needed = ("heads", "encoder", "encoder_fingerprint", "input_format", "max_length", "prompt_tokens")
@@ -347,8 +392,16 @@ def _heads_config(data: dict, cfg_path: Path) -> HeadsConfig:
             specs.append(HeadSpec(**strict_settings(head, HeadSpec, where)))
         except PreforchError as err:
             raise PreforchError(str(err) if str(err).startswith(str(cfg_path)) else f"{cfg_path}: {err}") from None
-    values = strict_settings({k: v for k, v in data.items() if k != "heads"}, HeadsConfig, str(cfg_path),
-                       skip=("heads", *_SAVED_ONLY))
+    values = strict_settings({k: v for k, v in data.items() if k not in ("heads", "encoder_lora")}, HeadsConfig,
+                             str(cfg_path), skip=("heads", "encoder_lora", *_SAVED_ONLY))
+    if data.get("encoder_lora") is not None:
+        if not isinstance(data["encoder_lora"], dict):
+            raise PreforchError(f"{cfg_path}: 'encoder_lora' must be an object or null")
+        try:
+            values["encoder_lora"] = LoraSpec(**strict_settings(data["encoder_lora"], LoraSpec,
+                                                                f"{cfg_path}: encoder_lora"))
+        except PreforchError as err:
+            raise PreforchError(str(err) if str(err).startswith(str(cfg_path)) else f"{cfg_path}: {err}") from None
     try:
         return HeadsConfig(heads=specs, **values)
     except PreforchError as err:
