@@ -58,7 +58,7 @@ def main() -> None:
     words_r = np.array([len(r.split()) for r in test.rejected], dtype=np.float64)
     rows = {"the longer reply wins": pairwise_accuracy(words_c, words_r),
             "the shorter reply wins": pairwise_accuracy(-words_c, -words_r)}
-    speed = {}
+    speed, every = {}, {}
     for label, folders in sources.items():
         model = _load(folders.split(","))
         t0 = time.perf_counter()
@@ -67,6 +67,8 @@ def main() -> None:
         speed[label] = 2 * len(test) / (time.perf_counter() - t0)
         col = np.array([model.objectives.index(TARGET[k]) for k in kinds])
         rows[label] = pairwise_accuracy(c[np.arange(len(test)), col], r[np.arange(len(test)), col])
+        for j, objective in enumerate(model.objectives):
+            every[f"{label} {objective}"] = pairwise_accuracy(c[:, j], r[:, j])
     print(f"## Held-out pairwise accuracy, each kind by its deciding objective ({len(test)} pairs; 95% bootstrap "
           "over prompts)\n")
     print("| scorer | " + " | ".join(f"{k} ({int((kinds == k).sum())}, {TARGET[k]})" for k in ALL_KINDS) + " |")
@@ -83,6 +85,11 @@ def main() -> None:
             d = paired_difference(rows[a][kinds == k], rows[b][kinds == k], groups[kinds == k], args.bootstrap)
             cells.append(f"{d.mean:+.3f} [{d.lo:+.3f}, {d.hi:+.3f}] p={d.p_value:.3f}")
         print(f"| {a} − {b} | " + " | ".join(cells) + " |")
+    print("\n## Every head on every kind (a head on a kind another objective decides shows how its signals overlap)\n")
+    print("| head | " + " | ".join(ALL_KINDS) + " |")
+    print("|---|" + "---|" * len(ALL_KINDS))
+    for label, acc in every.items():
+        print(f"| {label} | " + " | ".join(f"{acc[kinds == k].mean():.3f}" for k in ALL_KINDS) + " |")
     print("\nscoring throughput (responses/s, same run): " + ", ".join(f"{k} {v:.1f}" for k, v in speed.items()))
 
 

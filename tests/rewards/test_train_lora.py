@@ -150,3 +150,17 @@ def test_an_interrupted_run_resumes_after_its_last_epoch(tmp_path, tiny_encoder_
     (tmp_path / "cut.resume" / "state.json").write_text('{"settings_hash": "x"}')
     with pytest.raises(PreforchError, match="other settings"):
         run_rm_train(other)
+
+
+def test_tiny_lora_config_runs_from_the_cli(tmp_path, capsys):
+    from pathlib import Path
+
+    from preforch.cli.main import main
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "tiny" / "rm_lora.yaml"
+    out = tmp_path / "rm"
+    assert main(["rm", "train", "--config", str(config), "--output-dir", str(out), "--progress", "false"]) == 0
+    printed = capsys.readouterr().out
+    assert "harmless: held-out pairwise accuracy" in printed and "helpful: held-out pairwise accuracy" in printed
+    assert (out / LORA_NAME).is_file() and json.loads((out / "config.json").read_text())["objectives"] == [
+        "harmless", "helpful"]

@@ -107,10 +107,10 @@ def _run_lora(config: RMTrainConfig, out: Path, encoder=None) -> RMTrainResult:
             "data": config.head_data(), "fingerprints": result.trained_prompts})
         write_text(tmp / "MODEL_CARD.md", render_lora_card(result.metrics))
     for objective, m in result.metrics["objectives"].items():
-        log.info("%s: held-out accuracy %.3f (95%% CI %.3f–%.3f) on %d pairs", objective, m["heldout_accuracy"],
+        log.debug("%s: held-out accuracy %.3f (95%% CI %.3f–%.3f) on %d pairs", objective, m["heldout_accuracy"],
                  *m["heldout_accuracy_ci95"], m["n_pairs"]["heldout"])
     shutil.rmtree(resume, ignore_errors=True)
-    log.info("wrote %s", out)
+    log.debug("wrote %s", out)
     return result
 
 
