@@ -29,8 +29,32 @@ _FINGERPRINT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", 
 _MIB = 1 << 20
 
 
+def check_own_file(path: str | Path) -> None:
+    """Refuse an artifact file that is a symlink to a file outside its folder, before reading a byte of it (an
+    error would otherwise quote another file's text)."""
+    path = Path(path)
+    if path.is_symlink() and path.resolve().parent != path.parent.resolve():
+        raise PreforchError(f"{path}: a symlink to a file outside its folder; an artifact's files must be its own")
+
+
+def artifact_relative(value: str | None, config_path: str | Path, setting: str) -> str | None:
+    """A path setting saved in an artifact: a relative one means a place inside the artifact's folder. One that
+    exists only relative to the working folder is refused (it would load whatever is there); other values (a hub
+    name, an absolute path) are kept."""
+    if not value or Path(value).is_absolute():
+        return value
+    inside = Path(config_path).parent / value
+    if inside.exists():
+        return str(inside)
+    if Path(value).exists():
+        raise PreforchError(f"{config_path}: {setting} {value!r} is relative and not inside the artifact's folder; "
+                            "it would resolve against the working folder: save an absolute path")
+    return value
+
+
 def read_object(path: str | Path, what: str) -> dict:
     """A JSON file that must hold an object; a missing file, bad JSON or another type is one line naming it."""
+    check_own_file(path)
     data = read_json(path, what)
     if not isinstance(data, dict):
         raise PreforchError(f"{path}: expected a JSON object, got {type(data).__name__}")
@@ -87,6 +111,7 @@ def read_safetensors(path: str | Path, what: str = "unreadable safetensors file"
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    check_own_file(path)
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:

@@ -92,7 +92,7 @@ def test_the_same_conversation_in_every_shape_parses_equal():
     ([{"prompt": "p", "chosen": "c", "score.a": 1, "score.b": 2}, {"prompt": "q", "chosen": "d", "score.a": 1}],
      r"row 2 has no column 'score.b'"),
     ([{"prompt": "p", "chosen": "c", "score.a": True, "score.b": 2}], r"row 1, column 'score.a': expected a number"),
-    ([{"prompt": "p", "chosen": "c"}, {"chosen": "no hh markup"}], r"row 2, column 'chosen': HH dialogue"),
+    ([{"prompt": "p", "chosen": "c"}, {"chosen": "no hh markup"}], r"row 2: no 'prompt' column, and 'chosen' is not an HH dialogue"),
     ([{"prompt": "p", "chosen": "c", "score.a": 1, "score.b": float("nan")}], r"row 1, column 'score.b'"),
     ([{"prompt": "p", "chosen": "c", "score.a": 1, "score.b": "high"}], r"row 1, column 'score.b': expected a number"),
     ([{"prompt": "p", "chosen": "c", "score.a": 1}], "at least 2 are needed"),

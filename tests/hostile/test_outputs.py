@@ -47,7 +47,7 @@ COMMANDS = {
                  "folder", [("preforch.recipes.rm_train", "load_pairs")]),
     "evaluate-adapter": (lambda i, o: ["evaluate", "adapter", "--adapter", i["adapter"], "--data", i["scored"],
                                        "--output-dir", o], "folder",
-                         [("preforch.recipes.evaluate", "load_preference_data")]),
+                         [("preforch.recipes.evaluate", "read_preference_file")]),
     "evaluate-responses": (lambda i, o: ["evaluate", "responses", "--responses", i["responses"], "--output-dir", o],
                            "folder", [("preforch.recipes.evaluate", "load_responses")]),
     "generate": (lambda i, o: ["generate", "--prompts", "hi", "--output", o], "file",

@@ -16,6 +16,7 @@ from preforch.artifacts import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     check_tensors,
+    artifact_relative,
     read_object,
     read_safetensors,
     require_format,
@@ -230,6 +231,7 @@ def _adapter_config(settings: dict, config_path: Path, trust_remote_code: bool, 
                             f"pass {setting_hint('trust_remote_code', 'true')} yourself if you trust that folder")
     values["trust_remote_code"] = bool(trust_remote_code)
     values["device"] = device
+    values["encoder_path"] = artifact_relative(values.get("encoder_path"), config_path, "encoder_path")
     try:
         return AdapterConfig(**values)
     except PreforchError as err:

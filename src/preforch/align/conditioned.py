@@ -39,7 +39,7 @@ from preforch.align.runs import (
     save_final,
     use_lora,
 )
-from preforch.artifacts import read_object, require_format, require_keys
+from preforch.artifacts import check_own_file, read_object, require_format, require_keys
 from preforch.atomic import write_json
 from preforch.conversation import Conversation, as_conversation, as_conversations
 from preforch.errors import PreforchError
@@ -267,6 +267,13 @@ def load_final_policy(final_dir: str | Path, trust_remote_code: bool = False):
 
     final = Path(final_dir)
     if (final / "adapter_config.json").is_file():
+        if not (final / "adapter_model.safetensors").is_file() and (final / "adapter_model.bin").exists():
+            # PEFT would hand the pickle to torch.load, whose refusal is a long traceback
+            raise PreforchError(f"{final}: no adapter_model.safetensors (it holds adapter_model.bin, a pickle "
+                                "checkpoint); preforch reads PEFT weights only as safetensors (re-save with "
+                                "safe_serialization=True)")
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            check_own_file(final / name)
         from peft import AutoPeftModelForCausalLM
         from transformers import AutoTokenizer
 

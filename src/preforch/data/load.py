@@ -11,73 +11,32 @@ import csv
 import gzip
 import io
 import json
-import math
-import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from preforch.atomic import read_bytes, read_text, staged_file, write_bytes, write_text
-from preforch.conversation import Conversation, as_conversation, reply_text, split_hh, split_messages
+from preforch.conversation import Conversation, as_conversation
+from preforch.data.rows import (  # noqa: F401  (the row parsing's public names, read from here too)
+    REJECTED_SCORE_PREFIX,
+    SCORE_PREFIX,
+    ColumnMap,
+    column_present,
+    number_matrix,
+    prefixed_columns,
+    rows_from_preference_data,
+    to_preference_data,
+)
+from preforch.data.text import check_text, json_value, surrogate_column  # noqa: F401
 from preforch.errors import PreforchError
 from preforch.types import PreferenceData
 
-SCORE_PREFIX = "score."
-REJECTED_SCORE_PREFIX = "score_rejected."
 
-
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape that may decode to a lone surrogate
 _CSV_FIELD_LIMIT = 1 << 30  # csv's default (128 KiB) is no reason to refuse a long response
 
 
 def _suffix(path: Path) -> str:
     suffixes = [s for s in path.suffixes if s != ".gz"]
     return suffixes[-1].lower() if suffixes else ""
-
-
-def surrogate_column(value: Any, column: str = "") -> str | None:
-    """Where a lone surrogate hides in ``value`` (a string, or lists and dicts of them), or None. JSON escapes
-    such as ``"\\ud800"`` decode to one; such text cannot be written as UTF-8."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return column or "value"
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = surrogate_column(item, column or repr(key))
-            if found:
-                return found
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            found = surrogate_column(item, column)
-            if found:
-                return found
-    return None
-
-
-def check_text(value: Any, where: str) -> None:
-    """Refuse text that holds a lone surrogate (from a JSON escape, or an undecodable command-line byte)."""
-    found = surrogate_column(value)
-    if found:
-        place = "" if found == "value" else f", column {found}"
-        raise PreforchError(f"{where}{place}: holds a lone surrogate (an invalid \\ud800-\\udfff escape or a "
-                            "byte that is not UTF-8), which is not text")
-
-
-def json_value(text: str, where: str):
-    """Parse JSON text; errors (bad JSON, deep nesting, lone surrogates from escapes) are one line naming ``where``."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise PreforchError(f"{where} is not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
-    except RecursionError:
-        raise PreforchError(f"{where}: JSON nested too deeply") from None
-    if _SURROGATE_ESCAPE.search(text):
-        check_text(value, where)
-    return value
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -257,181 +216,8 @@ def read_prompts_file(path: str | Path) -> list[Conversation]:
     return prompts
 
 
-def _response(value: Any, where: str) -> str:
-    """A response cell: text, or a TRL conversational list whose last message is the assistant's reply."""
-    if isinstance(value, list):
-        return reply_text(value, where)
-    if not isinstance(value, str):
-        got = "null" if value is None or (isinstance(value, float) and math.isnan(value)) else type(value).__name__
-        raise PreforchError(f"{where}: expected the response text, got {got}")
-    return value
-
-
-def _row_shape(row: dict[str, Any]) -> str:
-    if "prompt" in row and "chosen" in row:
-        return "columns"
-    if "messages" in row:
-        return "messages"
-    if "chosen" in row:
-        return "hh"
-    return "unknown"
-
-
-def _parse_row(row: dict[str, Any], where: str, want_rejected: bool) -> tuple[Conversation, str, str | None]:
-    """One row of any accepted shape → (conversation, preferred reply, rejected reply or None)."""
-    shape = _row_shape(row)
-    rejected = None
-    if shape == "columns":
-        chosen_cell = row["chosen"]
-        if isinstance(chosen_cell, list) and row["prompt"] in (None, "", []):
-            # TRL conversational with the whole exchange in 'chosen'
-            prompt, chosen = split_messages(chosen_cell, f"{where}, column 'chosen'")
-        else:
-            if row["prompt"] is None:
-                raise PreforchError(f"{where}, column 'prompt': missing value")
-            prompt = as_conversation(row["prompt"], f"{where}, column 'prompt'")
-            chosen = _response(chosen_cell, f"{where}, column 'chosen'")
-        if want_rejected:
-            rejected = _response(row.get("rejected"), f"{where}, column 'rejected'")
-    elif shape == "messages":
-        cell = row["messages"]
-        if not isinstance(cell, list):
-            raise PreforchError(f"{where}, column 'messages': expected a list of {{'role', 'content'}} messages")
-        prompt, chosen = split_messages(cell, f"{where}, column 'messages'")
-    elif shape == "hh":
-        chosen_text = _response(row["chosen"], f"{where}, column 'chosen'")
-        try:
-            prompt, chosen = split_hh(chosen_text)
-        except PreforchError as err:
-            raise PreforchError(f"{where}, column 'chosen': {err}") from None
-        if want_rejected:
-            other, rejected = split_hh(_response(row.get("rejected"), f"{where}, column 'rejected'"))
-            if other != prompt:
-                raise PreforchError(f"{where}: the 'chosen' and 'rejected' dialogues differ before the last "
-                                    "assistant turn")
-    else:
-        raise PreforchError(f"{where}: missing columns: expected 'prompt' and 'chosen' (and optionally "
-                            f"'rejected'), a 'messages' list, or HH-style 'chosen'/'rejected' dialogues; got "
-                            f"{sorted(row)}")
-    return prompt, chosen, rejected
-
-
-def to_preference_data(rows: list[dict[str, Any]], source: str = "<rows>", require_scores: bool = False,
-                       kind_column: str = "kind") -> PreferenceData:
-    """Parse rows of any accepted shape into conversations and responses.
-
-    The shape is decided per row, so files may mix shapes. Optional columns (``rejected``, score columns,
-    ``kind``) are all-or-nothing: a column some rows have and others lack is an error naming the first row
-    without it. Errors name ``source``, the row (1-based) and the column.
-    """
-    if not rows:
-        raise PreforchError(f"{source}: no rows")
-    for i, row in enumerate(rows, 1):
-        if not isinstance(row, dict):
-            raise PreforchError(f"{source}: row {i} is a {type(row).__name__}, expected an object")
-    shapes = [_row_shape(r) for r in rows]
-    has_rejected = column_present(rows, "rejected", [s != "messages" for s in shapes], source)
-    prompts, chosen, rejected = [], [], []
-    for i, row in enumerate(rows, 1):
-        p, c, r = _parse_row(row, f"{source}: row {i}", has_rejected)
-        check_text([p.text(), c, r], f"{source}: row {i}")
-        prompts.append(p)
-        chosen.append(c)
-        if has_rejected:
-            rejected.append(r)
-    objectives = prefixed_columns(rows, SCORE_PREFIX, source)
-    if require_scores and not objectives:
-        raise PreforchError(f"{source}: no score columns; expected 'score.<objective>' columns (or configure scorers)")
-    scores_c = number_matrix(rows, objectives, SCORE_PREFIX, source) if objectives else None
-    scores_r = None
-    rejected_objectives = prefixed_columns(rows, REJECTED_SCORE_PREFIX, source)
-    if rejected_objectives:
-        if rejected_objectives != objectives:
-            raise PreforchError(f"{source}: 'score_rejected.*' columns {rejected_objectives} differ from the "
-                                f"'score.*' columns {objectives}")
-        scores_r = number_matrix(rows, objectives, REJECTED_SCORE_PREFIX, source)
-    kinds = None
-    if column_present(rows, kind_column, [True] * len(rows), source):
-        kinds = [str(r[kind_column]) for r in rows]
-    return PreferenceData(prompts=prompts, chosen=chosen, rejected=rejected if has_rejected else None,
-                          objectives=objectives, scores_chosen=scores_c, scores_rejected=scores_r, kinds=kinds,
-                          source=source)
-
-
-def column_present(rows: list[dict[str, Any]], column: str, applies: list[bool] | None = None,
-                   source: str = "<rows>") -> bool:
-    """Whether the rows carry ``column`` (not null): every applicable row, or none. Mixed presence is an error
-    naming a row without it and a row with it."""
-    applies = [True] * len(rows) if applies is None else applies
-    present = [column in r and r[column] is not None for r, a in zip(rows, applies) if a]
-    if not present or not any(present):
-        return False
-    if not all(present):
-        lacking = next(i for i, (r, a) in enumerate(zip(rows, applies), 1)
-                       if a and (column not in r or r[column] is None))
-        having = next(i for i, (r, a) in enumerate(zip(rows, applies), 1) if a and r.get(column) is not None)
-        raise PreforchError(f"{source}: row {lacking} has no {column!r} value, but row {having} has one; give it "
-                            f"in every row or in none")
-    return True
-
-
-def prefixed_columns(rows: list[dict[str, Any]], prefix: str, source: str) -> list[str]:
-    """Objective names of the ``prefix`` columns (e.g. ``score.``), in first-seen column order over all rows."""
-    names: dict[str, None] = {}
-    for row in rows:
-        for column in row:
-            if isinstance(column, str) and column.startswith(prefix):
-                if not column[len(prefix):].strip():
-                    raise PreforchError(f"{source}: column {column!r} has an empty objective name")
-                names.setdefault(column[len(prefix):], None)
-    return list(names)
-
-
-def number_matrix(rows: list[dict], objectives: list[str], prefix: str, source: str) -> np.ndarray:
-    """The ``prefix + objective`` columns of every row as numbers [N, K]; a missing column, a boolean, text that is
-    not a number or a non-finite value is an error naming the row and the column."""
-    if len(objectives) < 2:
-        raise PreforchError(f"{source}: {len(objectives)} objective(s) {objectives}; at least 2 are needed")
-    out = np.empty((len(rows), len(objectives)), dtype=np.float64)
-    for i, row in enumerate(rows):
-        for k, name in enumerate(objectives):
-            column = f"{prefix}{name}"
-            if column not in row:
-                raise PreforchError(f"{source}: row {i + 1} has no column {column!r} (other rows have it)")
-            value = row[column]
-            if isinstance(value, bool) or not isinstance(value, (int, float, str, np.number)):
-                raise PreforchError(f"{source}: row {i + 1}, column {column!r}: expected a number, got {value!r}")
-            try:
-                out[i, k] = float(value)
-            except (TypeError, ValueError, OverflowError):
-                raise PreforchError(f"{source}: row {i + 1}, column {column!r}: expected a number, got {value!r}") from None
-            if not math.isfinite(out[i, k]):
-                raise PreforchError(f"{source}: row {i + 1}, column {column!r}: score is {value!r}, expected a finite number")
-    return out
-
-
-def load_preference_data(path: str | Path, require_scores: bool = False, kind_column: str = "kind") -> PreferenceData:
-    """Read and parse one data file or folder (see :func:`read_table`)."""
+def load_preference_data(path: str | Path, require_scores: bool = False, kind_column: str = "kind",
+                         columns: ColumnMap | None = None) -> PreferenceData:
+    """Read and parse one data file or folder (see :func:`read_table`); ``columns`` renames its columns."""
     return to_preference_data(read_table(path), source=str(path), require_scores=require_scores,
-                              kind_column=kind_column)
-
-
-def rows_from_preference_data(data: PreferenceData) -> list[dict[str, Any]]:
-    """The inverse of :func:`to_preference_data`: prompt (a message list, TRL conversational style), chosen,
-    rejected, kind and score columns."""
-    rows = []
-    for i in range(len(data)):
-        row: dict[str, Any] = {"prompt": data.prompts[i].to_messages(), "chosen": data.chosen[i]}
-        if data.rejected is not None:
-            row["rejected"] = data.rejected[i]
-        if data.kinds is not None:
-            row["kind"] = data.kinds[i]
-        for k, name in enumerate(data.objectives):
-            if data.scores_chosen is not None:
-                row[f"{SCORE_PREFIX}{name}"] = float(data.scores_chosen[i, k])
-            if data.scores_rejected is not None:
-                row[f"{REJECTED_SCORE_PREFIX}{name}"] = float(data.scores_rejected[i, k])
-        rows.append(row)
-    return rows
-
-
+                              kind_column=kind_column, columns=columns)

@@ -15,6 +15,8 @@ from preforch.adapter.splits import SPLIT_NAME, split_record
 from preforch.atomic import check_output_dir, refuse_existing, staged_dir, write_json, write_text
 from preforch.config import field
 from preforch.data import load
+from preforch.data.example import is_embedded
+from preforch.data.rows import RowReading
 from preforch.data.sources import load_data_setting
 from preforch.errors import PreforchError
 from preforch.evaluate.plots import plot_weights_by_kind
@@ -30,7 +32,7 @@ PLOT_NAME = "weights_by_kind.png"
 
 
 @dataclass
-class TrainAdapterJob(AdapterConfig):
+class TrainAdapterJob(AdapterConfig, RowReading):
     """Everything `preforch adapter train` needs: the data, where to write, and the adapter settings."""
 
     data: str = field(EMBEDDED_EXAMPLE, help="preference data: a .jsonl/.json/.parquet/.csv file, a saved datasets "
@@ -57,7 +59,12 @@ class TrainAdapterJob(AdapterConfig):
 
 
 def load_job_data(job: TrainAdapterJob) -> PreferenceData:
-    """The rows the job's ``data`` names (an embedded set: ``limit_per_kind`` of each kind, shuffled with the seed)."""
+    """The rows the job's ``data`` names (an embedded set: ``limit_per_kind`` of each kind, shuffled with the seed;
+    a file: read with the job's column and ``on_bad_rows`` settings)."""
+    if not is_embedded(job.data):
+        from preforch.recipes.bad_rows import read_preference_file
+
+        return read_preference_file(job.data, job, job.output, kind_column=job.kind_column).data
     return load_data_setting(job.data, limit_per_kind=job.limit_per_kind, seed=job.seed, kind_column=job.kind_column)
 
 

@@ -18,11 +18,12 @@ from preforch.conversation import Conversation, as_conversation
 from preforch.data.load import (
     SCORE_PREFIX,
     column_present,
-    load_preference_data,
     number_matrix,
     prefixed_columns,
     read_table,
 )
+from preforch.data.rows import RowReading
+from preforch.recipes.bad_rows import read_preference_file
 from preforch.errors import PreforchError
 from preforch.evaluate.adapter_eval import predict_once
 from preforch.evaluate.report import (
@@ -42,7 +43,7 @@ WEIGHT_PREFIX = "weight."
 
 
 @dataclass
-class EvaluateAdapterConfig:
+class EvaluateAdapterConfig(RowReading):
     """Held-out quality of a trained adapter (KL, top-1, calibration, pairwise accuracy vs fixed weights)."""
 
     adapter: str | None = field(None, help="adapter folder (from `preforch adapter train`)")
@@ -130,9 +131,11 @@ def run_adapter_evaluation(config: EvaluateAdapterConfig) -> Path:
 
     with staged_dir(config.output_dir, overwrite=config.overwrite) as tmp:
         adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
-        data = load_preference_data(config.data, require_scores=True, kind_column=config.kind_column)
-        test = None if config.test_data is None else load_preference_data(config.test_data, require_scores=True,
-                                                                          kind_column=config.kind_column)
+        data = read_preference_file(config.data, config, config.output_dir, require_scores=True,
+                                    kind_column=config.kind_column).data
+        test = None if config.test_data is None else read_preference_file(
+            config.test_data, config, Path(config.output_dir) / "test_data", require_scores=True,
+            kind_column=config.kind_column).data
         ev = evaluate_adapter(adapter, data, test, adapter_prompts=read_split_prompts(config.adapter),
                               reward_model_prompts=reward_model_prompts(config.reward_model_prompts),
                               tau=config.tau, bootstrap=config.bootstrap,

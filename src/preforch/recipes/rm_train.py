@@ -14,6 +14,7 @@ from preforch.atomic import refuse_existing, staged_dir, write_json, write_text
 from preforch.data.example import UF_FILE
 from preforch.data.load import read_table
 from preforch.data.sources import load_data_setting
+from preforch.recipes.bad_rows import read_preference_file
 from preforch.errors import PreforchError
 from preforch.recipes.rm_card import render_lora_card
 from preforch.rewards.head_config import LOCAL_ENCODER, TRAINING_PROMPTS_NAME, RMTrainConfig
@@ -26,9 +27,10 @@ __all__ = ["RMTrainConfig", "load_margins", "load_pairs", "render_model_card", "
 log = logging.getLogger(__name__)
 
 
-def load_pairs(data: str, limit: int | None = None) -> PreferenceData:
-    """An ``embedded:`` set (in file order) or any file `load_preference_data` reads; needs rejected."""
-    pairs = load_data_setting(data, seed=None)
+def load_pairs(data: str, limit: int | None = None, read: PreferenceData | None = None) -> PreferenceData:
+    """An ``embedded:`` set (in file order) or any file `load_preference_data` reads (or the rows ``read`` from
+    it already); needs rejected."""
+    pairs = read if read is not None else load_data_setting(data, seed=None)
     if pairs.rejected is None:
         raise PreforchError(f"{pairs.source}: no 'rejected' column; reward-model training needs chosen/rejected pairs")
     if limit is not None:
@@ -38,16 +40,18 @@ def load_pairs(data: str, limit: int | None = None) -> PreferenceData:
     return pairs
 
 
-def load_margins(data: str, n: int) -> np.ndarray:
+def load_margins(data: str, n: int, kept: list[int] | None = None) -> np.ndarray:
     """Rating margin per pair, in :func:`load_pairs` order: a ``margin`` column, else UltraFeedback's
-    ``metadata.score_chosen − score_rejected`` (ties dropped as the loader does). Shape: [n]."""
+    ``metadata.score_chosen − score_rejected`` (ties dropped as the loader does); only the rows at ``kept`` when
+    bad rows were set aside. Shape: [n]."""
     drop_ties = data == "embedded:ultrafeedback"  # as load_ultrafeedback does
     if drop_ties:
         data = str(UF_FILE)
     elif data.startswith("embedded:"):
         raise PreforchError(f"data {data!r}: has no rating margins (margin_weighting / min_margin need them)")
     out = []
-    for i, row in enumerate(read_table(data), 1):
+    rows = read_table(data)
+    for i, row in ([(i + 1, rows[i]) for i in kept] if kept is not None else enumerate(rows, 1)):
         meta = row.get("metadata") or {}
         if "margin" in row:
             out.append(float(row["margin"]))
@@ -70,8 +74,9 @@ def run_rm_train(config: RMTrainConfig, encoder=None, cache: StateCache | None =
     refuse_existing(out, config.overwrite)  # fail before the training, not after
     if config.lora_rank:
         return _run_lora(config, out, encoder)
-    pairs = load_pairs(config.data, config.limit)
-    margins = load_margins(config.data, len(pairs)) if config.needs_margins() else None
+    parsed = None if config.data.startswith("embedded:") else read_preference_file(config.data, config, out)
+    pairs = load_pairs(config.data, config.limit, parsed.data if parsed else None)
+    margins = load_margins(config.data, len(pairs), parsed.kept if parsed else None) if config.needs_margins() else None
     result = train_reward_head(config, pairs, encoder=encoder, cache=cache, margins=margins)
     result.metrics["data"] = {"source": config.data if config.data.startswith("embedded:") else pairs.source,
                               "pairs": len(pairs)}
@@ -95,7 +100,10 @@ def run_rm_train(config: RMTrainConfig, encoder=None, cache: StateCache | None =
 
 def _run_lora(config: RMTrainConfig, out: Path, encoder=None) -> RMTrainResult:
     """Heads + encoder LoRA trained together (one head per ``config.head_data()`` entry), written as one folder."""
-    data = {objective: load_pairs(source, config.limit) for objective, source in config.head_data().items()}
+    data = {}
+    for objective, source in config.head_data().items():
+        parsed = None if source.startswith("embedded:") else read_preference_file(source, config, out)
+        data[objective] = load_pairs(source, config.limit, parsed.data if parsed else None)
     resume = out.with_name(out.name + ".resume")  # one checkpoint per finished epoch; gone once the folder is written
     result = train_lora_heads(config, data, encoder=encoder, checkpoint_dir=resume)
     with staged_dir(out, overwrite=config.overwrite) as tmp:

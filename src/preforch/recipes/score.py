@@ -21,6 +21,7 @@ import numpy as np
 from preforch.atomic import refuse_existing, write_json
 from preforch.config import field
 from preforch.data.load import check_writable, read_table, write_table
+from preforch.data.rows import RowReading
 from preforch.errors import PreforchError
 from preforch.models.paths import check_device
 from preforch.rewards.scorer import SCORER_TYPE_NAMES
@@ -31,7 +32,7 @@ OUTPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 
 
 @dataclass
-class ScoreConfig:
+class ScoreConfig(RowReading):
     """Settings of `preforch score`."""
 
     input: str = field("", help="preference data file (.jsonl/.json/.parquet/.csv, optionally .gz) or a saved "
@@ -161,8 +162,13 @@ def score_dataset(config: ScoreConfig) -> ScoreResult:
     from preforch.rewards.registry import build_scorers
     from preforch.rewards.scoring import as_multi, attach_scores, parse_rows, score_preference_data
 
+    from preforch.recipes.bad_rows import report_rejected
+
     rows = read_table(config.input)
-    data = parse_rows(rows, source=config.input)
+    parsed = parse_rows(rows, source=config.input, columns=config.column_map(), on_bad_rows=config.on_bad_rows)
+    if state.is_main_process:
+        report_rejected(parsed, output, config.input)
+    rows, data = [rows[i] for i in parsed.kept], parsed.data
     t0 = time.perf_counter()
     device = str(state.device) if config.device == "auto" and world > 1 else config.device
     scorers = build_scorers(config.scorers, device=device)

@@ -10,6 +10,7 @@ from typing import Literal, get_args
 
 from preforch.artifacts import read_object, require_keys
 from preforch.config import field as setting
+from preforch.data.rows import RowReading
 from preforch.errors import PreforchError
 
 HEADS_FORMAT = 1
@@ -127,7 +128,7 @@ MarginWeighting = Literal["none", "margin"]
 
 
 @dataclass
-class RMTrainConfig:
+class RMTrainConfig(RowReading):
     """Settings of `preforch rm train`."""
 
     data: str = setting("embedded:hh", help="preference data file (needs a rejected column), or an embedded set: "

@@ -181,6 +181,16 @@ def _check_stats(stats, method: str, k: int, source: str) -> dict[str, list[floa
         raise PreforchError(f"{source}: stats 'std' values must be positive, got {out['std']}")
     if method == "minmax" and (np.asarray(out["max"]) <= np.asarray(out["min"])).any():
         raise PreforchError(f"{source}: stats 'max' must exceed 'min' for every objective")
+    # A spread below what fit() ever keeps (denormal 1e-310, say) turns every score into inf: refuse it here
+    # rather than answer every request with an error.
+    if method in ("zscore", "minmax"):
+        centre = np.asarray(out["mean"] if method == "zscore" else out["min"])
+        spread = np.asarray(out["std"]) if method == "zscore" else np.asarray(out["max"]) - centre
+        tiny = spread <= _FLAT * np.maximum(1.0, np.abs(centre))
+        if tiny.any():
+            raise PreforchError(f"{source}: stats spread {float(spread[tiny][0]):.3g} of objective "
+                                f"{int(np.argmax(tiny)) + 1} is too small to divide by (fit() never keeps one below "
+                                f"{_FLAT:g} × max(1, |centre|)); refit the normaliser")
     return out
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from preforch.data.load import REJECTED_SCORE_PREFIX, SCORE_PREFIX, to_preference_data
+from preforch.data.rows import REJECTED_SCORE_PREFIX, SCORE_PREFIX, ColumnMap, OnBadRows, ParsedRows, parse_preference_rows
 from preforch.rewards.cache import ScoreCache
 from preforch.rewards.multi import MultiScorer
 from preforch.rewards.scorer import Scorer
@@ -17,10 +17,12 @@ from preforch.types import PreferenceData
 __all__ = ["as_multi", "attach_scores", "parse_rows", "score_preference_data", "score_rows"]
 
 
-def parse_rows(rows: list[dict[str, Any]], source: str) -> PreferenceData:
+def parse_rows(rows: list[dict[str, Any]], source: str, columns: ColumnMap | None = None,
+               on_bad_rows: OnBadRows = "error") -> ParsedRows:
     """Prompts and responses of ``rows`` (existing score columns are ignored: they will be replaced)."""
-    clean = [{k: v for k, v in r.items() if not k.startswith((SCORE_PREFIX, REJECTED_SCORE_PREFIX))} for r in rows]
-    return to_preference_data(clean, source=source)
+    clean = [{k: v for k, v in r.items() if not k.startswith((SCORE_PREFIX, REJECTED_SCORE_PREFIX))}
+             if isinstance(r, dict) else r for r in rows]
+    return parse_preference_rows(clean, source, columns=columns, on_bad_rows=on_bad_rows)
 
 
 def score_preference_data(data: PreferenceData, multi: MultiScorer, row_offset: int = 0,
@@ -60,7 +62,7 @@ def score_rows(rows: list[dict[str, Any]], scorer: Scorer | Sequence[Scorer], ca
                batch_size: int = 64, progress: bool = False, source: str = "<rows>") -> list[dict[str, Any]]:
     """Score rows of any accepted shape in this process; returns the rows with score columns added."""
     multi = as_multi(scorer, batch_size, cache, progress)
-    chosen, rejected = score_preference_data(parse_rows(rows, source), multi, source=source)
+    chosen, rejected = score_preference_data(parse_rows(rows, source).data, multi, source=source)
     return attach_scores(rows, multi.objectives, chosen, rejected)
 
 

@@ -10,7 +10,7 @@ from preforch.serve.engine import ServeEngine
 
 log = logging.getLogger(__name__)
 
-#: uvicorn's access line is method, path, HTTP version and status; it never carries a body.
+#: uvicorn's access line is method, path (without its query string), HTTP version and status; never a body.
 ACCESS_FORMAT = '%(asctime)s %(client_addr)s "%(request_line)s" %(status_code)s'
 
 
@@ -21,7 +21,8 @@ def log_config(level: str) -> dict:
         "disable_existing_loggers": False,
         "formatters": {
             "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s"},
-            "access": {"()": "uvicorn.logging.AccessFormatter", "fmt": ACCESS_FORMAT, "use_colors": False},
+            "access": {"()": "preforch.serve.access_log.PathOnlyAccessFormatter", "fmt": ACCESS_FORMAT,
+                       "use_colors": False},
         },
         "handlers": {
             "default": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"},
