@@ -37,6 +37,8 @@ def main() -> None:
                         help="LABEL=FOLDER[,FOLDER]: heads folders scored as one (default: the shipped heads)")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--limit", type=int, default=None, help="held-out pairs per kind (quick runs)")
+    parser.add_argument("--split", choices=["test", "val"], default="test",
+                        help="score the held-out (test) pairs, or the validation pairs (to choose between heads)")
     args = parser.parse_args()
 
     from preforch.data.example import ALL_KINDS, load_example
@@ -46,7 +48,7 @@ def main() -> None:
     from preforch.stats import estimate, paired_difference
 
     data = load_example(seed=None, kinds=ALL_KINDS)
-    test = data.subset(split_by_prompt(data.prompts, 0.15, 0.2, 0).test)
+    test = data.subset(getattr(split_by_prompt(data.prompts, 0.15, 0.2, 0), args.split))
     if args.limit:
         keep = np.concatenate([np.flatnonzero(np.array(test.kinds) == k)[: args.limit] for k in ALL_KINDS])
         test = test.subset(np.sort(keep))
@@ -69,7 +71,8 @@ def main() -> None:
         rows[label] = pairwise_accuracy(c[np.arange(len(test)), col], r[np.arange(len(test)), col])
         for j, objective in enumerate(model.objectives):
             every[f"{label} {objective}"] = pairwise_accuracy(c[:, j], r[:, j])
-    print(f"## Held-out pairwise accuracy, each kind by its deciding objective ({len(test)} pairs; 95% bootstrap "
+    side = "Held-out" if args.split == "test" else "Validation"
+    print(f"## {side} pairwise accuracy, each kind by its deciding objective ({len(test)} pairs; 95% bootstrap "
           "over prompts)\n")
     print("| scorer | " + " | ".join(f"{k} ({int((kinds == k).sum())}, {TARGET[k]})" for k in ALL_KINDS) + " |")
     print("|---|" + "---|" * len(ALL_KINDS))

@@ -173,10 +173,11 @@ def test_builtin_harmless_head_prefers_chosen_on_heldout_hh_pairs():
 
     metrics = json.loads((BUILTIN_HEADS["harmless"] / "metrics.json").read_text())
     cfg = metrics["config"]
+    h = list(BUILTIN_HEADS).index("harmless")
     hh = load_hh()
     held = split_by_prompt(hh.prompts, cfg["heldout_fraction"], cfg["val_fraction"], cfg["seed"])["heldout"][:200]
     heads = SharedEncoderHeads.from_pretrained(BUILTIN_HEADS["harmless"])
     pairs = hh.subset(held)
-    chosen = heads.score(pairs.prompts, pairs.chosen, batch_size=64)[:, 0]
-    rejected = heads.score(pairs.prompts, pairs.rejected, batch_size=64)[:, 0]
-    assert len(held) == 200 and (chosen > rejected).mean() > 0.5
+    chosen = heads.score(pairs.prompts, pairs.chosen, batch_size=64)[:, h]
+    rejected = heads.score(pairs.prompts, pairs.rejected, batch_size=64)[:, h]
+    assert len(held) == 200 and (chosen > rejected).mean() > 0.55

@@ -117,7 +117,7 @@ def reward_model_prompts(folders: list[str]) -> set[str] | None:
     out: set[str] = set()
     for folder in folders:
         if folder == "builtin":
-            for path in BUILTIN_HEADS.values():
+            for path in dict.fromkeys(BUILTIN_HEADS.values()):
                 out |= read_training_prompts(path)
         else:
             out |= read_training_prompts(folder)

@@ -14,10 +14,13 @@ __all__ = ["BUILTIN_HEADS", "BUILTIN_OBJECTIVES", "load_builtin_heads", "load_bu
 
 def load_builtin_heads(device: str = "cpu") -> SharedEncoderHeads:
     """The shipped harmless and helpful heads as one SharedEncoderHeads (one encoder pass for both)."""
-    first = SharedEncoderHeads.from_pretrained(BUILTIN_HEADS["harmless"], device=device)
-    rest = [SharedEncoderHeads.from_pretrained(path, device=device, encoder=first.encoder)
-            for name, path in BUILTIN_HEADS.items() if name != "harmless"]
-    return SharedEncoderHeads.combine([first, *rest])
+    folders = list(dict.fromkeys(BUILTIN_HEADS.values()))
+    first = SharedEncoderHeads.from_pretrained(folders[0], device=device)
+    rest = [SharedEncoderHeads.from_pretrained(path, device=device, encoder=first.encoder) for path in folders[1:]]
+    heads = SharedEncoderHeads.combine([first, *rest]) if rest else first
+    if heads.objectives != list(BUILTIN_HEADS):
+        raise PreforchError(f"built-in heads: objectives {heads.objectives}, expected {list(BUILTIN_HEADS)}")
+    return heads
 
 
 def load_builtin_scorer(device: str = "cpu", batch_size: int = 256, progress: bool = False) -> MultiScorer:

@@ -326,7 +326,9 @@ class SharedEncoderHeads:
             raise PreforchError("combine: no heads given")
         first = parts[0].config
         for other in parts[1:]:
-            if other.config.shared_key() != first.shared_key():
+            same_encoder = other.encoder is parts[0].encoder  # loaded on one encoder: its fingerprint was checked
+            if (other.config.shared_key()[1:] if same_encoder else other.config.shared_key()) != (
+                    first.shared_key()[1:] if same_encoder else first.shared_key()):
                 raise PreforchError(f"combine: heads {other.objectives} use encoder/input {other.config.shared_key()}, "
                                     f"but {parts[0].objectives} use {first.shared_key()}; they cannot share one pass")
         config = HeadsConfig(heads=[h for p in parts for h in p.config.heads], encoder=first.encoder,
