@@ -87,6 +87,9 @@ class AdapterEvaluation:
         return out
 
 
+#: Fewer clean selection rows than this: the fixed vectors are cross-fitted on the test prompts instead.
+MIN_SELECTION_ROWS = 30
+
 def _group_index(kinds: list[str] | None, n: int) -> dict[str, np.ndarray]:
     groups = {POOLED: np.arange(n)}
     if kinds is not None:
@@ -282,11 +285,13 @@ def evaluate_adapter(adapter, data: PreferenceData, test_data: PreferenceData | 
     if len(test_rows) == 0:
         raise PreforchError(f"no test rows left in {source} after excluding rows the adapter or a reward model was "
                             f"trained on ({excluded}); give test_data the models never saw")
-    if len(select_rows):
+    if len(select_rows) >= MIN_SELECTION_ROWS:
         selection = f"{data.source} minus the test prompts and reward-model training prompts ({len(select_rows)} rows)"
-    else:
-        selection = ("none left (a reward model trained on every other prompt): fixed vectors chosen by 2-fold "
-                     "cross-fitting over the test prompts, each test row scored with the vector chosen on the other half")
+    else:  # a vector chosen on a handful of rows is noise, not a baseline
+        selection = (f"{len(select_rows)} left (fewer than {MIN_SELECTION_ROWS}; a reward model trained on the others): "
+                     "fixed vectors chosen by 2-fold cross-fitting over the test prompts, each test row scored with "
+                     "the vector chosen on the other half")
+        select_rows = select_rows[:0]
     protocol = {"test_rows": source, "selection_rows": selection, "excluded": excluded, "bootstrap": bootstrap,
                 "adapter_prompts_known": adapter_prompts is not None,
                 "reward_model_prompts_known": reward_model_prompts is not None}
