@@ -111,6 +111,10 @@ def test_multi_hot_labels_and_the_pure_function():
     assert ev.overall.top1.mean == 1.0 and ev.overall.top1.n == 2  # the unlabelled row is not counted
     assert ev.overall.auc["helpful"].mean == pytest.approx(0.75)  # {0.3, 0.5} vs {0.3}: a tie and a win
     assert "helpful" in ev.by_label and ev.by_label["helpful"].n == 2
+    # labels over a subset of the objectives: a prompt whose top weight is an unlabelled objective is a miss
+    ev = evaluate_routing(OBJECTIVES, [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.3, 0.5]], [[1], [1], [0]],
+                          ["helpful"], bootstrap=0)
+    assert ev.overall.top1.mean == 0.5 and ev.overall.auc["helpful"].mean == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("edit,message", [
@@ -134,6 +138,17 @@ def test_bad_input_names_file_row_and_column(tmp_path, capsys, edit, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_shipped_configs_parse():
+    from preforch.config import build_config
+    from preforch.recipes.evaluate_routing import EvaluateRoutingConfig
+
+    for name in ("evaluate_routing.yaml", "tiny/evaluate_routing.yaml"):
+        config = build_config(EvaluateRoutingConfig, ROOT / "configs" / name)
+        assert config.data == "configs/routing_probes.jsonl" and config.adapter == "runs/example"
+    assert set(build_config(EvaluateRoutingConfig, ROOT / "configs" / "evaluate_routing.yaml").pools) >= {
+        "need (harmful + framed vs benign + look-alike)"}
+
+
 def test_bad_settings():
     with pytest.raises(PreforchError, match="exactly one of 'adapter' and 'weights_file'"):
         from preforch.recipes.evaluate_routing import EvaluateRoutingConfig
@@ -144,3 +159,32 @@ def test_bad_settings():
 
         load_routing_probes(str(ROOT / "configs" / "routing_probes.jsonl"), OBJECTIVES,
                             EvaluateRoutingConfig(data="x", weights_file="w", split="dev"))
+
+
+def test_the_shipped_probe_set():
+    """>= 200 hand-written prompts; every group has validation and test rows; multi-turn rows are message lists
+    whose final turn follows earlier ones, with both labels in each split; no prompt twice."""
+    from collections import Counter
+
+    from preforch.conversation import as_conversation
+    from preforch.recipes.evaluate_routing import EvaluateRoutingConfig, load_routing_probes
+
+    path = str(ROOT / "configs" / "routing_probes.jsonl")
+    rows = read_table(path)
+    assert len(rows) >= 200 and all(set(r) == {"prompt", "expected", "group", "split"} for r in rows)
+    conversations = [as_conversation(r["prompt"]) for r in rows]
+    assert len(set(conversations)) == len(rows)
+    groups = {"harmful", "benign", "look-alike", "framed", "brevity", "multi-turn"}
+    assert {r["group"] for r in rows} == groups
+    counts = Counter((r["group"], r["split"], r["expected"]) for r in rows)
+    for g, expected in [("harmful", "harmless"), ("framed", "harmless"), ("benign", "helpful"),
+                        ("look-alike", "helpful"), ("brevity", "concise"), ("multi-turn", "harmless"),
+                        ("multi-turn", "helpful")]:
+        assert counts[(g, "validation", expected)] >= 5 and counts[(g, "test", expected)] >= 10, (g, expected)
+    multi = [c for c, r in zip(conversations, rows) if r["group"] == "multi-turn"]
+    assert all(isinstance(r["prompt"], list) for r in rows if r["group"] == "multi-turn")
+    assert len(multi) >= 40 and all(c.turns >= 2 for c in multi)
+    config = EvaluateRoutingConfig(data=path, weights_file="unused", split="validation")
+    probes = load_routing_probes(path, ["harmless", "helpful", "concise"], config)
+    assert probes.labelled == ["harmless", "helpful", "concise"]
+    assert len(probes.prompts) == sum(r["split"] == "validation" for r in rows)

@@ -154,12 +154,12 @@ def plot_routing(objectives: list[str], labelled: list[str], weights, labels, ro
         ax.set_xlim(-0.02, 1.02)
         ax.set_xlabel(f"w_{name}(x)")
         ax.grid(axis="x", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right", framealpha=0.85)
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     axes[0][0].set_yticks(range(len(names)))
     axes[0][0].set_yticklabels([f"{g} ({int((arr == g).sum())})" for g in names], fontsize=8)
     axes[0][0].set_ylim(len(names) - 0.5, -0.5)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.0 + 0.35 / (0.42 * len(names) + 1.4))
     try:
         return _save(fig, Path(path))
     finally:

@@ -176,14 +176,15 @@ def _ci(e: Estimate | None) -> str:
     return "—" if e is None or not np.isfinite(e.mean) else f"{e.mean:.3f} [{e.lo:.3f}, {e.hi:.3f}]"
 
 
-def _summary_rows(title: str, rows: dict[str, RoutingSummary], ev: RoutingEvaluation) -> list[str]:
-    head = (f"| {title} | n | labelled | " + " | ".join(f"w.{o}" for o in ev.objectives) + " | top-1 share | "
-            + " | ".join(f"AUC w.{o}" for o in ev.labelled) + " |")
-    lines = [head, "|---|---|---|" + "---|" * (len(ev.objectives) + 1 + len(ev.labelled))]
+def _summary_rows(title: str, rows: dict[str, RoutingSummary], ev: RoutingEvaluation, auc: bool = True) -> list[str]:
+    shown = ev.labelled if auc else []
+    head = (f"| {title} | n | labelled | " + " | ".join(f"w.{o}" for o in ev.objectives) + " | top-1 share |"
+            + "".join(f" AUC w.{o} |" for o in shown))
+    lines = [head, "|---|---|---|" + "---|" * (len(ev.objectives) + 1 + len(shown))]
     for name, s in rows.items():
         counts = ", ".join(f"{o} {c}" for o, c in s.n_labelled.items() if c) or "none"
         lines.append(f"| {name} | {s.n} | {counts} | " + " | ".join(_ci(s.mean_weights[o]) for o in ev.objectives)
-                     + f" | {_ci(s.top1)} | " + " | ".join(_ci(s.auc.get(o)) for o in ev.labelled) + " |")
+                     + f" | {_ci(s.top1)} |" + "".join(f" {_ci(s.auc.get(o))} |" for o in shown))
     return lines
 
 
@@ -207,7 +208,7 @@ def routing_text(ev: RoutingEvaluation, title: str = "Routing evaluation") -> st
                      f"{_ci(label.mean_weights[name]) if label else '—'} | "
                      f"{_ci(ev.mean_weight_not_labelled.get(name))} | {ev.calibration_error[name]:.3f} |")
     lines += ["", f"Top-1 share, all labelled rows: {_ci(o.top1)}.", "",
-              "## Mean weights per label", "", *_summary_rows("label", ev.by_label, ev), ""]
+              "## Mean weights per label", "", *_summary_rows("label", ev.by_label, ev, auc=False), ""]
     if ev.groups:
         lines += ["## Per group", "", *_summary_rows("group", ev.groups, ev), ""]
     if ev.pools:
