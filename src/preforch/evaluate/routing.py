@@ -96,7 +96,7 @@ def summarise(objectives: list[str], labelled: list[str], weights: np.ndarray, l
         if y.any() and not y.all():
             aucs[name] = auc_estimate(weights[:, cols[j]], y, prompts, bootstrap, seed)
     return RoutingSummary(
-        n=int(len(weights)), n_prompts=int(len(set(prompts.tolist()))),
+        n=len(weights), n_prompts=len(set(prompts.tolist())),
         n_labelled={name: int(labels[:, j].sum()) for j, name in enumerate(labelled)},
         mean_weights={name: estimate(weights[:, k], prompts, bootstrap, seed) for k, name in enumerate(objectives)},
         top1=estimate(hit[has_label], prompts[has_label], bootstrap, seed) if has_label.any() else None,

@@ -83,7 +83,8 @@ def _select_split(rows: list[dict], path: str, column: str, split: str | None) -
         raise PreforchError(f"{path}: setting split is {split!r} but the rows have no {column!r} column")
     kept = [(i, r) for i, r in numbered if str(r[column]) == split]
     if not kept:
-        raise PreforchError(f"{path}: no row has {column} = {split!r}; values: {sorted({str(r[column]) for r in rows})}")
+        values = sorted({str(r[column]) for r in rows})
+        raise PreforchError(f"{path}: no row has {column} = {split!r}; values: {values}")
     return kept
 
 
