@@ -9,6 +9,9 @@ w_harmless on plain harmful, framed, benign and look-alike prompts; the top-1 sh
 with 95% bootstrap intervals by prompt. The validation score used to rank is the mean of the two AUCs.
 
     .venv/bin/python benchmarks/routing_variants.py [--variants example,all,...] [--reuse] [--bootstrap 1000]
+
+Cold caches on a shared 2-core CPU: about 50 minutes (scoring the CoCoNot rows and encoding the context views
+dominate); run it in parts with --variants and finish with --reuse, which prints the whole table.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ def carry(data, seed: int = 0):
                           objectives=data.objectives, scores_chosen=twice(data.scores_chosen),
                           scores_rejected=twice(data.scores_rejected),
                           kinds=None if data.kinds is None else list(data.kinds) * 2, source=data.source + " + carry")
-DEFAULT = "example,all,context,all+context,all+context_rows,forward_kl"
+DEFAULT = "example,all,context,all+context,all+context_rows,all+context+carry,forward_kl"
 
 
 def train(name: str, out: Path, reuse: bool) -> float:
