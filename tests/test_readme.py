@@ -24,6 +24,7 @@ UF = ROOT / "src" / "preforch" / "data" / "ultrafeedback_binarized_sample_train1
 SHRINK = {
     "preforch adapter train": ["--limit-per-kind", "12", "--epochs", "2"],
     "preforch evaluate adapter": ["--bootstrap", "20", "--plots", "false"],
+    "preforch evaluate routing": ["--bootstrap", "20", "--plots", "false"],
     "preforch generate": ["--limit", "3", "--best-of", "2", "--max-new-tokens", "4", "--progress", "false"],
     "preforch evaluate responses": ["--plots", "false"],
     "preforch align grpo": ["--max-steps", "1", "--limit", "4", "--per-device-train-batch-size", "2",
@@ -87,6 +88,7 @@ def run_walk(tmp_path: Path, monkeypatch, capsys, shrink: bool) -> list[tuple[st
     rows = [json.loads(line) for line in (tmp_path / "runs/generate/candidates.jsonl").read_text().splitlines()]
     assert rows and {"prompt", "response", "score.harmless", "score.helpful", "score.concise"} <= set(rows[0])
     assert (tmp_path / "runs/evaluate_responses/report.json").is_file()
+    assert (tmp_path / "runs/evaluate_routing/report.txt").is_file()
     assert (tmp_path / "runs/align_grpo/final").is_dir()
     return timings
 

@@ -104,6 +104,20 @@ def evaluate_responses(config) -> int:
     return 0
 
 
+def evaluate_routing(config) -> int:
+    from preforch.evaluate.routing import routing_text
+    from preforch.recipes.evaluate_routing import PLOT, REPORT_JSON, REPORT_TXT, run_routing_evaluation
+
+    ev = run_routing_evaluation(config)
+    out = config.output_dir
+    print(routing_text(ev))
+    print(f"wrote {out}/{REPORT_TXT}, {out}/{REPORT_JSON}" + (f" and {out}/{PLOT}" if config.plots else ""))
+    if config.adapter:
+        next_step("preforch evaluate adapter --config configs/evaluate_adapter.yaml"
+                  + ("" if config.adapter == "runs/example" else f" --adapter {config.adapter}"))
+    return 0
+
+
 def score(config) -> int:
     from preforch.recipes.score import score_dataset
 
@@ -231,6 +245,15 @@ COMMANDS = [
                     "policy) under the prompt-aware weighting and every fixed weighting; the fixed Pareto front, "
                     "where the prompt-aware point lies, hypervolumes, per prompt kind. " + _OVERRIDE,
         config_help="YAML file of settings (see configs/evaluate_responses.yaml)"),
+    ConfigCommand(
+        ("evaluate", "routing"), "preforch.recipes.evaluate_routing:EvaluateRoutingConfig", evaluate_routing,
+        help="do the weights go where they should? AUC and top-1 share on labelled prompts",
+        description="Routing on labelled prompts: per objective, the AUC of its weight for prompts labelled with it "
+                    "vs the rest, mean weights per label, the share of prompts whose largest weight is the expected "
+                    "objective (95% bootstrap intervals by prompt), a calibration table, per-group and pooled "
+                    "tables; writes report.json, report.txt and weights_by_label.png. Labels come from an 'expected' "
+                    "column or label.<objective> columns; weights from --adapter or --weights-file. " + _OVERRIDE,
+        config_help="YAML file of settings (see configs/evaluate_routing.yaml)"),
     ConfigCommand(
         ("score",), "preforch.recipes.score:ScoreConfig", score,
         help="score preference data with reward models and rules",

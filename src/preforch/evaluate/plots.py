@@ -123,3 +123,44 @@ def plot_reliability(bins: list[dict], path: str | Path, k: int) -> Path:
         return _save(fig, Path(path))
     finally:
         plt.close(fig)
+
+
+def plot_routing(objectives: list[str], labelled: list[str], weights, labels, rows: list[str] | None,
+                 path: str | Path, title: str = "") -> Path:
+    """One panel per labelled objective k: each prompt's w_k as a dot on one line per group (per label when there
+    are no groups), filled when the prompt is labelled k and hollow when not, with each line's mean as a bar.
+    Shapes: weights [N, K]; labels [N, L] bool, columns in ``labelled`` order; rows [N] group names or None."""
+    plt = _pyplot()
+    w, y = np.asarray(weights, dtype=np.float64), np.asarray(labels, dtype=bool)
+    if rows is None:
+        rows = [", ".join(name for name, on in zip(labelled, r) if on) or "no label" for r in y]
+    arr = np.asarray(rows, dtype=object)
+    names = list(dict.fromkeys(rows))
+    jitter = np.random.default_rng(0).uniform(-0.22, 0.22, len(w))  # [N]: spread the dots of one line
+    fig, axes = plt.subplots(1, len(labelled), figsize=(4.2 * len(labelled) + 1.5, 0.42 * len(names) + 1.4),
+                             squeeze=False, sharey=True)
+    for ax, (j, name) in zip(axes[0], enumerate(labelled)):
+        k = objectives.index(name)
+        for r, group in enumerate(names):
+            sel = arr == group
+            pos, neg = sel & y[:, j], sel & ~y[:, j]
+            ax.scatter(w[pos, k], r + jitter[pos], s=16, c="tab:red", alpha=0.75)
+            ax.scatter(w[neg, k], r + jitter[neg], s=16, facecolors="none", edgecolors="tab:blue", alpha=0.75)
+            ax.plot([w[sel, k].mean()] * 2, [r - 0.35, r + 0.35], c="k", lw=2)
+        ax.scatter([], [], s=16, c="tab:red", label=f"labelled {name}")  # legend entries, drawn once per panel
+        ax.scatter([], [], s=16, facecolors="none", edgecolors="tab:blue", label=f"not labelled {name}")
+        ax.plot([], [], c="k", lw=2, label="mean")
+        ax.axvline(1.0 / len(objectives), ls="--", c="0.6", lw=1)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_xlabel(f"w_{name}(x)")
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    axes[0][0].set_yticks(range(len(names)))
+    axes[0][0].set_yticklabels([f"{g} ({int((arr == g).sum())})" for g in names], fontsize=8)
+    axes[0][0].set_ylim(len(names) - 0.5, -0.5)
+    if title:
+        fig.suptitle(title, y=1.0 + 0.35 / (0.42 * len(names) + 1.4))
+    try:
+        return _save(fig, Path(path))
+    finally:
+        plt.close(fig)
