@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from preforch.align.config import AlignConfig, hashed_settings
+from preforch.align.trl_settings import check_run_environment, merged_trl_args
 from preforch.atomic import check_output_dir, read_json, staged_dir, write_json
 from preforch.errors import PreforchError, setting_hint
 from preforch.rewards.normalize import Normalizer
@@ -59,6 +60,7 @@ def prepare_run_dir(config: AlignConfig) -> str | None:
     """
     out = Path(config.output_dir)
     check_output_dir(out)  # before any loading or training: not the root, not a file, somewhere writable
+    check_run_environment(config.report_to, config.trl)
     record = {"hash": config.config_hash(), "route": type(config).__name__, "settings": hashed_settings(config)}
     if config.resume and (out / RUN_CONFIG_NAME).is_file():
         saved = read_json(out / RUN_CONFIG_NAME, "run config")
@@ -178,6 +180,11 @@ def checkpointing_arg(enabled: bool) -> dict:
     return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
 
 
+def trl_args(config: AlignConfig, **route_args) -> dict:
+    """The keyword arguments of the route's TRL config: the ``trl:`` mapping, then preforch's own (which win)."""
+    return merged_trl_args(config.trl, {**common_trl_args(config), **route_args})
+
+
 def common_trl_args(config: AlignConfig) -> dict:
     """Keyword arguments every TRL config takes (transformers TrainingArguments)."""
     import torch
@@ -191,7 +198,7 @@ def common_trl_args(config: AlignConfig) -> dict:
         gradient_accumulation_steps=config.gradient_accumulation_steps, seed=config.seed, data_seed=config.seed,
         bf16=bf16, fp16=False, use_cpu=not torch.cuda.is_available(), logging_steps=config.logging_steps,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
-        **checkpointing_arg(config.gradient_checkpointing), report_to=[],
+        **checkpointing_arg(config.gradient_checkpointing), report_to=list(config.report_to),
         disable_tqdm=not config.progress, remove_unused_columns=False,
     )
 
