@@ -1,5 +1,8 @@
-"""Experiment tracking: ``report_to: tensorboard`` on the tiny GRPO run writes event files holding the pro/*
-scalars next to TRL's own (read back with TensorBoard's reader). Needs the tensorboard package (preforch[track])."""
+"""What a run leaves to look at: ``report_to: tensorboard`` on the tiny GRPO run writes event files holding the
+pro/* scalars next to TRL's own (read back with TensorBoard's reader; needs the tensorboard package,
+preforch[track]), and final/README.md is a filled model card."""
+
+import os
 
 import pytest
 from test_routes import common
@@ -34,9 +37,20 @@ def test_tensorboard_event_files_hold_the_pro_scalars(tmp_path, tiny_policy, tin
     assert "train/reward" in scalars and "train/loss" in scalars  # TRL's own curves in the same files
 
 
-def test_no_tracker_by_default_writes_no_event_files(tmp_path, tiny_policy, tiny_adapter_dir, prompts_file):
+def test_no_tracker_by_default_and_a_filled_model_card(tmp_path, tiny_policy, tiny_policy_dir, tiny_adapter_dir,
+                                                        prompts_file):
+    from preforch.artifacts import folder_fingerprint
+
     job = GRPOJob(**common(tmp_path, tiny_adapter_dir, data=str(prompts_file), limit=4, per_device_train_batch_size=4,
                            num_generations=2, max_completion_length=6, max_steps=1))
     result = run_rl(job, scorer=toy_scorer(), policy=tiny_policy)
     assert result.trainer.args.report_to == []
     assert not list((tmp_path / "run").rglob("events.out.tfevents.*"))
+    card = (result.final_dir / "README.md").read_text()
+    final = result.final_dir.resolve()
+    assert f"- base model: {os.path.relpath(tiny_policy_dir.resolve(), final)}" in card
+    assert f"- data: {os.path.relpath(prompts_file.resolve(), final)} (limit 4)" in card
+    assert "- objectives: length, vowels" in card and "- weighting: adapter" in card and "- steps: 1" in card
+    assert f"fingerprint {folder_fingerprint(tiny_adapter_dir)[:16]}" in card
+    assert '"train_loss"' in card and '"pro/weight/length"' in card  # the final metrics
+    assert str(tmp_path) not in card and "library_name: peft" in card  # no machine-local path; LoRA run

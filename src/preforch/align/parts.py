@@ -53,8 +53,9 @@ class DataPart:
     """The prompts (and, for DPO and conditioned SFT, the responses)."""
 
     data: str = field(EMBEDDED_EXAMPLE, help="prompts (and responses): a .jsonl/.json/.parquet/.csv file, a saved "
-                                             "datasets folder, or an embedded set such as 'embedded:example' (HH "
-                                             "harmless + HH helpful + UltraFeedback)")
+                                             "datasets folder, a hub data set name from the local datasets cache "
+                                             "(owner/name[:split], e.g. Anthropic/hh-rlhf:test), or an embedded set "
+                                             "such as 'embedded:example' (HH harmless + HH helpful + UltraFeedback)")
     prompt_column: str = field("prompt", help="column holding the prompt (text, HH dialogue text or a message list; "
                                               "rows without it are read as HH dialogues or 'messages' lists)")
     limit: int | None = field(None, help="use at most this many rows (after a seeded shuffle); null = all")

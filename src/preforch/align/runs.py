@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from preforch.align.config import AlignConfig, hashed_settings
+from preforch.align.model_card import MODEL_CARD_NAME, model_card
 from preforch.align.trl_settings import check_run_environment, merged_trl_args
 from preforch.atomic import check_output_dir, read_json, staged_dir, write_json
 from preforch.errors import PreforchError, setting_hint
@@ -214,8 +215,17 @@ def save_final(trainer, config: AlignConfig, report: dict) -> Path:
             trainer.model.save_pretrained(tmp, safe_serialization=True)
             trainer.processing_class.save_pretrained(tmp)
             write_json(tmp / REPORT_NAME, report)
+            # PEFT writes an empty template naming a machine-local base path; the card says what was trained
+            card = model_card(report, _base_name_or_path(trainer.model), final)
+            (tmp / MODEL_CARD_NAME).write_text(card, encoding="utf-8")
     trainer.accelerator.wait_for_everyone()
     return final
+
+
+def _base_name_or_path(model) -> str:
+    """The base model's name or folder, under a PEFT wrapper if there is one."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return str(getattr(base, "name_or_path", "") or getattr(base.config, "_name_or_path", ""))
 
 
 def base_report(config: AlignConfig, parts: RunParts, trainer, route: str, extra: dict | None = None) -> dict:
