@@ -30,11 +30,11 @@ def main() -> int:
     args = parser.parse_args()
     import numpy as np
     import torch
-    from tiny_models import make_tiny_policy
     from tiny_policy import PROMPTS
 
     from preforch.cli.main import main as preforch
     from preforch.rewards.normalize import Normalizer
+    from tiny_models import make_tiny_policy
 
     work = Path(tempfile.mkdtemp(prefix="gpu_vllm_"))
     make_tiny_policy(work / "policy", hidden=128)

@@ -41,11 +41,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     import numpy as np
-    from tiny_models import make_tiny_policy
     from tiny_policy import PROMPTS
 
     from preforch.rewards.normalize import Normalizer
     from preforch.stats import bootstrap_interval
+    from tiny_models import make_tiny_policy
 
     work = Path(tempfile.mkdtemp(prefix="grpo_mp_"))
     make_tiny_policy(work / "policy")

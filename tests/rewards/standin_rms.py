@@ -93,7 +93,10 @@ def make_standin(folder: Path, family: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     copy_minilm_tokenizer(folder, CHAT_TEMPLATE)
     tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    ids = lambda words: [tok.convert_tokens_to_ids(w) for w in words]  # noqa: E731
+
+    def ids(words):
+        return [tok.convert_tokens_to_ids(w) for w in words]
+
     (folder / "modeling_standin.py").write_text(MODELING)
     spec = importlib.util.spec_from_file_location(f"standin_{family}_{id(folder)}", folder / "modeling_standin.py")
     module = importlib.util.module_from_spec(spec)

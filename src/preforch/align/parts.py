@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from preforch.align.trl_settings import OWNED_ELSEWHERE
 from preforch.config import field
 from preforch.errors import PreforchError
 from preforch.weighting import Weighting, WeightMode
@@ -143,10 +144,8 @@ class TrainerPart:
     trl: dict[str, Any] = field({}, key_value=True, help="any other field of the route's TRL config (GRPOConfig, "
                                 "RLOOConfig, DPOConfig, SFTConfig), e.g. {use_vllm: true, vllm_mode: colocate} or "
                                 "--trl use_vllm=true; checked against that class. Fields preforch sets are refused "
-                                "with the setting to use: those named like a preforch setting, and output_dir, "
-                                "data_seed, fp16, use_cpu, save_strategy, activation_checkpointing, disable_tqdm, "
-                                "remove_unused_columns, multi_objective_aggregation, precompute_ref_log_probs, "
-                                "completion_only_loss")
+                                "with the setting to use: those named like a preforch setting, and "
+                                + ", ".join(OWNED_ELSEWHERE))
 
     def _check_trainer(self) -> list[str]:
         bad = [f"learning_rate={self.learning_rate!r}"] if self.learning_rate <= 0 else []
