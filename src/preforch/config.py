@@ -21,12 +21,16 @@ from preforch.errors import PreforchError
 C = TypeVar("C")
 
 
-def field(default: Any = dataclasses.MISSING, help: str = "", **kwargs) -> Any:  # noqa: A002
-    """A dataclass field with a help text; lists and dicts default through a factory."""
+def field(default: Any = dataclasses.MISSING, help: str = "", key_value: bool = False, **kwargs) -> Any:  # noqa: A002
+    """A dataclass field with a help text; lists and dicts default through a factory.
+
+    ``key_value``: a mapping whose flag is ``--name KEY=VALUE`` (repeatable, VALUE read as YAML), merged over the
+    YAML file's mapping key by key instead of replacing it."""
+    metadata = {"help": help, **({"key_value": True} if key_value else {})}
     if isinstance(default, (list, dict)):
         value = default
-        return dataclasses.field(default_factory=lambda: type(value)(value), metadata={"help": help}, **kwargs)
-    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
 def _unwrap_optional(tp) -> tuple[Any, bool]:
@@ -238,9 +242,11 @@ def build_config(cls: type[C], yaml_path: str | Path | None = None, overrides: d
         if unknown:
             raise PreforchError(f"{path}: unknown setting(s) {unknown}; known: {sorted(names)}")
         values.update({k: coerce(v, hints[k], k, str(path)) for k, v in data.items()})
+    merged = {f.name for f in dataclasses.fields(cls) if f.metadata.get("key_value")}
     for key, value in (overrides or {}).items():
         if value is not None:
-            values[key] = coerce(value, hints[key], key, "command line")
+            value = coerce(value, hints[key], key, "command line")
+            values[key] = {**values[key], **value} if key in merged and isinstance(values.get(key), dict) else value
     try:
         return cls(**values)
     except TypeError as err:
@@ -257,9 +263,27 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         text = f"{f.metadata.get('help', '')} [{_describe(hints[f.name])}; default: {default!r}]"
         is_bool = _unwrap_optional(hints[f.name])[0] is bool
+        if f.metadata.get("key_value"):
+            group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, metavar="KEY=VALUE",
+                               action=_KeyValue, help=text.replace("%", "%%"))
+            continue
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None,
                            metavar="BOOL" if is_bool else "V", nargs="?" if is_bool else None,
                            const="true" if is_bool else None, help=text.replace("%", "%%"))
+
+
+class _KeyValue(argparse.Action):
+    """``--name KEY=VALUE`` (repeatable) → {KEY: VALUE read as YAML}; a later KEY replaces an earlier one."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        key, sep, text = str(value).partition("=")
+        if not sep or not key.strip():
+            parser.error(f"{option_string}: expected KEY=VALUE, got {value!r}")
+        try:
+            parsed = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            parsed = text  # not YAML: the text itself
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest) or {}), key.strip(): parsed})
 
 
 def overrides_from(args: argparse.Namespace, cls: type) -> dict:

@@ -86,11 +86,11 @@ def test_help_lists_the_parts_first_then_the_route(capsys):
 
 def test_run_part_is_what_the_hash_leaves_out():
     assert set(RUN_CONTROL_FIELDS) == {"output_dir", "resume", "overwrite", "progress", "logging_steps", "save_steps",
-                                       "save_total_limit", "max_steps"}
+                                       "save_total_limit", "report_to", "max_steps"}
     assert set(RUN_CONTROL_FIELDS) == {*names(parts.RunPart), "max_steps"}
     base = AlignConfig(adapter="runs/x")
     assert base.config_hash() == AlignConfig(adapter="runs/x", output_dir="elsewhere", save_steps=9,
-                                             progress=False).config_hash()
+                                             progress=False, report_to=["tensorboard"]).config_hash()
     assert base.config_hash() != AlignConfig(adapter="runs/x", lora_r=4).config_hash()
 
 

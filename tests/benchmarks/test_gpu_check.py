@@ -24,11 +24,13 @@ def test_gpu_check_dry_run(tmp_path):
     for expected in ("float32", "bfloat16", "bf16 vs fp32", "adapter: MiniLM-size encoder + MLP",
                      "adapter: MLP alone", "GRPO, random Llama"):
         assert expected in measures, out
+    assert "vllm refused without" in out and "trl.use_vllm needs" in out  # step 3: the clear error on a CPU
     assert "== done in" in out
 
 
 @pytest.mark.parametrize("script", ["perf_scoring.py", "perf_cache.py", "perf_adapter.py", "perf_grpo.py",
-                                    "perf_multiproc.py", "perf_gpu.py"])
+                                    "perf_multiproc.py", "perf_gpu.py",
+                                    "perf_grpo_multiproc.py", "gpu_vllm_check.py"])
 def test_benchmark_scripts_have_help(script, monkeypatch, capsys):
     """Each script parses its flags before any heavy import, so --help is instant (run in this process)."""
     import runpy

@@ -12,7 +12,7 @@ from preforch.data.load import write_table
 from preforch.errors import PreforchError
 from preforch.recipes.paper import build_recipe, read_recipe
 
-RECIPES = sorted((Path(__file__).resolve().parents[2] / "configs" / "recipes").glob("*.yaml"))
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "configs" / "gpu").glob("*.yaml"))
 
 
 def test_recipes_exist_and_validate():

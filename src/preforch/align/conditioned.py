@@ -31,12 +31,12 @@ from preforch.align.grpo import AlignResult
 from preforch.align.runs import (
     FINAL_DIR,
     base_report,
-    common_trl_args,
     complete_checkpoint_callback,
     load_parts,
     lora_config,
     prepare_run_dir,
     save_final,
+    trl_args,
     use_lora,
 )
 from preforch.artifacts import check_own_file, read_object, require_format, require_keys
@@ -191,7 +191,7 @@ def run_conditioned(job: ConditionedJob, scorer=None, adapter=None, policy=None,
     chat = has_chat_template(parts.tokenizer)
     dataset = Dataset.from_dict(conditioned_rows(prompts, responses, scores, parts.objectives, job.tag_decimals, chat))
     extra = {"num_train_epochs": job.num_train_epochs, "max_steps": -1} if job.num_train_epochs else {}
-    args = SFTConfig(**{**common_trl_args(job), **extra}, max_length=job.max_length, completion_only_loss=True)
+    args = SFTConfig(**trl_args(job, **extra, max_length=job.max_length, completion_only_loss=True))
     parts.tokenizer.padding_side = "right"
     trainer = SFTTrainer(model=parts.model, args=args, train_dataset=dataset, processing_class=parts.tokenizer,
                          peft_config=lora_config(job) if use_lora(job, parts.embedded) else None,

@@ -49,6 +49,11 @@ class AlignConfig(RunPart, TrainerPart, LoraPart, ScorersPart, WeightingPart, Da
                *self._check_trainer(), *self._check_run()]
         if bad:
             raise PreforchError(f"align config: invalid value for {', '.join(bad)}")
+        if self.trl:  # only then is TRL imported: a config without it parses without trl
+            from preforch.align.trl_settings import check_trl_settings
+
+            own = {f.name for f in dataclasses.fields(self)} - {"trl"}
+            self.trl = check_trl_settings(self.trl, type(self).__name__, own)
 
     def config_hash(self) -> str:
         """SHA-256 (first 16 hex) of the settings that shape the run (not RUN_CONTROL_FIELDS)."""
@@ -58,6 +63,8 @@ class AlignConfig(RunPart, TrainerPart, LoraPart, ScorersPart, WeightingPart, Da
 def hashed_settings(config) -> dict:
     """The settings a resume must match, plus the route's class name."""
     values = {k: v for k, v in dataclasses.asdict(config).items() if k not in RUN_CONTROL_FIELDS}
+    if not values.get("trl"):  # runs from before the trl mapping existed keep their hash
+        values.pop("trl", None)
     values["__route__"] = type(config).__name__
     return values
 

@@ -36,12 +36,12 @@ from preforch.align.grpo import AlignResult
 from preforch.align.runs import (
     REPORT_NAME,
     base_report,
-    common_trl_args,
     complete_checkpoint_callback,
     load_parts,
     lora_config,
     prepare_run_dir,
     save_final,
+    trl_args,
     use_lora,
 )
 from preforch.atomic import write_json
@@ -174,8 +174,8 @@ def run_dpo(job: DPOJob, scorer=None, adapter=None, policy=None, callbacks=None)
         "chosen": [policy_completion(c, chat) for c in pairs.chosen],
         "rejected": [policy_completion(r, chat) for r in pairs.rejected],
     })
-    args = DPOConfig(**common_trl_args(job), beta=job.beta, max_length=job.max_length,
-                     precompute_ref_log_probs=job.margin_mode == "modpo")
+    args = DPOConfig(**trl_args(job, beta=job.beta, max_length=job.max_length,
+                                precompute_ref_log_probs=job.margin_mode == "modpo"))
     kwargs = dict(model=parts.model, args=args, train_dataset=dataset, processing_class=parts.tokenizer,
                   peft_config=lora_config(job) if use_lora(job, parts.embedded) else None,
                   callbacks=[complete_checkpoint_callback(job.config_hash()), *(callbacks or [])])

@@ -21,12 +21,12 @@ from preforch.align.rewards import CONVERSATION_COLUMN, WEIGHTS_COLUMN, Scalariz
 from preforch.align.runs import (
     RunParts,
     base_report,
-    common_trl_args,
     complete_checkpoint_callback,
     load_parts,
     lora_config,
     prepare_run_dir,
     save_final,
+    trl_args,
     use_lora,
 )
 from preforch.conversation import Conversation, as_conversations
@@ -94,9 +94,9 @@ def run_rl(job: GRPOJob, scorer=None, adapter=None, policy=None, callbacks=None,
     dataset = build_prompt_dataset(prompts, weights, has_chat_template(parts.tokenizer))
     reward = ScalarizedReward(parts.scorer, parts.normalizer)
     trainer_cls, config_cls, extra = _trainer_class(job)
-    args = config_cls(**common_trl_args(job), num_generations=job.num_generations,
-                      max_completion_length=job.max_completion_length, temperature=job.temperature,
-                      beta=job.beta, **extra)
+    args = config_cls(**trl_args(job, num_generations=job.num_generations,
+                                 max_completion_length=job.max_completion_length, temperature=job.temperature,
+                                 beta=job.beta, **extra))
     parts.tokenizer.padding_side = "left"
     trainer = trainer_cls(model=parts.model, reward_funcs=reward, args=args, train_dataset=dataset,
                           processing_class=parts.tokenizer,

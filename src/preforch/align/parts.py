@@ -7,9 +7,10 @@
 - :class:`ScorersPart`: the reward scorers (scorers, scorer_batch_size, device)
 - :class:`LoraPart`: LoRA through PEFT (lora, lora_r, lora_alpha, lora_dropout, lora_target_modules)
 - :class:`TrainerPart`: the optimisation (learning_rate, max_steps, per_device_train_batch_size,
-  gradient_accumulation_steps, max_prompt_length, seed, bf16, gradient_checkpointing)
+  gradient_accumulation_steps, max_prompt_length, seed, bf16, gradient_checkpointing, and ``trl``: any other
+  field of TRL's config, see :mod:`preforch.align.trl_settings`)
 - :class:`RunPart`: where and how loudly the run goes (logging_steps, save_steps, save_total_limit, output_dir,
-  resume, overwrite, progress); these stay out of the run hash
+  resume, overwrite, progress, report_to); these stay out of the run hash
 
 The settings stay flat (one YAML key and one ``--flag`` per field); the parts only say which fields belong
 together and check them. Each part that has something to check does it in ``_check_<part>()``, which returns
@@ -23,7 +24,9 @@ of the same names (scorers, device, weight_mode, ...) with other defaults or hel
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from preforch.align.trl_settings import OWNED_ELSEWHERE
 from preforch.config import field
 from preforch.errors import PreforchError
 from preforch.weighting import Weighting, WeightMode
@@ -51,8 +54,9 @@ class DataPart:
     """The prompts (and, for DPO and conditioned SFT, the responses)."""
 
     data: str = field(EMBEDDED_EXAMPLE, help="prompts (and responses): a .jsonl/.json/.parquet/.csv file, a saved "
-                                             "datasets folder, or an embedded set such as 'embedded:example' (HH "
-                                             "harmless + HH helpful + UltraFeedback)")
+                                             "datasets folder, a hub data set name from the local datasets cache "
+                                             "(owner/name[:split], e.g. Anthropic/hh-rlhf:test), or an embedded set "
+                                             "such as 'embedded:example' (HH harmless + HH helpful + UltraFeedback)")
     prompt_column: str = field("prompt", help="column holding the prompt (text, HH dialogue text or a message list; "
                                               "rows without it are read as HH dialogues or 'messages' lists)")
     limit: int | None = field(None, help="use at most this many rows (after a seeded shuffle); null = all")
@@ -137,6 +141,11 @@ class TrainerPart:
     seed: int = field(0, help="seed for data order, sampling and initialisation")
     bf16: bool | None = field(None, help="bf16 mixed precision; null = on when a bf16-capable GPU is present")
     gradient_checkpointing: bool = field(False, help="trade compute for memory (large policies)")
+    trl: dict[str, Any] = field({}, key_value=True, help="any other field of the route's TRL config (GRPOConfig, "
+                                "RLOOConfig, DPOConfig, SFTConfig), e.g. {use_vllm: true, vllm_mode: colocate} or "
+                                "--trl use_vllm=true; checked against that class. Fields preforch sets are refused "
+                                "with the setting to use: those named like a preforch setting, and "
+                                + ", ".join(OWNED_ELSEWHERE))
 
     def _check_trainer(self) -> list[str]:
         bad = [f"learning_rate={self.learning_rate!r}"] if self.learning_rate <= 0 else []
@@ -155,6 +164,9 @@ class RunPart:
     resume: bool = field(False, help="continue the run in output_dir from its last complete checkpoint")
     overwrite: bool = field(False, help="replace an existing output_dir (ignored with resume)")
     progress: bool = field(True, help="show progress bars")
+    report_to: list[str] = field([], help="experiment trackers to log to (TRL's report_to): [] for none, "
+                                          "tensorboard (event files under OUTPUT_DIR/checkpoints/runs/), trackio "
+                                          "(local), wandb, ...; each needs its package. The pro/* metrics go too")
 
     def _check_run(self) -> list[str]:
         return _below_one(self, "logging_steps", "save_steps")

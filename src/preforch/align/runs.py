@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from preforch.align.config import AlignConfig, hashed_settings
+from preforch.align.model_card import MODEL_CARD_NAME, model_card
+from preforch.align.trl_settings import check_run_environment, merged_trl_args
 from preforch.atomic import check_output_dir, read_json, staged_dir, write_json
 from preforch.errors import PreforchError, setting_hint
 from preforch.rewards.normalize import Normalizer
@@ -59,6 +61,7 @@ def prepare_run_dir(config: AlignConfig) -> str | None:
     """
     out = Path(config.output_dir)
     check_output_dir(out)  # before any loading or training: not the root, not a file, somewhere writable
+    check_run_environment(config.report_to, config.trl)
     record = {"hash": config.config_hash(), "route": type(config).__name__, "settings": hashed_settings(config)}
     if config.resume and (out / RUN_CONFIG_NAME).is_file():
         saved = read_json(out / RUN_CONFIG_NAME, "run config")
@@ -178,6 +181,11 @@ def checkpointing_arg(enabled: bool) -> dict:
     return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
 
 
+def trl_args(config: AlignConfig, **route_args) -> dict:
+    """The keyword arguments of the route's TRL config: the ``trl:`` mapping, then preforch's own (which win)."""
+    return merged_trl_args(config.trl, {**common_trl_args(config), **route_args})
+
+
 def common_trl_args(config: AlignConfig) -> dict:
     """Keyword arguments every TRL config takes (transformers TrainingArguments)."""
     import torch
@@ -191,7 +199,7 @@ def common_trl_args(config: AlignConfig) -> dict:
         gradient_accumulation_steps=config.gradient_accumulation_steps, seed=config.seed, data_seed=config.seed,
         bf16=bf16, fp16=False, use_cpu=not torch.cuda.is_available(), logging_steps=config.logging_steps,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
-        **checkpointing_arg(config.gradient_checkpointing), report_to=[],
+        **checkpointing_arg(config.gradient_checkpointing), report_to=list(config.report_to),
         disable_tqdm=not config.progress, remove_unused_columns=False,
     )
 
@@ -207,8 +215,17 @@ def save_final(trainer, config: AlignConfig, report: dict) -> Path:
             trainer.model.save_pretrained(tmp, safe_serialization=True)
             trainer.processing_class.save_pretrained(tmp)
             write_json(tmp / REPORT_NAME, report)
+            # PEFT writes an empty template naming a machine-local base path; the card says what was trained
+            card = model_card(report, _base_name_or_path(trainer.model), final)
+            (tmp / MODEL_CARD_NAME).write_text(card, encoding="utf-8")
     trainer.accelerator.wait_for_everyone()
     return final
+
+
+def _base_name_or_path(model) -> str:
+    """The base model's name or folder, under a PEFT wrapper if there is one."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return str(getattr(base, "name_or_path", "") or getattr(base.config, "_name_or_path", ""))
 
 
 def base_report(config: AlignConfig, parts: RunParts, trainer, route: str, extra: dict | None = None) -> dict:

@@ -185,6 +185,8 @@ def align(route: str) -> Callable[[object], int]:
         from preforch.recipes.align import train_route
 
         result = train_route(route, job)
+        if int(os.environ.get("RANK", "0")) != 0:  # under torchrun / accelerate launch only rank 0 reports
+            return 0
         print(f"{route}: {result.report['global_step']} steps in {result.seconds:.1f} s; "
               f"policy written to {result.final_dir}")
         strategy = " --strategy conditioned --best-of null" if route == "conditioned" else ""

@@ -109,10 +109,15 @@ _READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".parquet": _read_parque
 
 def read_table(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a data file as dicts. Formats by suffix: .jsonl, .json, .parquet, .csv (each optionally .gz),
-    or a folder written by ``datasets.Dataset.save_to_disk``. Files are read as UTF-8 (a byte-order mark is
+    a folder written by ``datasets.Dataset.save_to_disk``, or a hub data set name (``owner/name[:split]``) from the
+    local ``datasets`` cache (:mod:`preforch.data.hub`). Files are read as UTF-8 (a byte-order mark is
     allowed); every problem is a one-line error naming the file and, where there is one, the line."""
     path = Path(path)
     if not path.exists():
+        from preforch.data.hub import is_hub_name, read_hub_dataset
+
+        if is_hub_name(str(path)):  # Anthropic/hh-rlhf[:split], from the local datasets cache
+            return read_hub_dataset(str(path))
         raise PreforchError(f"{path}: data file not found")
     if path.is_dir():
         return _read_saved_dataset(path)

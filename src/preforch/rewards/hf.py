@@ -1,8 +1,11 @@
 """A Hugging Face ``AutoModelForSequenceClassification`` reward model as a scorer.
 
 Real reward models differ in how they want their input and which output is the reward, so those are
-settings: the logit (by index or label name), the input template, max length and truncation side,
-dtype and device. Nothing is downloaded when ``HF_HUB_OFFLINE=1``; a hub name is only resolved when
+settings: the input template per family (``chat``: the tokenizer's chat template, as Skywork-Reward and most
+current reward models; ``hh``: Anthropic HH markup, as Ray2333's GPT-2 models; ``pair``: a (question, answer)
+text pair, as OpenAssistant's DeBERTa models; ``plain`` / ``reversed``), which output holds the reward (``logits``,
+or a named output of a custom-code model such as ArmoRM's ``score`` and ``rewards``) and which column of it (by
+index or label name), max length and truncation side, dtype and device. Nothing is downloaded when ``HF_HUB_OFFLINE=1``; a hub name is only resolved when
 the user is online and the name is not a local folder.
 """
 
@@ -27,7 +30,7 @@ from preforch.types import TorchDType
 
 logger = logging.getLogger(__name__)
 
-Template = Literal["chat", "plain", "hh", "reversed"]
+Template = Literal["chat", "plain", "hh", "pair", "reversed"]
 TruncationSide = Literal["left", "right"]
 
 
@@ -38,13 +41,18 @@ class HFScorerConfig:
     path: str = field("", help="local model folder, or a hub name (resolved only when online, i.e. "
                                "HF_HUB_OFFLINE is not 1)")
     objective: str = field("reward", help="objective name of this model's score column")
-    logit_index: int | None = field(None, help="which logit is the reward (default 0 unless `label` is set)")
+    output: str = field("logits", help="which output of the model holds the reward: logits (sequence classifiers), "
+                                       "or a named output of a custom-code model (ArmoRM: score, or rewards with "
+                                       "logit_index picking one of its 19 objectives)")
+    logit_index: int | None = field(None, help="which column of the output is the reward (default 0 unless `label` "
+                                               "is set)")
     label: str | None = field(None, help="the label name (config.label2id) whose logit is the reward")
     template: Template = field("chat", help="input text: chat = tokenizer chat template over the conversation "
                                             "and the reply; plain = the conversation's text + separator + "
                                             "response; hh = Anthropic HH markup ('\\n\\nHuman: ...\\n\\n"
                                             "Assistant: reply', what HH-trained reward models such as Ray2333's "
-                                            "read); reversed = response, BOS token, prompt (some summary RMs)")
+                                            "read); pair = the conversation's text and the reply as a tokenizer "
+                                            "text pair (question, answer: OpenAssistant's DeBERTa models); reversed = response, BOS token, prompt (some summary RMs)")
     separator: str = field("\n\n", help="text between prompt and response for the plain template")
     max_length: int = field(512, help="longest input in tokens; longer inputs are truncated and counted")
     truncation_side: TruncationSide = field("left", help="which end to cut from a too-long input (left keeps "
@@ -52,7 +60,8 @@ class HFScorerConfig:
     dtype: TorchDType = field("float32", help="weights dtype")
     device: str = field("auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:1, ...")
     batch_size: int = field(16, help="texts per forward pass (batches are length-sorted)")
-    trust_remote_code: bool = field(False, help="allow model code from the model folder (off by default)")
+    trust_remote_code: bool = field(False, help="allow model code from the model folder (off by default; only this "
+                                                "setting in your own config allows it, never a saved artifact)")
 
     def __post_init__(self) -> None:
         if not self.path:
@@ -67,6 +76,9 @@ class HFScorerConfig:
             raise PreforchError(f"hf scorer {self.path}: batch_size must be >= 1, got {self.batch_size}")
         if not self.objective:
             raise PreforchError(f"hf scorer {self.path}: objective name is empty")
+        if not self.output.isidentifier():
+            raise PreforchError(f"hf scorer {self.path}: output must be an output name such as logits or score, "
+                                f"got {self.output!r}")
         check_device(self.device, f"hf scorer {self.path}: device")
 
 
@@ -86,7 +98,8 @@ def resolve_device(device: str) -> str:
 
 def _check_classifier(config, where: str) -> None:
     archs = list(getattr(config, "architectures", None) or [])
-    if not any(a.endswith("ForSequenceClassification") for a in archs):
+    custom = "AutoModelForSequenceClassification" in (getattr(config, "auto_map", None) or {})  # e.g. ArmoRM
+    if not custom and not any(a.endswith("ForSequenceClassification") for a in archs):
         what = f"architectures {archs}" if archs else "no architectures in config.json"
         raise PreforchError(f"{where}: not a sequence classifier ({what}; expected a *ForSequenceClassification "
                             "model, e.g. one saved from AutoModelForSequenceClassification)")
@@ -140,7 +153,7 @@ class HFScorer:
         self.tokenizer.padding_side = "right"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
-        if self.model.config.pad_token_id is None:
+        if getattr(self.model.config, "pad_token_id", None) is None:  # custom configs may lack the field
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
         if config.template == "chat" and not getattr(self.tokenizer, "chat_template", None):
             raise PreforchError(f"{config.path}: template 'chat' but the tokenizer has no chat template; "
@@ -153,6 +166,11 @@ class HFScorer:
 
     def _reward_index(self, model_config) -> int:
         num_labels = int(getattr(model_config, "num_labels", 1))
+        if self.config.output != "logits":  # a named output's width is known only once the model has run
+            if self.config.label is not None:
+                raise PreforchError(f"{self.config.path}: label names the logits' columns; with output "
+                                    f"{self.config.output!r} pick the column with logit_index")
+            return self.config.logit_index or 0
         if self.config.label is not None:
             label2id = {str(k): int(v) for k, v in (getattr(model_config, "label2id", None) or {}).items()}
             if self.config.label not in label2id:
@@ -167,8 +185,10 @@ class HFScorer:
 
     def identity(self) -> str:
         c = self.config
-        settings = json.dumps([self.reward_index, c.template, c.separator, c.max_length, c.truncation_side,
-                               c.dtype], ensure_ascii=True)
+        settings = [self.reward_index, c.template, c.separator, c.max_length, c.truncation_side, c.dtype]
+        if c.output != "logits":  # cached scores of logits-reading configs keep their keys
+            settings.append(c.output)
+        settings = json.dumps(settings, ensure_ascii=True)
         return f"hf:{self._fingerprint}:{settings}"
 
     def format(self, prompt, response: str) -> str:
@@ -182,6 +202,8 @@ class HFScorer:
             return f"{prompt.text()}{self.config.separator}{response}"
         if self.config.template == "hh":
             return hh_text(prompt, response)
+        if self.config.template == "pair":  # shown as the text pair's two segments; the model reads them apart
+            return f"{prompt.text()}{self.tokenizer.sep_token or self.config.separator}{response}"
         prompt = prompt.text()
         bos = tok.bos_token or tok.cls_token or tok.eos_token
         if bos is None:
@@ -189,11 +211,31 @@ class HFScorer:
                                 "the tokenizer has none")
         return f"{response}{bos}{prompt}"
 
-    def _encode(self, texts: list[str], truncate: bool) -> dict:
+    def inputs(self, prompts, responses: list[str]) -> tuple[list[str], list[str] | None]:
+        """What the tokenizer gets: the texts, and for the pair template the second segments (the replies)."""
+        conversations = as_conversations(prompts)
+        if self.config.template == "pair":
+            return [c.text() for c in conversations], list(responses)
+        return [self.format(c, r) for c, r in zip(conversations, responses, strict=True)], None
+
+    def _encode(self, texts: list[str], pairs: list[str] | None, truncate: bool) -> dict:
         # The chat template already holds the special tokens it wants.
-        return self.tokenizer(texts, add_special_tokens=self.config.template != "chat", truncation=truncate,
+        return self.tokenizer(texts, pairs, add_special_tokens=self.config.template != "chat", truncation=truncate,
                               max_length=self.config.max_length if truncate else None,
                               padding=truncate, return_tensors="pt" if truncate else None)
+
+    def _reward_column(self, outputs):
+        """The reward of each row from the model's outputs (``output`` and its column). Shape: [B]."""
+        name = self.config.output
+        values = outputs.get(name) if hasattr(outputs, "get") else getattr(outputs, name, None)
+        if values is None:
+            names = list(outputs.keys()) if hasattr(outputs, "keys") else []
+            raise PreforchError(f"{self.config.path}: the model has no output {name!r}; its outputs are {names}")
+        values = values.reshape(values.shape[0], -1)  # [B, M]
+        if self.reward_index >= values.shape[1]:
+            raise PreforchError(f"{self.config.path}: logit_index {self.reward_index} is out of range for output "
+                                f"{name!r} of width {values.shape[1]}")
+        return values[:, self.reward_index]
 
     def score(self, prompts, responses: list[str]) -> np.ndarray:
         """Raw reward logits, higher is better. Shape: [N, 1], float64, in input order.
@@ -201,11 +243,11 @@ class HFScorer:
         ``prompts``: conversations (or texts / message lists, parsed into conversations)."""
         import torch
 
-        texts = [self.format(p, r) for p, r in zip(as_conversations(prompts), responses, strict=True)]
+        texts, pairs = self.inputs(prompts, responses)
         out = np.empty((len(texts), 1), dtype=np.float64)  # [N, 1]
         if not texts:
             return out
-        lengths = [len(ids) for ids in self._encode(texts, truncate=False)["input_ids"]]
+        lengths = [len(ids) for ids in self._encode(texts, pairs, truncate=False)["input_ids"]]
         cut = sum(n > self.config.max_length for n in lengths)
         self.truncated += cut
         self.seen += len(texts)
@@ -214,9 +256,9 @@ class HFScorer:
                          cut, len(texts), self.config.max_length, self.config.truncation_side)
         with torch.inference_mode():
             for idx in length_sorted_batches(lengths, self.config.batch_size):
-                batch = self._encode([texts[i] for i in idx], truncate=True).to(self.device)
-                logits = self.model(**batch).logits  # [B, num_labels]
-                out[idx, 0] = logits[:, self.reward_index].float().cpu().numpy()
+                batch = self._encode([texts[i] for i in idx], [pairs[i] for i in idx] if pairs else None,
+                                     truncate=True).to(self.device)
+                out[idx, 0] = self._reward_column(self.model(**batch)).float().cpu().numpy()
         return out
 
 

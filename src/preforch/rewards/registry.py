@@ -3,6 +3,7 @@ alignment routes, generation and the server all build their scorers from. Errors
 
 from __future__ import annotations
 
+import importlib
 import typing
 from collections.abc import Sequence
 
@@ -10,6 +11,7 @@ from preforch.config import coerce
 from preforch.errors import PreforchError
 from preforch.models.paths import check_device
 from preforch.rewards.builtin import load_builtin_scorer
+from preforch.rewards.callable import CallableScorer
 from preforch.rewards.heads import SharedEncoderHeads
 from preforch.rewards.hf import HFScorer, HFScorerConfig, resolve_device
 from preforch.rewards.rules import rule_scorer
@@ -55,12 +57,36 @@ def _build_heads(spec: dict, device: str, where: str) -> Scorer:
                                               device=check_device(str(options.get("device", device)), f"{where}: device"))
 
 
+def _build_python(spec: dict, device: str, where: str) -> Scorer:
+    """``{type: python, callable: "module:function", objectives: [...]}``: ``function(prompts, responses)`` returns
+    [N] or [N, K]. The module is imported from sys.path (PYTHONPATH): naming it in a config is the user's choice."""
+    options = _spec_options(spec, ["callable", "objectives", "identity"], where)
+    target = options.get("callable")
+    module, _, name = str(target or "").partition(":")
+    if not module or not name:
+        raise PreforchError(f"{where}: a python scorer needs 'callable' as \"module:function\", got {target!r}")
+    objectives = options.get("objectives")
+    if isinstance(objectives, str):
+        objectives = [objectives]
+    if not isinstance(objectives, list) or not objectives or not all(isinstance(o, str) and o for o in objectives):
+        raise PreforchError(f"{where}: a python scorer needs 'objectives' (the names of its output columns)")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except ImportError as err:
+        raise PreforchError(f"{where}: cannot import module {module!r} ({err}); is its folder on PYTHONPATH?") from None
+    except AttributeError:
+        raise PreforchError(f"{where}: module {module!r} has no {name!r}") from None
+    # the cache keys on the identity: give a new one (e.g. "mymod:reward@v2") whenever the function changes
+    return CallableScorer(fn, objectives, str(options.get("identity") or target))
+
+
 #: scorer spec ``type`` → builder(spec, default device, where-for-errors).
 SCORER_TYPES = {
     "hf": _build_hf,
     "rule": _build_rule,
     "builtin": _build_builtin,
     "heads": _build_heads,
+    "python": _build_python,
 }
 
 

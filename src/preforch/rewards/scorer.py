@@ -10,7 +10,7 @@ import numpy as np
 from preforch.conversation import Conversation
 
 #: What a scorer spec's ``type`` may be; :data:`preforch.rewards.registry.SCORER_TYPES` builds each.
-SCORER_TYPE_NAMES = ("builtin", "heads", "hf", "rule")
+SCORER_TYPE_NAMES = ("builtin", "heads", "hf", "python", "rule")
 
 
 @runtime_checkable
