@@ -66,16 +66,17 @@ class AdapterConfig:
                               "training embeddings' centroids) so every route can report confidence and fall back "
                               "to default weights on unfamiliar prompts (BENCHMARKS.md 'Knowing when it does not "
                               "know')")
-    uncertainty_heads: int = field(4, help="ensemble heads trained besides the main MLP (bootstrap rows, other "
-                                   "seeds); 0 = no disagreement signal")
+    uncertainty_heads: int = field(0, help="ensemble heads trained besides the main MLP (bootstrap rows, other "
+                                   "seeds) for the disagreement signal; 0 = none (on the embedded data their "
+                                   "disagreement did not mark unfamiliar prompts, BENCHMARKS.md)")
     uncertainty_centroids: int = field(256, help="k-means centroids of the training embeddings kept for the "
                                        "distance signal")
-    uncertainty_knn: int = field(5, help="distance signal: mean cosine distance to this many nearest centroids")
-    uncertainty_signal: UncertaintySignal = field("max", help="what the fallback reads: 'distance' to the "
+    uncertainty_knn: int = field(10, help="distance signal: mean cosine distance to this many nearest centroids")
+    uncertainty_signal: UncertaintySignal = field("distance", help="what the fallback reads: 'distance' to the "
                                                   "training prompts, ensemble 'disagreement', or the larger ('max'), "
                                                   "each as a ratio to its median on validation prompts")
     fallback_quantile: float = field(0.9, help="validation quantile of the uncertainty where the fallback share "
-                                     "starts to rise from 0 (it reaches 1 at twice that value)")
+                                     "starts to rise from 0; it reaches 1 at the least familiar validation prompt")
 
     def __post_init__(self) -> None:
         checks = {

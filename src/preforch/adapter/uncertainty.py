@@ -2,17 +2,21 @@
 
 Two signals, each a ratio to its median on the validation prompts (1 = as unusual as a typical held-out prompt):
 
-- ``distance``: mean cosine distance of the prompt's standardised embedding to its ``knn`` nearest centroids
-  of the training embeddings (k-means; a few hundred unit vectors saved with the adapter). Prompts unlike any
-  training prompt are far from every centroid.
+- ``distance``: mean cosine distance of the prompt's embedding to its ``knn`` nearest centroids of the training
+  embeddings (spherical k-means; a few hundred unit vectors saved with the adapter). Prompts unlike any training
+  prompt are far from every centroid. A sentence encoder's embeddings are compared as they are (they are made for
+  cosine similarity: leave-one-kind-out AUC 0.67 / 0.68 / 0.93 against 0.67 / 0.64 / 0.91 standardised,
+  BENCHMARKS.md); a causal LM's hidden states are standardised first (a few huge dimensions would dominate).
 - ``disagreement``: a small deep ensemble: the main MLP plus ``heads`` MLPs trained on bootstrap resamples of
   the training rows with other seeds; mean KL(w_m ‖ w̄) of the members to their mean. It costs a few
   matrix products on the same embedding.
 
-The combined score u(x) (``signal``: one of them, or the larger of the two) becomes the fallback share λ(x)
-through a ramp fitted on the validation rows: λ = 0 up to the validation quantile ``fallback_quantile`` of u
-(most held-out prompts keep the adapter's own weights) and 1 at twice that value (a prompt twice as far from
-the training prompts as all but the most unusual held-out ones gets the default weights). Confidence is 1 − λ.
+The score u(x) (``signal``: one of them, or the larger of the two) becomes the fallback share λ(x) through a ramp
+fitted on the validation rows: λ = 0 up to the validation quantile ``fallback_quantile`` of u (most held-out
+prompts keep the adapter's own weights), rising linearly to 1 at the most unusual validation prompt (a prompt
+less familiar than every held-out one gets the default weights). Confidence is 1 − λ. Measured on the embedded
+data, the distance separates a left-out kind far better than the ensemble's disagreement, which is why
+``distance`` is the default signal and the ensemble is off by default (BENCHMARKS.md).
 
 Saved as ``uncertainty.safetensors`` (heads, centroids, training-mean weights) and ``uncertainty.json``
 (format version, settings, validation scales and the ramp). An adapter folder without them still loads and
@@ -44,6 +48,7 @@ class Uncertainty:
     heads: list[AdapterMLP]
     centroids: torch.Tensor  # [C, D]
     train_mean: torch.Tensor  # [K], mean w(x) over the training prompts: the default fallback weights
+    standardise: bool  # compare standardised embeddings (causal LM hidden states), else the encoder's own
     knn: int
     signal: str
     scale: dict[str, float]  # component → its median on the validation prompts
@@ -54,7 +59,7 @@ class Uncertainty:
     def components(self, mlp: AdapterMLP, embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each signal as a ratio to its validation median. Shape: [N, D] → component → [N]."""
         x = embeddings.float()
-        unit = _unit(mlp, x)  # [N, D]
+        unit = _unit(mlp, x, self.standardise)  # [N, D]
         cos = unit @ self.centroids.T  # [N, C]
         near = (1.0 - cos).topk(min(self.knn, cos.shape[1]), dim=1, largest=False).values.mean(1)  # [N]
         logw = torch.stack([torch.log_softmax(m(x), -1) for m in (mlp, *self.heads)])  # [M, N, K]
@@ -81,6 +86,7 @@ class Uncertainty:
         write_safetensors(folder / UNCERTAINTY_WEIGHTS, tensors, {"format": "pt"})
         write_json(folder / UNCERTAINTY_CONFIG, {
             "format_version": UNCERTAINTY_FORMAT, "heads": len(self.heads), "knn": self.knn, "signal": self.signal,
+            "standardise": self.standardise,
             "scale": self.scale, "ramp": list(self.ramp), "n_val": self.n_val,
             "centroids": int(self.centroids.shape[0])})
 
@@ -103,7 +109,7 @@ class Uncertainty:
                 or meta.get("signal") not in SIGNALS or not isinstance(scale, dict)
                 or set(scale) != {"distance", "disagreement"}
                 or not all(isinstance(v, (int, float)) and v > 0 for v in scale.values())
-                or not isinstance(ramp, list) or len(ramp) != 2
+                or not isinstance(meta.get("standardise"), bool) or not isinstance(ramp, list) or len(ramp) != 2
                 or not all(isinstance(v, (int, float)) for v in ramp) or not ramp[0] < ramp[1]):
             raise PreforchError(f"{meta_path}: not a valid uncertainty config (heads, knn, centroids, signal, scale, "
                                 f"ramp)")
@@ -118,13 +124,15 @@ class Uncertainty:
             head = AdapterMLP(dim, k, hidden, layers, dropout, activation)
             head.load_state_dict({n: state[f"head.{i}.{n}"] for n in one}, strict=True)
             members.append(head.to(mlp.input_mean.device).eval())
-        return cls(members, state["centroids"].to(mlp.input_mean.device), state["train_mean"], knn, meta["signal"],
+        return cls(members, state["centroids"].to(mlp.input_mean.device), state["train_mean"], meta["standardise"],
+                   knn, meta["signal"],
                    {k_: float(v) for k_, v in scale.items()}, (float(ramp[0]), float(ramp[1])), int(meta.get("n_val", 0)))
 
 
-def _unit(mlp: AdapterMLP, embeddings: torch.Tensor) -> torch.Tensor:
-    """Standardised embeddings (the MLP's own input statistics) on the unit sphere. Shape: [N, D] → [N, D]."""
-    z = (embeddings - mlp.input_mean) / mlp.input_std
+def _unit(mlp: AdapterMLP, embeddings: torch.Tensor, standardise: bool) -> torch.Tensor:
+    """Embeddings on the unit sphere, standardised first (the MLP's own input statistics) when asked.
+    Shape: [N, D] → [N, D]."""
+    z = (embeddings - mlp.input_mean) / mlp.input_std if standardise else embeddings
     return torch.nn.functional.normalize(z, dim=-1)
 
 
@@ -163,12 +171,15 @@ def fit_uncertainty(mlp: AdapterMLP, config, fit_head, train_emb: torch.Tensor, 
         fit_head(head, train_emb[pick], rows[pick], config.seed + 1000 + i)
         heads.append(head.eval())
     with torch.no_grad():
-        centroids = kmeans_centroids(_unit(mlp, train_emb), config.uncertainty_centroids, config.seed)
+        standardise = config.encoder != "sentence"
+        centroids = kmeans_centroids(_unit(mlp, train_emb, standardise), config.uncertainty_centroids, config.seed)
         train_mean = torch.softmax(mlp(train_emb), -1).mean(0)  # [K]
-        model = Uncertainty(heads, centroids, train_mean.cpu(), config.uncertainty_knn, config.uncertainty_signal,
+        model = Uncertainty(heads, centroids, train_mean.cpu(), standardise, config.uncertainty_knn,
+                            config.uncertainty_signal,
                             {"distance": 1.0, "disagreement": 1.0}, (0.0, 1.0), len(val_emb))
         raw = model.components(mlp, val_emb)
         model.scale = {name: max(float(v.median()), 1e-9) for name, v in raw.items()}
-        lo = float(torch.quantile(model.score(mlp, val_emb), config.fallback_quantile))
-        model.ramp = (lo, 2.0 * lo)
+        u = model.score(mlp, val_emb)  # [V]
+        lo, hi = float(torch.quantile(u, config.fallback_quantile)), float(u.max())
+        model.ramp = (lo, hi if hi > lo else lo + 1e-6)
     return model

@@ -177,7 +177,7 @@ async def weights_and_replies(engine, plan: ChatPlan, conversation: Conversation
     """(weights used, where w(x) came from, the generation, the conversation generated from, tag targets)."""
     if plan.strategy == "conditioned":
         inferred = await engine.infer([conversation])  # [1, K]: the tags need the weights first
-        used = resolve_request(preference, engine.objectives, inferred)
+        used = resolve_request(preference, engine.objectives, inferred, fallback=engine.config.fallback)
         tagged, targets = condition(engine, conversation, used.weights[0])
         return used, "encoder", await generate(engine, plan, tagged, None), tagged, targets
     layer = prefill_layer_for(engine, conversation)
@@ -189,7 +189,8 @@ async def weights_and_replies(engine, plan: ChatPlan, conversation: Conversation
         source = "prefill" if gen.state is not None else "encoder"
         inferred = (await engine.infer_from_states([gen.state]) if gen.state is not None
                     else await engine.infer([conversation]))
-    return resolve_request(preference, engine.objectives, inferred), source, gen, conversation, None
+    used = resolve_request(preference, engine.objectives, inferred, fallback=engine.config.fallback)
+    return used, source, gen, conversation, None
 
 
 def condition(engine, conversation: Conversation, weights: np.ndarray) -> tuple[Conversation, dict]:
@@ -208,7 +209,8 @@ def preference_info(engine, plan: ChatPlan, used: ResolvedWeights, source: str, 
     return s.PreferenceInfo(objectives=engine.objectives, mode=used.mode, weights=as_named(used.weights[0],
                             engine.objectives), inferred=as_named(used.inferred[0], engine.objectives),
                             inferred_from=source, blend=used.blend, strategy=plan.strategy, best_of=plan.n,
-                            targets=targets)
+                            targets=targets, confidence=None if used.confidence is None else float(used.confidence[0]),
+                            fallback_share=0.0 if used.fallback is None else float(used.fallback[0]))
 
 
 async def rank(engine, plan: ChatPlan, conversation: Conversation, gen: Generated, used: ResolvedWeights,

@@ -38,6 +38,10 @@ class ServeConfig:
                                                 "folder's conditioning.json when it has one")
     prefill_reuse: bool = field(True, help="a causal_lm adapter on the served policy reads w(x) from "
                                            "generation's prefill state instead of its own encoder pass")
+    fallback: str | list[float] | dict[str, float] = field(
+        "off", help="the calibrated fallback (1−λ(x))·w(x) + λ(x)·w_default on prompts the adapter is unsure of: "
+                    "off | on (w_default: the request's weights in mode blend, else the adapter's training-mean "
+                    "weights) | uniform | default weights; a request's preference.fallback overrides it")
     best_of: int = field(4, help="default N for best-of-N")
     default_max_tokens: int = field(64, help="new tokens per reply when the request gives no max_tokens")
     temperature: float = field(0.7, help="default sampling temperature (0 = greedy)")
@@ -74,6 +78,12 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if not self.adapter:
             raise PreforchError("serve: setting 'adapter' is required (a folder written by `preforch adapter train`)")
+        from preforch.weighting import Weighting
+
+        try:
+            Weighting(fallback=self.fallback)
+        except PreforchError as err:
+            raise PreforchError(f"serve: {err}") from None
         positive = ("best_of", "default_max_tokens", "max_prompt_tokens", "max_prompt_chars", "max_batch",
                     "max_best_of", "max_tokens", "max_queue", "score_batch_size", "max_messages", "max_body_bytes",
                     "batch_max_items", "batch_max_chats")
