@@ -58,6 +58,8 @@ class AlignConfig(RunPart, TrainerPart, LoraPart, ScorersPart, WeightingPart, Da
 def hashed_settings(config) -> dict:
     """The settings a resume must match, plus the route's class name."""
     values = {k: v for k, v in dataclasses.asdict(config).items() if k not in RUN_CONTROL_FIELDS}
+    if values.get("fallback") == "off":  # added after runs existed: at its default, old runs keep their hash
+        values.pop("fallback")
     values["__route__"] = type(config).__name__
     return values
 
