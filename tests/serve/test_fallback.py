@@ -66,3 +66,25 @@ def test_an_adapter_without_uncertainty_reports_none(client):
     assert all(r["confidence"] is None and r["lambda"] == 0 for r in body["data"])
     for r in body["data"]:
         assert r["weights"] == r["inferred"]
+
+
+@pytest.mark.parametrize("min_score, floored", [(100.0, True), (-100.0, False)])
+def test_chat_floor_serves_its_reply_and_says_so(serve_config, min_score, floored):
+    import dataclasses
+
+    from fastapi.testclient import TestClient
+
+    from preforch.serve.app import create_app
+    from preforch.serve.engine import ServeEngine
+
+    config = dataclasses.replace(serve_config, floor=True, floor_min_score=min_score, floor_share=0.0,
+                                 floor_reply="No.")
+    with TestClient(create_app(ServeEngine.load(config)), base_url="http://localhost") as c:
+        body = c.post("/v1/chat/completions", json={"model": "tiny", "best_of": 2, "seed": 1,
+                                                    "messages": [{"role": "user", "content": "hi there"}]})
+    assert body.status_code == 200, body.text
+    body = body.json()
+    assert body["preference"]["floored"] is floored
+    assert (body["choices"][0]["message"]["content"] == "No.") is floored
+    if floored:
+        assert body["choices"][0]["finish_reason"] == "stop" and body["usage"]["completion_tokens"] >= 1

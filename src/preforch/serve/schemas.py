@@ -250,6 +250,8 @@ class PreferenceInfo(BaseModel):
     candidates: list[Candidate] | None = Field(None, description="best_of_n with return_candidates: every "
                                                                  "candidate")
     targets: dict[str, float] | None = Field(None, description="conditioned: the desired scores put in the tags")
+    floored: bool | None = Field(None, description="best_of_n with the server's floor on: true when no candidate "
+                                                   "cleared the floor and the floor's reply was served instead")
 
 
 class ChatCompletionResponse(BaseModel):
