@@ -5,7 +5,7 @@ Two signals, each a ratio to its median on the validation prompts (1 = as unusua
 - ``distance``: mean cosine distance of the prompt's embedding to its ``knn`` nearest centroids of the training
   embeddings (spherical k-means; a few hundred unit vectors saved with the adapter). Prompts unlike any training
   prompt are far from every centroid. A sentence encoder's embeddings are compared as they are (they are made for
-  cosine similarity: leave-one-kind-out AUC 0.67 / 0.68 / 0.93 against 0.67 / 0.64 / 0.91 standardised,
+  cosine similarity: leave-one-kind-out AUC 0.66 / 0.68 / 0.92 against 0.67 / 0.61 / 0.88 standardised,
   BENCHMARKS.md); a causal LM's hidden states are standardised first (a few huge dimensions would dominate).
 - ``disagreement``: a small deep ensemble: the main MLP plus ``heads`` MLPs trained on bootstrap resamples of
   the training rows with other seeds; mean KL(w_m ‖ w̄) of the members to their mean. It costs a few
