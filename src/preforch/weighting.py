@@ -3,7 +3,8 @@ CLI and the server.
 
 - :class:`Weighting` says where per-prompt weights come from: ``adapter`` (w(x)), ``fixed`` (the user's
   weights for every prompt) or ``blend`` (λ·w_user + (1−λ)·w(x)), with one blend default.
-- :func:`resolve_weights` turns a weighting, an adapter and conversations into w [N, K].
+- :func:`resolve_weights` turns a weighting, an adapter and conversations into w [N, K], applying the calibrated
+  fallback w = (1 − λ(x))·w(x) + λ(x)·w_default where the weighting asks for it (issue 22).
 - :func:`scalarize` is R = Σ_k w_k·s̃_k, :func:`choose_best` the best-of choice, :func:`check_objectives`
   the one objective-order check.
 """
@@ -23,6 +24,19 @@ WeightMode = Literal["adapter", "fixed", "blend"]
 #: λ of mode 'blend' when none is given: half the user's weights, half the adapter's.
 DEFAULT_BLEND = 0.5
 UserWeights = Sequence[float] | Mapping[str, float]
+#: Values of Weighting.fallback that are not weights.
+FALLBACK_CHOICES = ("off", "on", "uniform")
+
+
+@dataclass
+class WeightPrediction:
+    """An adapter's w(x) with how sure it is. Shapes: weights [N, K]; confidence [N] in [0, 1] (1 − λ(x), the
+    calibrated fallback share), None for an adapter saved without uncertainty; default [K], the training-mean
+    weights (None without uncertainty)."""
+
+    weights: np.ndarray  # [N, K]
+    confidence: np.ndarray | None = None  # [N]
+    default: np.ndarray | None = None  # [K]
 
 
 class WeightSource(Protocol):
@@ -44,6 +58,12 @@ class Weighting:
                                                                       "per objective in order, or {objective: weight}")
     blend: float = field(DEFAULT_BLEND, help="mode blend: λ, the share of the user's weights (1 = user only, "
                                              "0 = adapter only)")
+    fallback: str | list[float] | dict[str, float] = field(
+        "off", help="the calibrated fallback w = (1−λ(x))·w(x) + λ(x)·w_default, λ(x) from the adapter's "
+                    "uncertainty (0 on familiar prompts, up to 1 on unfamiliar ones): 'off'; 'on' (w_default: the "
+                    "user's weights in mode blend, else the adapter's training-mean weights); 'uniform'; or "
+                    "default weights (a list in objective order or {objective: weight}; the user's weights still "
+                    "come first in mode blend). Adapters saved without uncertainty report none and use λ = 0")
 
     def __post_init__(self) -> None:
         if self.mode not in get_args(WeightMode):
@@ -55,6 +75,16 @@ class Weighting:
                                 "use mode 'fixed' or 'blend'")
         if not 0.0 <= float(self.blend) <= 1.0:
             raise PreforchError(f"weighting: blend must be in [0, 1], got {self.blend}")
+        if isinstance(self.fallback, str) and self.fallback not in FALLBACK_CHOICES:
+            raise PreforchError(f"weighting: fallback {self.fallback!r}, expected one of {list(FALLBACK_CHOICES)} "
+                                "or default weights")
+        if not isinstance(self.fallback, (str, list, dict)):
+            raise PreforchError(f"weighting: fallback must be one of {list(FALLBACK_CHOICES)} or default weights, got "
+                                f"{type(self.fallback).__name__}")
+
+    @property
+    def falls_back(self) -> bool:
+        return self.fallback != "off"
 
     @property
     def needs_adapter(self) -> bool:
@@ -62,7 +92,7 @@ class Weighting:
 
     @classmethod
     def infer(cls, mode: str | None = None, weights: UserWeights | None = None,
-              blend: float | None = None) -> Weighting:
+              blend: float | None = None, fallback: str | UserWeights = "off") -> Weighting:
         """The weighting a request asks for when some fields are left out: no weights → adapter; weights →
         fixed; weights and a blend → blend. Contradictions (a blend without mode blend) are errors."""
         if mode is None:
@@ -70,7 +100,9 @@ class Weighting:
         if blend is not None and mode != "blend":
             raise PreforchError(f"weighting: a blend only applies to mode 'blend', got mode {mode!r}")
         w = dict(weights) if isinstance(weights, Mapping) else None if weights is None else list(weights)
-        return cls(mode=mode, weights=w, blend=DEFAULT_BLEND if blend is None else float(blend))
+        fb = dict(fallback) if isinstance(fallback, Mapping) else fallback if isinstance(fallback, str) \
+            else list(fallback)
+        return cls(mode=mode, weights=w, blend=DEFAULT_BLEND if blend is None else float(blend), fallback=fb)
 
 
 @dataclass
@@ -81,6 +113,8 @@ class ResolvedWeights:
     inferred: np.ndarray | None  # [N, K], the adapter's w(x); None in mode fixed
     mode: str
     blend: float | None  # λ in mode blend, else None
+    confidence: np.ndarray | None = None  # [N], the adapter's confidence; None when unknown (no uncertainty saved)
+    fallback: np.ndarray | None = None  # [N], the fallback share λ(x) applied (0 when off); None in mode fixed
 
     @property
     def source(self) -> str:
@@ -141,30 +175,72 @@ def blend_weights(inferred: np.ndarray, user: np.ndarray | None, lam: float = DE
     return lam * np.broadcast_to(u, inferred.shape) + (1.0 - lam) * inferred  # [N, K]
 
 
+def fallback_default(weighting: Weighting, objectives: Sequence[str], user: np.ndarray | None,
+                     trained: np.ndarray | None) -> np.ndarray | None:
+    """w_default of the fallback: the user's weights (mode blend), else the configured default, else the
+    adapter's training-mean weights ``trained`` [K]. Shape: [K]; None when the fallback is off."""
+    if not weighting.falls_back:
+        return None
+    if user is not None:
+        return user
+    if weighting.fallback == "uniform":
+        return np.full(len(objectives), 1.0 / len(objectives))
+    if isinstance(weighting.fallback, (list, dict)):
+        return user_vector(weighting.fallback, objectives, "fallback weights")
+    return None if trained is None else check_weights(trained, len(objectives), "training-mean weights")
+
+
+def apply_fallback(inferred: np.ndarray, confidence: np.ndarray | None,
+                   default: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(1 − λ)·w(x) + λ·w_default with λ = 1 − confidence; λ = 0 without a confidence or a default.
+
+    Shapes: inferred [N, K], confidence [N], default [K] → weights [N, K], λ [N].
+    """
+    lam = np.zeros(len(inferred))
+    if confidence is None or default is None:
+        return inferred, lam
+    lam = np.clip(1.0 - np.asarray(confidence, dtype=np.float64), 0.0, 1.0)  # [N]
+    return (1.0 - lam)[:, None] * inferred + lam[:, None] * default[None, :], lam  # [N, K]
+
+
 def resolve_weights(prompts: Sequence, objectives: Sequence[str], weighting: Weighting,
-                    adapter: WeightSource | None = None, inferred: np.ndarray | None = None,
+                    adapter: WeightSource | None = None, inferred: np.ndarray | WeightPrediction | None = None,
                     batch_size: int = 64, progress: bool = False) -> ResolvedWeights:
     """Per-prompt weights [N, K] for ``prompts`` (conversations or anything the adapter parses).
 
-    ``inferred`` [N, K] may be given when the adapter's weights are already known (the server computes them
-    in one batch); otherwise the adapter predicts them. Objective order is checked against the adapter's.
+    ``inferred`` may be given when the adapter's weights are already known (the server computes them in one
+    batch): w(x) [N, K], or a :class:`WeightPrediction` with its confidence; otherwise the adapter predicts
+    them. Objective order is checked against the adapter's. With the fallback on, the adapter's part of the
+    weights moves towards w_default by λ(x) = 1 − confidence(x) (see :func:`fallback_default`).
     """
     n, k = len(prompts), len(objectives)
     user = None if weighting.weights is None else user_vector(weighting.weights, objectives, "user weights")
-    if weighting.mode == "fixed":
-        return ResolvedWeights(np.array(np.broadcast_to(user, (n, k))), inferred, "fixed", None)
-    if inferred is None:
+    prediction = inferred if isinstance(inferred, WeightPrediction) else None
+    if prediction is None and inferred is None and weighting.needs_adapter:
         if adapter is None:
             raise PreforchError(f"weighting mode {weighting.mode!r} needs a preference adapter")
         check_objectives(objectives, adapter.objectives, "adapter", "the configured")
-        inferred = np.asarray(adapter.predict_weights(list(prompts), batch_size=batch_size, progress=progress),
-                              dtype=np.float64)  # [N, K]
+        predict = getattr(adapter, "predict", None)
+        prediction = (predict(list(prompts), batch_size=batch_size, progress=progress) if predict is not None else
+                      WeightPrediction(adapter.predict_weights(list(prompts), batch_size=batch_size,
+                                                               progress=progress)))
+    if prediction is not None:
+        inferred = prediction.weights
+    confidence = None if prediction is None or prediction.confidence is None else \
+        np.asarray(prediction.confidence, dtype=np.float64)  # [N]
+    if weighting.mode == "fixed":
+        return ResolvedWeights(np.array(np.broadcast_to(user, (n, k))), inferred, "fixed", None, confidence, None)
     inferred = np.asarray(inferred, dtype=np.float64)
     if inferred.shape != (n, k):
         raise PreforchError(f"adapter weights of shape {inferred.shape}, expected {(n, k)}")
+    if confidence is not None and confidence.shape != (n,):
+        raise PreforchError(f"adapter confidence of shape {confidence.shape}, expected {(n,)}")
+    default = fallback_default(weighting, objectives, user, None if prediction is None else prediction.default)
+    adapted, lam = apply_fallback(inferred, confidence, default)  # [N, K], [N]
     if weighting.mode == "adapter":
-        return ResolvedWeights(inferred, inferred, "adapter", None)
-    return ResolvedWeights(blend_weights(inferred, user, weighting.blend), inferred, "blend", float(weighting.blend))
+        return ResolvedWeights(adapted, inferred, "adapter", None, confidence, lam)
+    return ResolvedWeights(blend_weights(adapted, user, weighting.blend), inferred, "blend", float(weighting.blend),
+                           confidence, lam)
 
 
 def scalarize(weights: np.ndarray, normalized_scores: np.ndarray) -> np.ndarray:

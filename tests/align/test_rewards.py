@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from preforch.align.rewards import CONVERSATION_COLUMN, WEIGHTS_COLUMN, ScalarizedReward
+from preforch.align.rewards import (
+    CONFIDENCE_COLUMN,
+    CONVERSATION_COLUMN,
+    LAMBDA_COLUMN,
+    WEIGHTS_COLUMN,
+    ScalarizedReward,
+)
 from preforch.conversation import as_conversation
 from preforch.errors import PreforchError
 from preforch.rewards.callable import CallableScorer
@@ -38,6 +44,20 @@ def test_reward_is_weighted_sum_of_normalised_scores():
     assert out == pytest.approx([0.5, 1.0])
     assert logged["pro/score/a"] == pytest.approx(0.75) and logged["pro/score/b"] == pytest.approx(0.25)
     assert logged["pro/weight/a"] == pytest.approx(0.625) and logged["pro/weight/b"] == pytest.approx(0.375)
+    assert "pro/confidence" not in logged  # no confidence column: nothing made up
+
+
+def test_reward_logs_the_batch_confidence_and_fallback_share():
+    from preforch.align.grpo import build_prompt_dataset
+
+    reward = ScalarizedReward(fixed_scorer({"x": [2.0, 15.0]}), normalizer())
+    rows = build_prompt_dataset([as_conversation("p"), as_conversation("q")], np.array([[0.5, 0.5], [1.0, 0.0]]),
+                                chat=False, confidence=np.array([1.0, 0.4]), lam=np.array([0.0, 0.6]))
+    logged = {}
+    reward(prompts=["p", "q"], completions=["x", "x"], **{k: rows[k] for k in rows.column_names if k != "prompt"},
+           log_metric=lambda name, value: logged.setdefault(name, value))
+    assert logged["pro/confidence"] == pytest.approx(0.7) and logged["pro/lambda"] == pytest.approx(0.3)
+    assert rows[CONFIDENCE_COLUMN] == pytest.approx([1.0, 0.4]) and rows[LAMBDA_COLUMN] == pytest.approx([0.0, 0.6])
 
 
 def test_same_response_different_prompt_weights_give_different_rewards():

@@ -13,6 +13,7 @@ from preforch.types import EncoderKind
 
 LossKind = Literal["auto", "forward_kl", "reverse_kl", "pairwise", "mix"]
 Activation = Literal["gelu", "relu", "tanh"]
+UncertaintySignal = Literal["distance", "disagreement", "max"]
 
 
 @dataclass
@@ -61,6 +62,21 @@ class AdapterConfig:
     device: str = field("cpu", help="torch device for the encoder and the MLP")
     embed_batch_size: int = field(64, help="prompts per encoder batch")
     cache_embeddings: bool = field(True, help="cache prompt embeddings on disk (keyed by encoder and texts)")
+    uncertainty: bool = field(True, help="fit and save the adapter's uncertainty (an ensemble of heads and the "
+                              "training embeddings' centroids) so every route can report confidence and fall back "
+                              "to default weights on unfamiliar prompts (BENCHMARKS.md 'Knowing when it does not "
+                              "know')")
+    uncertainty_heads: int = field(0, help="ensemble heads trained besides the main MLP (bootstrap rows, other "
+                                   "seeds) for the disagreement signal; 0 = none (on the embedded data their "
+                                   "disagreement did not mark unfamiliar prompts, BENCHMARKS.md)")
+    uncertainty_centroids: int = field(256, help="k-means centroids of the training embeddings kept for the "
+                                       "distance signal")
+    uncertainty_knn: int = field(10, help="distance signal: mean cosine distance to this many nearest centroids")
+    uncertainty_signal: UncertaintySignal = field("distance", help="what the fallback reads: 'distance' to the "
+                                                  "training prompts, ensemble 'disagreement', or the larger ('max'), "
+                                                  "each as a ratio to its median on validation prompts")
+    fallback_quantile: float = field(0.9, help="validation quantile of the uncertainty where the fallback share "
+                                     "starts to rise from 0; it reaches 1 at the least familiar validation prompt")
 
     def __post_init__(self) -> None:
         checks = {
@@ -81,6 +97,12 @@ class AdapterConfig:
             "test_fraction": 0.0 <= self.test_fraction < 1.0 and self.val_fraction + self.test_fraction < 1.0,
             "prompt_view": self.prompt_view in TRUNCATION_SIDE,
             "train_views": all(v in TRUNCATION_SIDE for v in self.train_views),
+            "uncertainty_heads": 0 <= self.uncertainty_heads <= 64,
+            "uncertainty_centroids": 1 <= self.uncertainty_centroids <= 65536,
+            "uncertainty_knn": 1 <= self.uncertainty_knn <= self.uncertainty_centroids,
+            "uncertainty_signal": self.uncertainty_signal in get_args(UncertaintySignal)
+            and not (self.uncertainty_signal == "disagreement" and self.uncertainty_heads == 0),
+            "fallback_quantile": 0.0 < self.fallback_quantile < 1.0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -30,7 +30,7 @@ from preforch.errors import PreforchError, setting_hint
 from preforch.models.encoders import load_encoder
 from preforch.models.paths import check_device
 from preforch.rewards.normalize import Normalizer
-from preforch.weighting import check_objectives
+from preforch.weighting import WeightPrediction, check_objectives
 
 NORMALIZER_NAME = "normalizer.json"
 #: 2: prompts are conversations read through a saved prompt view (version-1 adapters read raw data-set text).
@@ -95,6 +95,7 @@ class PreferenceAdapter:
                                      config.activation)
         self.mlp.to(config.device)
         self._encoder = encoder
+        self.uncertainty = None  # an Uncertainty (preforch.adapter.uncertainty), or None: no confidence known
 
     @property
     def encoder(self):
@@ -125,6 +126,48 @@ class PreferenceAdapter:
     def embed(self, prompts, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
         """Prompt embeddings under the saved view. Shape: [N, D]."""
         return self.encoder.encode(self.encoder_inputs(prompts), batch_size=batch_size, progress=progress)
+
+    @torch.inference_mode()
+    def confidence_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor | None:
+        """Confidence 1 − λ(x) in [0, 1] from precomputed embeddings (λ: the calibrated fallback share, see
+        :mod:`preforch.adapter.uncertainty`); None for an adapter saved without uncertainty. Shape: [N, D] → [N]."""
+        if self.uncertainty is None:
+            return None
+        self.mlp.eval()
+        u = self.uncertainty.score(self.mlp, embeddings.to(self.config.device, torch.float32))  # [N]
+        return (1.0 - self.uncertainty.fallback_share(u)).cpu()
+
+    def predict_from_embeddings_with_confidence(self, embeddings: torch.Tensor) -> WeightPrediction:
+        """w(x) and its confidence from precomputed embeddings (chunked). Shape: [N, D] → [N, K], [N]."""
+        weights, conf = [], []
+        for i in range(0, len(embeddings), 4096):
+            chunk = embeddings[i : i + 4096]
+            weights.append(self.predict_from_embeddings(chunk))
+            c = self.confidence_from_embeddings(chunk)
+            if c is not None:
+                conf.append(c)
+        w = torch.cat(weights).numpy().astype(np.float64) if weights else np.zeros((0, len(self.objectives)))
+        return WeightPrediction(w, None if self.uncertainty is None else
+                                (torch.cat(conf).numpy().astype(np.float64) if conf else np.zeros(0)),
+                                self.default_weights)
+
+    @property
+    def default_weights(self) -> np.ndarray | None:
+        """The training-mean w(x): the fallback's default when neither the user nor the config gives one.
+        Shape: [K]; None without a saved uncertainty."""
+        if self.uncertainty is None:
+            return None
+        return self.uncertainty.train_mean.numpy().astype(np.float64)
+
+    def predict(self, prompts, batch_size: int = 64, progress: bool = False) -> WeightPrediction:
+        """Per-prompt weights [N, K] and their confidence [N] (None without a saved uncertainty), from one
+        encoder pass. ``prompts`` as in :meth:`predict_weights`."""
+        conversations = as_conversations(prompts)
+        if not conversations:
+            return WeightPrediction(np.zeros((0, len(self.objectives))),
+                                    None if self.uncertainty is None else np.zeros(0), self.default_weights)
+        embeddings = self.embed(conversations, batch_size=batch_size, progress=progress)  # [N, D]
+        return self.predict_from_embeddings_with_confidence(embeddings)
 
     def predict_weights(self, prompts, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         """Per-prompt weights over ``objectives``. Shape: [N, K], each row on the simplex.
@@ -164,6 +207,8 @@ class PreferenceAdapter:
         write_safetensors(folder / WEIGHTS_NAME, self.mlp.state_dict(), {"format": "pt", "artifact": ARTIFACT_TYPE})
         write_json(folder / CONFIG_NAME, self.config_dict())
         self.normalizer.save(folder / NORMALIZER_NAME)
+        if self.uncertainty is not None:
+            self.uncertainty.save(folder)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | None = None, encoder=None,
@@ -195,6 +240,10 @@ class PreferenceAdapter:
         adapter = cls(config, objectives, normalizer, dim, encoder=encoder)
         adapter.mlp.load_state_dict(state, strict=True)
         adapter.mlp.to(config.device).eval()
+        from preforch.adapter.uncertainty import Uncertainty  # it builds on AdapterMLP, defined here
+
+        adapter.uncertainty = Uncertainty.load(folder, adapter.mlp, dim, len(objectives), config.hidden,
+                                               config.layers, config.dropout, config.activation)
         return adapter
 
 

@@ -164,6 +164,43 @@ def _training_rows(config: AdapterConfig, data: PreferenceData, split: PromptSpl
     return torch.cat(parts), np.concatenate(rows)
 
 
+def fit_mlp(mlp, config: AdapterConfig, loss_of, train_emb: torch.Tensor, rows_t: torch.Tensor,
+            val_emb: torch.Tensor, val_rows: torch.Tensor, progress: bool = False, seed: int | None = None
+            ) -> tuple[int, list[dict]] | None:
+    """AdamW with early stopping on the validation loss; ``mlp`` ends with its best state. ``loss_of(net, x,
+    rows)`` is the training loss of embeddings x [B, D] standing for data rows ``rows`` [B]. Returns (best
+    epoch, history), or None when the validation loss was never finite."""
+    optim = torch.optim.AdamW(mlp.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    gen = torch.Generator().manual_seed(config.seed if seed is None else seed)
+    best, best_state, best_epoch, stale, history = float("inf"), None, 0, 0, []
+    bar = tqdm(range(1, config.epochs + 1), desc="adapter", unit="epoch", disable=not progress)
+    for epoch in bar:
+        mlp.train()
+        total = 0.0
+        for batch in torch.randperm(len(rows_t), generator=gen).split(config.batch_size):
+            loss = loss_of(mlp, train_emb[batch], rows_t[batch])
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            total += float(loss.detach()) * len(batch)
+        mlp.eval()
+        with torch.no_grad():
+            val = float(loss_of(mlp, val_emb, val_rows))
+        history.append({"epoch": epoch, "train_loss": total / len(rows_t), "val_loss": val})
+        bar.set_postfix(train=f"{total / len(rows_t):.4f}", val=f"{val:.4f}")
+        if val < best - 1e-6:
+            best, best_state, best_epoch, stale = val, copy.deepcopy(mlp.state_dict()), epoch, 0
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    if best_state is None:
+        return None
+    mlp.load_state_dict(best_state)
+    mlp.eval()
+    return best_epoch, history
+
+
 def train_adapter(config: AdapterConfig, data: PreferenceData, encoder=None, progress: bool = True,
                   embeddings: torch.Tensor | None = None,
                   extra_embeddings: dict[str, torch.Tensor] | None = None) -> TrainResult:
@@ -196,7 +233,6 @@ def train_adapter(config: AdapterConfig, data: PreferenceData, encoder=None, pro
     torch.manual_seed(config.seed)
     adapter = PreferenceAdapter(config, data.objectives, norm, int(embeddings.shape[1]), encoder=encoder)
     mlp = adapter.mlp
-    optim = torch.optim.AdamW(mlp.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     emb = embeddings.to(config.device, torch.float32)  # [N, D]
     train_emb = train_emb.to(config.device, torch.float32)  # [M, D]
     tgt, dlt = target.to(config.device), None if delta is None else delta.to(config.device)
@@ -204,39 +240,23 @@ def train_adapter(config: AdapterConfig, data: PreferenceData, encoder=None, pro
     va = torch.as_tensor(split.val)
     mlp.fit_input_stats(train_emb)
 
-    def loss_of(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        log_w = torch.log_softmax(mlp(x), dim=-1)  # [B, K]
+    def loss_of(net, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        log_w = torch.log_softmax(net(x), dim=-1)  # [B, K]
         return adapter_loss(config.loss, log_w, tgt[idx], None if dlt is None else dlt[idx], config.mix_weight,
                             config.pairwise_beta)
 
-    gen = torch.Generator().manual_seed(config.seed)
-    best, best_state, best_epoch, stale, history = float("inf"), None, 0, 0, []
-    bar = tqdm(range(1, config.epochs + 1), desc="adapter", unit="epoch", disable=not progress)
-    for epoch in bar:
-        mlp.train()
-        total = 0.0
-        for batch in torch.randperm(len(rows_t), generator=gen).split(config.batch_size):
-            loss = loss_of(train_emb[batch], rows_t[batch])
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            total += float(loss.detach()) * len(batch)
-        mlp.eval()
-        with torch.no_grad():
-            val = float(loss_of(emb[va], va))
-        history.append({"epoch": epoch, "train_loss": total / len(rows_t), "val_loss": val})
-        bar.set_postfix(train=f"{total / len(rows_t):.4f}", val=f"{val:.4f}")
-        if val < best - 1e-6:
-            best, best_state, best_epoch, stale = val, copy.deepcopy(mlp.state_dict()), epoch, 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
-    if best_state is None:
-        raise PreforchError(f"{data.source}: the validation loss was never finite ({history[-1]['val_loss']}); check "
-                            "the scores (extreme values?) and the learning rate")
-    mlp.load_state_dict(best_state)
-    mlp.eval()
+    fit = fit_mlp(mlp, config, loss_of, train_emb, rows_t, emb[va], va, progress)
+    if fit is None:
+        raise PreforchError(f"{data.source}: the validation loss was never finite; check the scores (extreme "
+                            "values?) and the learning rate")
+    best_epoch, history = fit
+    if config.uncertainty:
+        from preforch.adapter.uncertainty import fit_uncertainty
+
+        def fit_head(head, x: torch.Tensor, rows: torch.Tensor, seed: int) -> None:
+            fit_mlp(head, config, loss_of, x, rows, emb[va], va, False, seed)
+
+        adapter.uncertainty = fit_uncertainty(mlp, config, fit_head, train_emb, rows_t, emb[va])
 
     def kinds_of(index: np.ndarray) -> list[str] | None:
         return None if data.kinds is None else [data.kinds[i] for i in index]

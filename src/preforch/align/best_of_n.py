@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from preforch.conversation import Conversation, as_conversations
+from preforch.align.floor import Floor, choose_with_floor, floor_passes
 from preforch.errors import PreforchError
 from preforch.models.generation import GenerationConfig
 from preforch.rewards.normalize import Normalizer
@@ -61,6 +62,7 @@ class BestOfNResult:
     raw_scores: np.ndarray | None = None  # [N, G, K]
     normalized_scores: np.ndarray | None = None  # [N, G, K]
     rewards: np.ndarray | None = None  # [N, G]
+    floored: np.ndarray | None = None  # [N] True where no candidate passed the floor (the floor's reply served)
 
     def to_records(self) -> list[dict[str, Any]]:
         """One JSON-ready dict per prompt, scores and weights keyed by objective name."""
@@ -76,6 +78,8 @@ class BestOfNResult:
                 "weight_source": self.weight_source, "scores": named(self.best_raw_scores[i]),
                 "normalized_scores": named(self.best_normalized_scores[i]),
             }
+            if self.floored is not None:
+                rec["floored"] = bool(self.floored[i])
             if self.candidates is not None:
                 rec["candidates"] = [
                     {"response": text, "reward": float(self.rewards[i, j]), "scores": named(self.raw_scores[i, j]),
@@ -146,13 +150,14 @@ def sample_candidates(policy, prompts: list, n: int, generation=None, progress: 
 
 def best_of_n(prompts: list, policy, scorer: Scorer, n: int, *, adapter=None, weighting: Weighting | None = None,
               normalizer: Normalizer | None = None, generation=None, return_candidates: bool = False,
-              progress: bool = False) -> BestOfNResult:
+              progress: bool = False, floor: Floor | None = None) -> BestOfNResult:
     """Sample ``n`` replies per prompt and keep the one with the highest R(x, y) = Σ_k w_k(x)·s̃_k(x, y).
 
     ``prompts``: conversations (or texts / message lists). ``weighting`` says where w comes from (default: the
     adapter's w(x)); see :class:`preforch.weighting.Weighting`. The normaliser is ``normalizer`` if given, else
     the adapter's, else a z-score fitted on this call's candidates (so fixed weights act on comparable scales).
-    ``generation`` is a GenerationConfig.
+    ``generation`` is a GenerationConfig. ``floor`` (enabled): serve only replies that clear it, else its reply
+    (see :mod:`preforch.align.floor`).
     """
     if isinstance(prompts, str) or not prompts:
         raise PreforchError("best-of-N: give a non-empty list of prompts")
@@ -175,10 +180,15 @@ def best_of_n(prompts: list, policy, scorer: Scorer, n: int, *, adapter=None, we
     raw = score_candidates(scorer, prompts, candidates)  # [N, G, K]
     norm, norm_source = _pick_normalizer(normalizer, adapter, raw, objectives)
     normed, rewards, best = rank_candidates(raw, resolved.weights, norm)  # [N, G, K], [N, G], [N]
+    floored = None
+    if floor is not None and floor.enabled:
+        passes = floor_passes(normed, resolved.weights, floor.min_score, floor.share)  # [N, G]
+        best, floored = choose_with_floor(rewards, passes)  # [N], [N]
     rows = np.arange(len(prompts))
+    responses = [floor.reply if floored is not None and floored[i] else candidates[i][j] for i, j in enumerate(best)]
     return BestOfNResult(
-        prompts=prompts, objectives=objectives, n=n,
-        responses=[candidates[i][j] for i, j in enumerate(best)], best_index=best, weights=resolved.weights,
+        prompts=prompts, objectives=objectives, n=n, floored=floored,
+        responses=responses, best_index=best, weights=resolved.weights,
         best_rewards=rewards[rows, best], best_raw_scores=raw[rows, best],
         best_normalized_scores=normed[rows, best], weight_source=resolved.source, normalizer_source=norm_source,
         candidates=candidates if return_candidates else None, raw_scores=raw if return_candidates else None,

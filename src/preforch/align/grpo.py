@@ -17,7 +17,13 @@ import numpy as np
 
 from preforch.align.config import GRPOJob, RLOOJob
 from preforch.align.data import has_chat_template, load_rows, policy_prompt, prompts_from_rows
-from preforch.align.rewards import CONVERSATION_COLUMN, WEIGHTS_COLUMN, ScalarizedReward
+from preforch.align.rewards import (
+    CONFIDENCE_COLUMN,
+    CONVERSATION_COLUMN,
+    LAMBDA_COLUMN,
+    WEIGHTS_COLUMN,
+    ScalarizedReward,
+)
 from preforch.align.runs import (
     RunParts,
     base_report,
@@ -45,15 +51,21 @@ class AlignResult:
     seconds: float
 
 
-def build_prompt_dataset(prompts: list[Conversation], weights: np.ndarray, chat: bool):
-    """Rows TRL trains on: prompt (messages or text), pro_conversation, pro_weights. Shape of weights: [N, K]."""
+def build_prompt_dataset(prompts: list[Conversation], weights: np.ndarray, chat: bool,
+                         confidence: np.ndarray | None = None, lam: np.ndarray | None = None):
+    """Rows TRL trains on: prompt (messages or text), pro_conversation, pro_weights, and pro_confidence /
+    pro_lambda when known. Shapes: weights [N, K]; confidence, lam [N]."""
     from datasets import Dataset
 
-    return Dataset.from_dict({
+    columns = {
         "prompt": [policy_prompt(p, chat) for p in prompts],
         CONVERSATION_COLUMN: [p.key() for p in prompts],
         WEIGHTS_COLUMN: [[float(v) for v in row] for row in weights],
-    })
+    }
+    for name, values in ((CONFIDENCE_COLUMN, confidence), (LAMBDA_COLUMN, lam)):
+        if values is not None:
+            columns[name] = [float(v) for v in values]
+    return Dataset.from_dict(columns)
 
 
 def _trainer_class(job: GRPOJob):
@@ -90,8 +102,10 @@ def run_rl(job: GRPOJob, scorer=None, adapter=None, policy=None, callbacks=None,
         rows, source = load_rows(job.data, job.limit, job.seed)
         prompts = prompts_from_rows(rows, job.prompt_column, source)
     prompts = as_conversations(prompts)
-    weights = resolve_weights(prompts, parts.objectives, job.weighting(), parts.adapter).weights  # [N, K]
-    dataset = build_prompt_dataset(prompts, weights, has_chat_template(parts.tokenizer))
+    resolved = resolve_weights(prompts, parts.objectives, job.weighting(), parts.adapter)
+    weights = resolved.weights  # [N, K]
+    dataset = build_prompt_dataset(prompts, weights, has_chat_template(parts.tokenizer), resolved.confidence,
+                                   resolved.fallback)
     reward = ScalarizedReward(parts.scorer, parts.normalizer)
     trainer_cls, config_cls, extra = _trainer_class(job)
     args = config_cls(**trl_args(job, num_generations=job.num_generations,
@@ -111,6 +125,8 @@ def run_rl(job: GRPOJob, scorer=None, adapter=None, policy=None, callbacks=None,
     report = base_report(job, parts, trainer, route, {
         "prompts": len(prompts), "resumed_from": resume_from, "train_seconds": seconds,
         "mean_weights": dict(zip(parts.objectives, weights.mean(0).round(6).tolist())),
+        "mean_confidence": None if resolved.confidence is None else round(float(resolved.confidence.mean()), 6),
+        "mean_lambda": None if resolved.fallback is None else round(float(resolved.fallback.mean()), 6),
     })
     final = save_final(trainer, job, report)
     return AlignResult(final, report, trainer, seconds)

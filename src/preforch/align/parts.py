@@ -80,11 +80,15 @@ class WeightingPart:
     blend: float | None = field(None, help="mode blend: share of the user's weights (1 = user only, 0 = adapter "
                                            "only); null = 0.5")
     normalizer: str | None = field(None, help="normalizer.json to use when no adapter is given (fixed weights)")
+    fallback: str | list[float] | dict[str, float] = field(
+        "off", help="the calibrated fallback (1−λ(x))·w(x) + λ(x)·w_default on prompts the adapter is unsure of "
+                    "(issue 22): off | on (w_default: user_weights in mode blend, else the adapter's "
+                    "training-mean weights) | uniform | default weights")
 
     def weighting(self) -> Weighting:
         """Where each prompt's weights come from (errors name the setting)."""
         try:
-            return Weighting.infer(self.weight_mode, self.user_weights, self.blend)
+            return Weighting.infer(self.weight_mode, self.user_weights, self.blend, self.fallback)
         except PreforchError as err:
             raise PreforchError(f"align config: {err}") from None
 

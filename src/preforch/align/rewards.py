@@ -25,6 +25,10 @@ WEIGHTS_COLUMN = "pro_weights"
 #: the same conversation through its chat template.
 CONVERSATION_COLUMN = "pro_conversation"
 REWARD_NAME = "pro_reward"
+#: Optional dataset columns: the adapter's confidence in each prompt's weights and the fallback share λ applied
+#: (issue 22); logged as batch means ``pro/confidence`` and ``pro/lambda`` when present.
+CONFIDENCE_COLUMN = "pro_confidence"
+LAMBDA_COLUMN = "pro_lambda"
 
 
 def completion_text(completion) -> str:
@@ -60,7 +64,8 @@ class ScalarizedReward:
 
     ``scorer`` is any Scorer (usually a MultiScorer) whose objectives equal ``normalizer.objectives``.
     Every call logs, through TRL's ``log_metric`` keyword, each objective's mean normalised score
-    (``pro/score/<objective>``) and mean weight (``pro/weight/<objective>``); TRL averages them over the
+    (``pro/score/<objective>``) and mean weight (``pro/weight/<objective>``), and, when the dataset carries them,
+    the mean confidence (``pro/confidence``) and fallback share (``pro/lambda``); TRL averages them over the
     logging step.
     """
 
@@ -97,4 +102,7 @@ class ScalarizedReward:
             for j, name in enumerate(self.objectives):
                 log_metric(f"pro/score/{name}", float(batch.normalized[:, j].mean()))
                 log_metric(f"pro/weight/{name}", float(batch.weights[:, j].mean()))
+            for column, metric in ((CONFIDENCE_COLUMN, "pro/confidence"), (LAMBDA_COLUMN, "pro/lambda")):
+                if kwargs.get(column) is not None:
+                    log_metric(metric, float(np.mean(kwargs[column])))
         return [float(r) for r in batch.reward]

@@ -28,6 +28,12 @@ def add_parser(sub) -> None:
                                           "(e.g. 0.2,0.5,0.3)")
     p.add_argument("--blend", type=float, default=None,
                    help="mode blend: lambda in lambda*w_user + (1-lambda)*w(x) (default 0.5)")
+    p.add_argument("--fallback", default="off", metavar="off|on|uniform|W1,W2,...",
+                   help="the calibrated fallback w = (1-lambda(x))*w(x) + lambda(x)*w_default, lambda(x) from the "
+                        "adapter's uncertainty: 'on' falls back to your --user-weights in mode blend, else to the "
+                        "adapter's training-mean weights; 'uniform'; or default weights in objective order "
+                        "(default: off). Every line reports 'confidence' (null for an adapter saved without "
+                        "uncertainty) and 'lambda', the share of w_default used")
     p.add_argument("--output", help="JSONL file to write (default: standard output)")
     p.add_argument("--batch-size", type=int, default=64, help="prompts per encoder batch (default: 64)")
     p.add_argument("--device", default=None, help="torch device (default: cpu)")
@@ -78,7 +84,14 @@ def run(args: argparse.Namespace) -> int:
             user = [float(x) for x in args.user_weights.split(",")]
         except ValueError:
             raise PreforchError(f"--user-weights: expected comma-separated numbers, got {args.user_weights!r}") from None
-    weighting = Weighting.infer(args.mode, user, args.blend)
+    fallback = args.fallback
+    if fallback not in ("off", "on", "uniform"):
+        try:
+            fallback = [float(x) for x in fallback.split(",")]
+        except ValueError:
+            raise PreforchError(f"--fallback: expected off, on, uniform or comma-separated weights, got "
+                                f"{args.fallback!r}") from None
+    weighting = Weighting.infer(args.mode, user, args.blend, fallback)
     adapter = PreferenceAdapter.from_pretrained(args.adapter, device=args.device,
                                                 trust_remote_code=args.trust_remote_code)
     resolved = resolve_weights(conversations, adapter.objectives, weighting, adapter, batch_size=args.batch_size,
@@ -89,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         if len(conversation.messages) > 1:
             record["messages"] = conversation.to_messages()
         record["weights"] = dict(zip(adapter.objectives, map(float, resolved.weights[i])))
+        record["confidence"] = None if resolved.confidence is None else round(float(resolved.confidence[i]), 6)
+        record["lambda"] = 0.0 if resolved.fallback is None else round(float(resolved.fallback[i]), 6)
         if resolved.mode != "adapter":
             record["mode"] = resolved.mode
             if resolved.inferred is not None:

@@ -29,6 +29,7 @@ from preforch.evaluate.metrics import (
     top1_agreement,
 )
 from preforch.evaluate.pareto import check_points, simplex_lattice
+from preforch.evaluate.risk_coverage import FallbackEvaluation, evaluate_fallback
 from preforch.stats import Difference, Estimate, estimate, paired_difference
 from preforch.types import PreferenceData
 
@@ -77,6 +78,7 @@ class AdapterEvaluation:
     pairwise: dict[str, PairwiseRow] = field(default_factory=dict)
     lattice_test_accuracy: list[float] = field(default_factory=list)
     protocol: dict = field(default_factory=dict)
+    fallback: FallbackEvaluation = field(default_factory=FallbackEvaluation)  # risk–coverage, λ calibration
     test_weights: np.ndarray | None = None  # [N_test, K], for plots
     test_kinds: list[str] | None = None
 
@@ -236,6 +238,17 @@ def predict_once(adapter, prompts: list, batch_size: int = 64) -> np.ndarray:
     return w[[where[p] for p in prompts]]  # [N, K]
 
 
+def uncertainty_once(adapter, prompts: list, batch_size: int = 64) -> np.ndarray | None:
+    """The adapter's uncertainty score u(x) for each row (confidence = 1 − λ(u)), each distinct prompt once;
+    None without a saved uncertainty. Shape: [N]."""
+    if getattr(adapter, "uncertainty", None) is None:
+        return None
+    unique = list(dict.fromkeys(prompts))
+    where = {p: i for i, p in enumerate(unique)}
+    u = adapter.uncertainty.score(adapter.mlp, adapter.embed(unique, batch_size=batch_size)).numpy()  # [U]
+    return u.astype(np.float64)[[where[p] for p in prompts]]  # [N]
+
+
 def _drop(part: PreferenceData, rows: np.ndarray, banned: set[str]) -> tuple[np.ndarray, int]:
     """``rows`` without those whose prompt fingerprint is in ``banned``, and how many were dropped."""
     keep = np.array([prompt_fingerprint(part.prompts[i]) not in banned for i in rows], dtype=bool)
@@ -307,7 +320,7 @@ def evaluate_adapter(adapter, data: PreferenceData, test_data: PreferenceData | 
     weights = predict_once(adapter, te.prompts, batch_size)  # [N_test, K]
     has_pairs = te.scores_rejected is not None and (len(se) == 0 or se.scores_rejected is not None)
     select = has_pairs and len(se) > 0  # else the fixed vectors are cross-fitted on the test rows
-    return evaluate_adapter_arrays(
+    ev = evaluate_adapter_arrays(
         adapter.objectives, weights, targets,
         select_chosen=scores(se, "scores_chosen") if select else None,
         select_rejected=scores(se, "scores_rejected") if select else None,
@@ -315,3 +328,12 @@ def evaluate_adapter(adapter, data: PreferenceData, test_data: PreferenceData | 
         select_kinds=se.kinds, test_kinds=te.kinds, test_groups=[p.key() for p in te.prompts],
         resolution=resolution, n_bins=n_bins, bootstrap=bootstrap, seed=seed, protocol=protocol,
     )
+    u = uncertainty_once(adapter, te.prompts, batch_size) if has_pairs else None  # [N_test]
+    if u is not None:
+        import torch
+
+        confidence = 1.0 - adapter.uncertainty.fallback_share(torch.as_tensor(u)).numpy()  # [N_test]
+        ev.fallback = evaluate_fallback(weights, confidence, adapter.default_weights, c_te,
+                                        scores(te, "scores_rejected"), [p.key() for p in te.prompts], bootstrap, seed,
+                                        familiarity=-u)
+    return ev

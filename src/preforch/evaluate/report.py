@@ -7,6 +7,7 @@ from pathlib import Path
 from preforch.atomic import write_json, write_text
 from preforch.evaluate.adapter_eval import AdapterEvaluation
 from preforch.evaluate.responses import ResponsesEvaluation, weight_label
+from preforch.evaluate.risk_coverage import fallback_markdown
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -73,6 +74,7 @@ def adapter_markdown(ev: AdapterEvaluation, title: str = "Adapter evaluation") -
                          f"{weight_label(r.oracle_fixed_weights)} | {_diff(r.adapter_minus_best_fixed)} | "
                          f"{_diff(r.adapter_minus_best_fixed_for_kind)} |")
         lines.append("")
+        lines += fallback_markdown(ev.fallback)
     return "\n".join(lines) + "\n"
 
 

@@ -67,6 +67,10 @@ class GenerateJobConfig(GenerationConfig):
                                                                            "adapter's, or the tags' without one) or "
                                                                            "{objective: w}")
     blend: float | None = field(None, help="mode blend: lambda in lambda*user_weights + (1-lambda)*w(x); null = 0.5")
+    fallback: str | list[float] | dict[str, float] = field(
+        "off", help="the calibrated fallback (1-lambda(x))*w(x) + lambda(x)*w_default on prompts the adapter is unsure "
+                    "of: off | on (w_default: user_weights in mode blend, else the adapter's training-mean weights) | "
+                    "uniform | default weights")
     all_candidates: bool = field(False, help="best-of-N: also write every candidate with its scores and R")
     output: str | None = field(None, help="JSONL output file; null = print to stdout")
     candidates_output: str | None = field(None, help="best-of-N: also write every candidate as one row (prompt, "
@@ -113,7 +117,7 @@ class GenerateJobConfig(GenerationConfig):
 
     def weighting(self) -> Weighting:
         try:
-            return Weighting.infer(self.weight_mode, self.user_weights, self.blend)
+            return Weighting.infer(self.weight_mode, self.user_weights, self.blend, self.fallback)
         except PreforchError as err:
             raise PreforchError(f"generate: {err}") from None
 

@@ -177,7 +177,7 @@ async def weights_and_replies(engine, plan: ChatPlan, conversation: Conversation
     """(weights used, where w(x) came from, the generation, the conversation generated from, tag targets)."""
     if plan.strategy == "conditioned":
         inferred = await engine.infer([conversation])  # [1, K]: the tags need the weights first
-        used = resolve_request(preference, engine.objectives, inferred)
+        used = resolve_request(preference, engine.objectives, inferred, fallback=engine.config.fallback)
         tagged, targets = condition(engine, conversation, used.weights[0])
         return used, "encoder", await generate(engine, plan, tagged, None), tagged, targets
     layer = prefill_layer_for(engine, conversation)
@@ -189,7 +189,8 @@ async def weights_and_replies(engine, plan: ChatPlan, conversation: Conversation
         source = "prefill" if gen.state is not None else "encoder"
         inferred = (await engine.infer_from_states([gen.state]) if gen.state is not None
                     else await engine.infer([conversation]))
-    return resolve_request(preference, engine.objectives, inferred), source, gen, conversation, None
+    used = resolve_request(preference, engine.objectives, inferred, fallback=engine.config.fallback)
+    return used, source, gen, conversation, None
 
 
 def condition(engine, conversation: Conversation, weights: np.ndarray) -> tuple[Conversation, dict]:
@@ -208,7 +209,8 @@ def preference_info(engine, plan: ChatPlan, used: ResolvedWeights, source: str, 
     return s.PreferenceInfo(objectives=engine.objectives, mode=used.mode, weights=as_named(used.weights[0],
                             engine.objectives), inferred=as_named(used.inferred[0], engine.objectives),
                             inferred_from=source, blend=used.blend, strategy=plan.strategy, best_of=plan.n,
-                            targets=targets)
+                            targets=targets, confidence=None if used.confidence is None else float(used.confidence[0]),
+                            fallback_share=0.0 if used.fallback is None else float(used.fallback[0]))
 
 
 async def rank(engine, plan: ChatPlan, conversation: Conversation, gen: Generated, used: ResolvedWeights,
@@ -218,6 +220,12 @@ async def rank(engine, plan: ChatPlan, conversation: Conversation, gen: Generate
 
     raw = await engine.raw_scores([conversation] * len(gen.texts), gen.texts)  # [G, K]
     norm, rewards, best = rank_candidates(raw[None], used.weights, engine.adapter.normalizer)  # [1, G, K]
+    floor = engine.config.floor_rule()
+    if floor.enabled:
+        from preforch.align.floor import choose_with_floor, floor_passes
+
+        best, floored = choose_with_floor(rewards, floor_passes(norm, used.weights, floor.min_score, floor.share))
+        info.floored = bool(floored[0])
     chosen = int(best[0])  # ties go to the first candidate
     names = engine.objectives
     info.chosen, info.reward = chosen, float(rewards[0, chosen])
@@ -235,11 +243,14 @@ async def complete(engine, req: s.ChatCompletionRequest, plan: ChatPlan,
     used, source, gen, _, targets = await weights_and_replies(engine, plan, conversation, req.preference)
     info = preference_info(engine, plan, used, source, targets)
     chosen = await rank(engine, plan, conversation, gen, used, info) if plan.strategy == "best_of_n" else 0
-    text, stopped = gen.texts[chosen], gen.stopped[chosen]
-    done = "length" if not stopped and gen.reply_tokens[chosen] >= plan.max_new else "stop"
+    text, stopped, tokens = gen.texts[chosen], gen.stopped[chosen], gen.reply_tokens[chosen]
+    if info.floored:  # no candidate cleared the floor: the configured reply, counted as it is
+        text, stopped = engine.config.floor_reply, True
+        tokens = len(engine.policy[1](text, add_special_tokens=False)["input_ids"])
+    done = "length" if not stopped and tokens >= plan.max_new else "stop"
     return s.ChatCompletionResponse(
         id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=engine.config.model_name,
         choices=[s.Choice(index=0, message=s.AssistantMessage(content=text), finish_reason=done)],
-        usage=s.Usage(prompt_tokens=gen.prompt_tokens, completion_tokens=gen.reply_tokens[chosen],
-                      total_tokens=gen.prompt_tokens + gen.reply_tokens[chosen]),
+        usage=s.Usage(prompt_tokens=gen.prompt_tokens, completion_tokens=tokens,
+                      total_tokens=gen.prompt_tokens + tokens),
         system_fingerprint=f"preforch-{plan.strategy}", preference=info)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from preforch.align.floor import DEFAULT_REPLY, Floor
 from preforch.config import field
 from preforch.errors import PreforchError
 from preforch.types import PolicyDType
@@ -38,7 +39,17 @@ class ServeConfig:
                                                 "folder's conditioning.json when it has one")
     prefill_reuse: bool = field(True, help="a causal_lm adapter on the served policy reads w(x) from "
                                            "generation's prefill state instead of its own encoder pass")
+    fallback: str | list[float] | dict[str, float] = field(
+        "off", help="the calibrated fallback (1−λ(x))·w(x) + λ(x)·w_default on prompts the adapter is unsure of: "
+                    "off | on (w_default: the request's weights in mode blend, else the adapter's training-mean "
+                    "weights) | uniform | default weights; a request's preference.fallback overrides it")
     best_of: int = field(4, help="default N for best-of-N")
+    floor: bool = field(False, help="best-of-N: serve only a reply scoring at least floor_min_score (normalised) on "
+                                    "every objective weighted above floor_share; when none does, serve floor_reply "
+                                    "(the response's preference.floored says so)")
+    floor_min_score: float = field(-1.0, help="the floor, in the adapter normaliser's units (z-scores by default)")
+    floor_share: float = field(0.5, help="an objective's floor applies when its weight for the prompt exceeds this")
+    floor_reply: str = field(DEFAULT_REPLY, help="what is served when no candidate passes the floor")
     default_max_tokens: int = field(64, help="new tokens per reply when the request gives no max_tokens")
     temperature: float = field(0.7, help="default sampling temperature (0 = greedy)")
     top_p: float = field(0.9, help="default nucleus sampling mass")
@@ -71,9 +82,19 @@ class ServeConfig:
     access_log: bool = field(True, help="log one line per request (method, path, status; never bodies)")
     log_level: LogLevel = field("info", help="server log level")
 
+    def floor_rule(self) -> Floor:
+        return Floor(self.floor, self.floor_min_score, self.floor_share, self.floor_reply)
+
     def __post_init__(self) -> None:
         if not self.adapter:
             raise PreforchError("serve: setting 'adapter' is required (a folder written by `preforch adapter train`)")
+        from preforch.weighting import Weighting
+
+        try:
+            Weighting(fallback=self.fallback)
+            self.floor_rule()
+        except PreforchError as err:
+            raise PreforchError(f"serve: {err}") from None
         positive = ("best_of", "default_max_tokens", "max_prompt_tokens", "max_prompt_chars", "max_batch",
                     "max_best_of", "max_tokens", "max_queue", "score_batch_size", "max_messages", "max_body_bytes",
                     "batch_max_items", "batch_max_chats")

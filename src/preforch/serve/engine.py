@@ -30,7 +30,7 @@ from preforch.serve.preference import (
     objective_order,
     resolve_request,
 )
-from preforch.weighting import scalarize
+from preforch.weighting import WeightPrediction, scalarize
 
 log = logging.getLogger(__name__)
 
@@ -166,27 +166,27 @@ class ServeEngine:
 
     # ---- encoder-lane passes (run on the lane's thread) ---------------------------------------------------
 
-    def _weights_pass(self, conversations: list[Conversation]) -> list[np.ndarray]:
-        return list(self.adapter.predict_weights(conversations))  # [N, K]
+    def _weights_pass(self, conversations: list[Conversation]) -> list[tuple]:
+        return _rows(self.adapter.predict(conversations))  # N × (w [K], confidence)
 
-    def _mlp_pass(self, states: list) -> list[np.ndarray]:
+    def _mlp_pass(self, states: list) -> list[tuple]:
         import torch
 
-        return list(self.adapter.predict_from_embeddings(torch.stack(states)).numpy().astype(np.float64))  # [N, K]
+        return _rows(self.adapter.predict_from_embeddings_with_confidence(torch.stack(states)))  # MLP only
 
     def _score_pass(self, pairs: list[tuple[Conversation, str]]) -> list[np.ndarray]:
         raw = self.scorer.score([p for p, _ in pairs], [r for _, r in pairs])  # [N, K]
         return list(np.asarray(raw, dtype=np.float64)[:, self._columns])
 
-    async def infer(self, conversations: list[Conversation]) -> np.ndarray:
-        """The adapter's w(x), gathered with other requests' prompts. Shape: [N, K]."""
+    async def infer(self, conversations: list[Conversation]) -> WeightPrediction:
+        """The adapter's w(x) [N, K] and confidence [N], gathered with other requests' prompts."""
         rows = await self.on_lane(self.encoder_lane, "weights", self._weights_pass, conversations)
-        return np.stack(rows)
+        return _prediction(rows, self.adapter.default_weights)
 
-    async def infer_from_states(self, states: list) -> np.ndarray:
-        """w(x) from prefill states: the adapter's MLP only. Shape: [N, D] → [N, K]."""
+    async def infer_from_states(self, states: list) -> WeightPrediction:
+        """w(x) and confidence from prefill states: the adapter's MLP only. Shape: [N, D] → [N, K], [N]."""
         rows = await self.on_lane(self.encoder_lane, "mlp", self._mlp_pass, states)
-        return np.stack(rows)
+        return _prediction(rows, self.adapter.default_weights)
 
     async def raw_scores(self, prompts: list[Conversation], responses: list[str]) -> np.ndarray:
         """Raw scores in the adapter's objective order, gathered with other requests' pairs. Shape: [N, K]."""
@@ -200,10 +200,11 @@ class ServeEngine:
     async def weights(self, req: s.WeightsRequest) -> s.WeightsResponse:
         prompts = self.conversations(req.prompts, ("body", "prompts"))
         check_preference(req.preference, self.objectives)
-        inferred = await self.infer(prompts)  # [N, K]
-        used = resolve_request(req.preference, self.objectives, inferred)
-        data = [s.PromptWeights(weights=as_named(w, self.objectives), inferred=as_named(i, self.objectives))
-                for w, i in zip(used.weights, inferred)]
+        inferred = await self.infer(prompts)  # [N, K] and [N]
+        used = resolve_request(req.preference, self.objectives, inferred, fallback=self.config.fallback)
+        data = [s.PromptWeights(weights=as_named(w, self.objectives), inferred=as_named(i, self.objectives),
+                                confidence=_at(used.confidence, j), fallback_share=_at(used.fallback, j) or 0.0)
+                for j, (w, i) in enumerate(zip(used.weights, inferred.weights))]
         return s.WeightsResponse(objectives=self.objectives, mode=used.mode, data=data)
 
     async def score(self, req: s.ScoreRequest) -> s.ScoreResponse:
@@ -215,12 +216,28 @@ class ServeEngine:
             raise unavailable("no scorers are loaded (setting 'scorers' is empty)")
         inferred, raw = await asyncio.gather(self.infer(prompts), self.raw_scores(prompts, responses))  # [N, K]
         norm = self.adapter.normalizer.transform(raw)  # [N, K]
-        used = resolve_request(req.preference, self.objectives, inferred)
+        used = resolve_request(req.preference, self.objectives, inferred, fallback=self.config.fallback)
         reward = scalarize(used.weights, norm)  # [N]
         data = [s.PairScore(raw=as_named(r, self.objectives), normalized=as_named(n, self.objectives),
                             weights=as_named(w, self.objectives), reward=float(v))
                 for r, n, w, v in zip(raw, norm, used.weights, reward)]
         return s.ScoreResponse(objectives=self.objectives, mode=used.mode, data=data)
+
+
+def _rows(prediction: WeightPrediction) -> list[tuple]:
+    """One (w [K], confidence or None) per prompt, so a gathered pass can hand each request its own rows."""
+    conf = prediction.confidence
+    return [(w, None if conf is None else float(conf[i])) for i, w in enumerate(prediction.weights)]
+
+
+def _prediction(rows: list[tuple], default) -> WeightPrediction:
+    """Rows of :func:`_rows` back into one prediction. Shapes: [N, K], [N] (None: no uncertainty saved)."""
+    conf = None if rows[0][1] is None else np.array([c for _, c in rows], dtype=np.float64)
+    return WeightPrediction(np.stack([w for w, _ in rows]), conf, default)
+
+
+def _at(values, i: int) -> float | None:
+    return None if values is None else float(values[i])
 
 
 def _load_policy(config: ServeConfig, objectives: list[str]):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from preforch.errors import PreforchError
-from preforch.weighting import ResolvedWeights, Weighting, resolve_weights
+from preforch.weighting import ResolvedWeights, Weighting, WeightPrediction, resolve_weights
 
 
 class RequestError(PreforchError):
@@ -18,12 +18,16 @@ class RequestError(PreforchError):
         self.message = message
 
 
-def request_weighting(preference, loc: tuple[str | int, ...] = ("body", "preference")) -> Weighting:
+def request_weighting(preference, loc: tuple[str | int, ...] = ("body", "preference"),
+                      fallback: str | list | dict = "off") -> Weighting:
     """A request's ``preference`` (a :class:`~preforch.serve.schemas.Preference` or None) as a
     :class:`~preforch.weighting.Weighting`; 'auto' is the API's name for mode 'adapter'. Contradictions are
-    errors naming the field, never silently ignored fields."""
+    errors naming the field, never silently ignored fields. ``fallback``: the server's setting, used when the
+    request names none."""
     if preference is None:
-        return Weighting()
+        return Weighting(fallback=fallback)
+    if preference.fallback is not None:
+        fallback = preference.fallback
     mode = "adapter" if preference.mode == "auto" else preference.mode
     has_weights = preference.weights is not None
     if mode == "adapter" and has_weights:
@@ -32,20 +36,23 @@ def request_weighting(preference, loc: tuple[str | int, ...] = ("body", "prefere
     if mode in ("fixed", "blend") and not has_weights:
         raise RequestError((*loc, "weights"), f"mode {mode!r} needs 'weights'")
     try:
-        return Weighting.infer(mode, preference.weights, preference.blend)
+        return Weighting.infer(mode, preference.weights, preference.blend, fallback)
     except PreforchError as err:
-        raise RequestError((*loc, "blend"), str(err)) from None
+        raise RequestError((*loc, "fallback" if "fallback" in str(err) else "blend"), str(err)) from None
 
 
-def resolve_request(preference, objectives: list[str], inferred: np.ndarray,
-                    loc: tuple[str | int, ...] = ("body", "preference")) -> ResolvedWeights:
-    """The weights a request uses, from the adapter's w(x) ``inferred`` [N, K] (one resolver:
-    :func:`preforch.weighting.resolve_weights`)."""
-    weighting = request_weighting(preference, loc)
+def resolve_request(preference, objectives: list[str], inferred,
+                    loc: tuple[str | int, ...] = ("body", "preference"),
+                    fallback: str | list | dict = "off") -> ResolvedWeights:
+    """The weights a request uses, from the adapter's w(x) ``inferred`` [N, K] or a
+    :class:`~preforch.weighting.WeightPrediction` with its confidence (one resolver:
+    :func:`preforch.weighting.resolve_weights`); ``fallback``: the server's setting."""
+    weighting = request_weighting(preference, loc, fallback)
+    n = len(inferred.weights) if hasattr(inferred, "weights") else len(inferred)
     try:
-        return resolve_weights([None] * len(inferred), objectives, weighting, inferred=inferred)
+        return resolve_weights([None] * n, objectives, weighting, inferred=inferred)
     except PreforchError as err:
-        raise RequestError((*loc, "weights"), str(err)) from None
+        raise RequestError((*loc, "fallback" if "fallback" in str(err) else "weights"), str(err)) from None
 
 
 def as_named(row: np.ndarray, objectives: list[str]) -> dict[str, float]:
@@ -73,4 +80,5 @@ def apply_stop(text: str, stop: str | list[str] | None) -> tuple[str, bool]:
 def check_preference(preference, objectives: list[str], loc: tuple[str | int, ...] = ("body", "preference")) -> None:
     """Validate a preference before any model runs (same rules and messages as :func:`resolve_request`)."""
     k = len(objectives)
-    resolve_request(preference, objectives, np.full((1, k), 1.0 / k), loc)
+    resolve_request(preference, objectives, WeightPrediction(np.full((1, k), 1.0 / k), np.ones(1), np.full(k, 1 / k)),
+                    loc)

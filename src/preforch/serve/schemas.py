@@ -29,6 +29,9 @@ def _valid_unicode(value: str) -> str:
 #: A string that is valid Unicode (JSON's \ud800 escapes decode to unpaired surrogates).
 Text = Annotated[str, AfterValidator(_valid_unicode)]
 Weights = list[FiniteFloat] | dict[Text, FiniteFloat]
+CONFIDENCE_HELP = ("the adapter's confidence in w(x), 1 − its calibrated fallback share (null: the adapter was "
+                   "saved without uncertainty)")
+LAMBDA_HELP = "λ(x), the share of the fallback's default weights in the weights used (0 when the fallback is off)"
 
 
 class Preference(BaseModel):
@@ -48,6 +51,10 @@ class Preference(BaseModel):
     blend: FiniteFloat | None = Field(None, ge=0.0, le=1.0, description="λ in λ·w_user + (1−λ)·w(x)")
     mode: Mode | None = Field(None, description="adapter (alias auto) | fixed | blend; inferred from the other "
                                                 "fields when absent")
+    fallback: Literal["off", "on", "uniform"] | Weights | None = Field(
+        None, description="the calibrated fallback (1−λ(x))·w(x) + λ(x)·w_default for this request: off | on "
+                          "(w_default: your weights in mode blend, else the adapter's training-mean weights) | "
+                          "uniform | default weights; absent = the server's setting 'fallback'")
 
 
 class PromptMessage(BaseModel):
@@ -72,8 +79,12 @@ class WeightsRequest(BaseModel):
 
 
 class PromptWeights(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     weights: dict[str, float] = Field(..., description="the weights used: objective → weight, summing to 1")
     inferred: dict[str, float] = Field(..., description="the adapter's w(x)")
+    confidence: float | None = Field(None, description=CONFIDENCE_HELP)
+    fallback_share: float = Field(0.0, alias="lambda", description=LAMBDA_HELP)
 
 
 ResolvedMode = Literal["adapter", "fixed", "blend"]
@@ -217,10 +228,14 @@ class Candidate(BaseModel):
 class PreferenceInfo(BaseModel):
     """preforch's extension of a chat completion: the weights used and, for best-of-N, the chosen reply's scores."""
 
+    model_config = ConfigDict(populate_by_name=True)
+
     objectives: list[str]
     mode: ResolvedMode
     weights: dict[str, float] = Field(..., description="weights used to rank candidates (or to condition)")
     inferred: dict[str, float] = Field(..., description="the adapter's w(x) for the conversation")
+    confidence: float | None = Field(None, description=CONFIDENCE_HELP)
+    fallback_share: float = Field(0.0, alias="lambda", description=LAMBDA_HELP)
     inferred_from: Literal["encoder", "prefill"] = Field(
         "encoder", description="where w(x) came from: the adapter's own encoder pass, or the policy's prefill "
                                "state (a causal_lm adapter on the served policy)")
@@ -235,6 +250,8 @@ class PreferenceInfo(BaseModel):
     candidates: list[Candidate] | None = Field(None, description="best_of_n with return_candidates: every "
                                                                  "candidate")
     targets: dict[str, float] | None = Field(None, description="conditioned: the desired scores put in the tags")
+    floored: bool | None = Field(None, description="best_of_n with the server's floor on: true when no candidate "
+                                                   "cleared the floor and the floor's reply was served instead")
 
 
 class ChatCompletionResponse(BaseModel):

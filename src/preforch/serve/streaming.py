@@ -141,7 +141,8 @@ async def stream_chat(engine, req: s.ChatCompletionRequest, plan: ChatPlan,
         return _whole(base, done, plan)
     conditioned, weights_task, layer = None, None, None
     if plan.strategy == "conditioned":  # the tags need the weights first
-        used = resolve_request(req.preference, engine.objectives, await engine.infer([conversation]))
+        used = resolve_request(req.preference, engine.objectives, await engine.infer([conversation]),
+                               fallback=engine.config.fallback)
         tagged, targets = condition(engine, conversation, used.weights[0])
         conditioned = (used, targets)
     else:
@@ -202,7 +203,7 @@ async def _tokens(engine, req, plan: ChatPlan, base: dict, queue: asyncio.Queue,
                 inferred, source = await engine.infer_from_states([result.state]), "prefill"
             else:  # the prompt was too long for the prefill state to stand in
                 inferred = await engine.infer([conversation])
-            used = resolve_request(req.preference, engine.objectives, inferred)
+            used = resolve_request(req.preference, engine.objectives, inferred, fallback=engine.config.fallback)
         text, stopped = apply_stop(result.text, list(plan.stop))
         count = await _count_tokens(engine, text, plan.max_new)
         finish = "length" if not stopped and count >= plan.max_new else "stop"
