@@ -166,10 +166,38 @@ def train_lora_heads(config: RMTrainConfig, data: dict[str, PreferenceData], enc
     optim = torch.optim.AdamW([{"params": list(model.heads.parameters()), "lr": config.lr},
                                {"params": lora_params, "lr": config.lora_lr}], weight_decay=config.weight_decay)
     scorers = [_Rewards(model, adapted, spec, cache, t) for t in tasks]
+    resume = EpochCheckpoint(checkpoint_dir, config) if checkpoint_dir else None
+    best, history = _run_epochs(config, model, adapted, spec, optim, cache, tasks, scorers, resume)
+    model.heads.load_state_dict(best[2]["heads"])
+    adapted.load_state_dict(best[2]["lora"], strict=False)
+    model.heads.eval()
+    adapted.eval()
+    tensors = lora.lora_tensors(adapted)
+    merged = adapted.merge_and_unload().eval().requires_grad_(False)
+    model.encoder._model = merged
+    model.attach_lora(spec, tensors)
+    per_objective = {}
+    for scorer, task in zip(scorers, tasks):
+        scorer.encoder = merged
+        per_objective[task.objective] = evaluate_split(scorer, task.pairs, task.split, config)
+        per_objective[task.objective]["data"] = {"source": config.head_data()[task.objective], "pairs": len(task.pairs)}
+    metrics = {"objectives": per_objective, "best_epoch": best[1], "epochs_run": len(history), "history": history,
+               "encode_seconds": round(t_encode, 2), "train_seconds": round(time.perf_counter() - t0 - t_encode, 2),
+               "lora": {"rank": spec.rank, "alpha": spec.alpha, "layers": spec.layers, "targets": spec.targets,
+                        "parameters": int(sum(t.numel() for t in tensors.values()))},
+               "config": to_dict(config)}
+    seen = sorted({fp for t in tasks for fp in
+                   fingerprints(t.pairs.prompts[i] for i in np.concatenate([t.split["train"], t.split["val"]]))})
+    return RMTrainResult(model=model, metrics=metrics, trained_prompts=seen)
+
+
+def _run_epochs(config: RMTrainConfig, model, adapted, spec, optim, cache: LoraStates, tasks: list[_Task],
+                scorers: list[_Rewards], resume: EpochCheckpoint | None) -> tuple[tuple, list[dict]]:
+    """Epochs until ``config.epochs`` or ``patience`` epochs without a better mean validation loss (resuming after
+    the last saved epoch); returns (best validation loss, best epoch, its states) and the history."""
     gen = np.random.default_rng(config.seed)
     best = (float("inf"), 0, None)
     history = []
-    resume = EpochCheckpoint(checkpoint_dir, config) if checkpoint_dir else None
     if resume is not None and resume.exists():
         best, history = resume.load(model.heads, adapted, optim, gen)
         log.info("resuming after epoch %d (%s)", len(history), resume.folder)
@@ -201,27 +229,7 @@ def train_lora_heads(config: RMTrainConfig, data: dict[str, PreferenceData], enc
             resume.save(model.heads, adapted, optim, gen, best, history)
         if epoch - best[1] >= config.patience:
             break
-    model.heads.load_state_dict(best[2]["heads"])
-    adapted.load_state_dict(best[2]["lora"], strict=False)
-    model.heads.eval()
-    adapted.eval()
-    tensors = lora.lora_tensors(adapted)
-    merged = adapted.merge_and_unload().eval().requires_grad_(False)
-    model.encoder._model = merged
-    model.attach_lora(spec, tensors)
-    per_objective = {}
-    for scorer, task in zip(scorers, tasks):
-        scorer.encoder = merged
-        per_objective[task.objective] = evaluate_split(scorer, task.pairs, task.split, config)
-        per_objective[task.objective]["data"] = {"source": config.head_data()[task.objective], "pairs": len(task.pairs)}
-    metrics = {"objectives": per_objective, "best_epoch": best[1], "epochs_run": len(history), "history": history,
-               "encode_seconds": round(t_encode, 2), "train_seconds": round(time.perf_counter() - t0 - t_encode, 2),
-               "lora": {"rank": spec.rank, "alpha": spec.alpha, "layers": spec.layers, "targets": spec.targets,
-                        "parameters": int(sum(t.numel() for t in tensors.values()))},
-               "config": to_dict(config)}
-    seen = sorted({fp for t in tasks for fp in
-                   fingerprints(t.pairs.prompts[i] for i in np.concatenate([t.split["train"], t.split["val"]]))})
-    return RMTrainResult(model=model, metrics=metrics, trained_prompts=seen)
+    return best, history
 
 
 _RUN_ONLY = ("output_dir", "overwrite", "progress", "bootstrap", "references", "device", "encode_batch_size")
