@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import logging
 import os
@@ -72,12 +73,26 @@ def main(argv: list[str] | None = None) -> int:
     except PreforchError as err:
         print(f"preforch: error: {err}{producer_hint(str(err))}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno != errno.ENAMETOOLONG:
+            raise
+        # any path of any command can hit it, anywhere from checking an output to opening a file in a library
+        print(f"preforch: error: {name_too_long(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("preforch: interrupted", file=sys.stderr)
         return 130
     except Terminated as stop:
         print(f"preforch: terminated by {signal.Signals(stop.signum).name}", file=sys.stderr)
         return 128 + stop.signum
+
+
+def name_too_long(err: OSError) -> str:
+    """One line for ENAMETOOLONG: the path and its longest name in bytes (file systems allow 255 per name)."""
+    path = os.fsdecode(err.filename) if err.filename is not None else "a path"
+    longest = max((len(os.fsencode(part)) for part in path.split(os.sep)), default=0)
+    shown = path if len(path) <= 120 else f"{path[:60]}…{path[-40:]}"
+    return f"{shown}: file name too long (a name of {longest} bytes; file systems allow 255 per name)"
 
 
 #: What the README's commands write, and the command that writes it: a missing input names its maker.
