@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import errno
 import importlib
 import logging
@@ -23,10 +24,35 @@ TOP_LEVEL = ["adapter", "preforch.cli.weights_cmd", "evaluate", "score", "rm", "
 GROUP_MODULES = {"evaluate": "preforch.cli.recipe_cmd"}
 
 
+class PreforchParser(argparse.ArgumentParser):
+    """argparse's parser, but a subcommand given a flag it does not know answers with its own usage and the flags
+    it does know that look alike (argparse passes leftovers up, and the top-level usage names no flag of the
+    subcommand). Subparsers are made of the same class."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and not any(isinstance(a, argparse._SubParsersAction) for a in self._actions):
+            self.error(unknown_flags_message(self, extras))
+        return namespace, extras
+
+
+def unknown_flags_message(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """'unrecognized arguments: ...' and, for each unknown flag, the subcommand's flags closest to it."""
+    known = [o for action in parser._actions for o in action.option_strings
+             if o.startswith("--") and o != "--help"]
+    hints = []
+    for arg in extras:
+        if arg.startswith("-"):
+            close = difflib.get_close_matches(arg.split("=", 1)[0], known, n=2, cutoff=0.7)
+            if close:
+                hints.append(f"{arg.split('=', 1)[0]}: did you mean {' or '.join(close)}?")
+    return f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from preforch import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = PreforchParser(
         prog="preforch",
         description="Prompt-aware multi-objective alignment (PRO, the Preference Orchestrator).",
     )
