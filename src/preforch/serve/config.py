@@ -23,6 +23,9 @@ class ServeConfig:
     scorers: list[dict] = field([{"type": "builtin"}],
                                 help="reward scorer specs (as in `preforch score`); their objectives must be the "
                                      "adapter's; [] = no scoring (then /v1/score and best-of-N are off)")
+    allow_scorer_mismatch: bool = field(False, help="serve scorers other than the ones the adapter was trained "
+                                                    "with (its provenance.json) behind the same objective names; "
+                                                    "logged. Off: such scorers are refused at start")
     policy: str | None = field("embedded:smollm2", help="causal LM folder for /v1/chat/completions, or "
                                                         "embedded:smollm2; null = no chat endpoint")
     model_name: str = field("preforch", help="model id reported by /v1/models and in completions")
