@@ -67,6 +67,12 @@ def served(engine):
     old_level = root.level
     root.addHandler(lines)
     root.setLevel(logging.DEBUG)
+    # another test may have installed `preforch serve`'s own logging set-up, whose uvicorn loggers stop at their
+    # own handlers: let their records reach this one too
+    uvicorn_loggers = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = [(lg.propagate, lg.disabled) for lg in uvicorn_loggers]
+    for lg in uvicorn_loggers:
+        lg.propagate, lg.disabled = True, False
     port = free_port()
     server = uvicorn.Server(uvicorn_config(app, config, port=port, install_logging=False))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -82,6 +88,8 @@ def served(engine):
     own.close()
     root.removeHandler(lines)
     root.setLevel(old_level)
+    for lg, (propagate, disabled) in zip(uvicorn_loggers, saved):
+        lg.propagate, lg.disabled = propagate, disabled
 
 
 def auth(**extra) -> dict:

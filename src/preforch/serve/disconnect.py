@@ -16,14 +16,11 @@ import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 from fastapi import Request
 from fastapi.responses import Response
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 #: nginx's "client closed request": never seen by the client, it marks the abandoned request in the access log.
 CLIENT_CLOSED = 499
@@ -37,8 +34,8 @@ async def wait_for_disconnect(receive: Callable[[], Awaitable[dict]]) -> None:
             return
 
 
-async def unless_client_leaves(request: Request, cancel: threading.Event, work: Awaitable[T]) -> T | Response:
-    """``work``'s result, or, when the client goes first, a 499 nobody reads after the work is cancelled."""
+async def unless_client_leaves(request: Request, cancel: threading.Event, work: Awaitable[Response]) -> Response:
+    """``work``'s response, or, when the client goes first, a 499 nobody reads, after the work is cancelled."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(wait_for_disconnect(request.receive))
     try:
