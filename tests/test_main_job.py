@@ -18,7 +18,7 @@ def test_main_job_small(tmp_path, capsys, monkeypatch):
     assert main(argv) == 0
     text = capsys.readouterr().out
     for needle in ("scored 240 responses on ['harmless', 'helpful', 'concise']", "top-1 agreement",
-                   "kind hh-harmless", "kind hh-helpful", "kind ultrafeedback", "example test prompts", "test KL"):
+                   "kind hh-harmless", "kind hh-helpful", "kind ultrafeedback", "example test prompts", "test pairwise accuracy"):
         assert needle in text, needle
     report = json.loads((out / "report.json").read_text())
     assert report["objectives"] == ["harmless", "helpful", "concise"]

@@ -94,7 +94,9 @@ class AdapterReport:
 
     ``kl``: mean KL(w* ‖ w(x)); ``top1``: share of prompts where argmax w* = argmax w(x);
     ``entropy``: mean entropy of w(x) in nats; ``mean_weights``: objective → mean w_k(x);
-    ``per_kind``: kind → objective → mean w_k(x) (empty when rows carry no kinds).
+    ``per_kind``: kind → objective → mean w_k(x) (empty when rows carry no kinds); ``loss``: the loss that
+    trained; ``pairwise_accuracy``: share of pairs whose preferred reply gets the larger R = w(x)·s̃ (ties half;
+    None without rejected replies), what the pairwise loss fits, as KL and top-1 are what forward_kl fits.
     """
 
     objectives: list[str]
@@ -116,6 +118,9 @@ class AdapterReport:
     n_train_views: int = 0  # training rows including extra prompt views
     split_name: str = "validation"
     split: dict = field(default_factory=dict)
+    loss: str = ""
+    pairwise_accuracy: float | None = None
+    per_kind_pairwise: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         from dataclasses import asdict

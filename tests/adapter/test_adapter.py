@@ -66,6 +66,25 @@ def test_other_losses_learn(tiny_encoder_dir, loss):
     assert result.report.top1 >= 0.9, (loss, result.report.top1)
 
 
+@pytest.mark.parametrize("loss", ["pairwise", "forward_kl"])
+def test_the_report_leads_with_what_the_loss_fits(tiny_encoder_dir, loss):
+    from preforch.adapter.train import format_report
+    from preforch.evaluate.metrics import pair_outcomes
+
+    data = synthetic(150)
+    result = train_adapter(config(tiny_encoder_dir, loss=loss, epochs=5), data, progress=False)
+    report, va = result.report, result.split.val
+    norm = result.adapter.normalizer
+    weights = result.adapter.predict_from_embeddings(result.val_embeddings).numpy()  # [V, K]
+    expected = pair_outcomes(weights, norm.transform(data.scores_chosen[va]), norm.transform(data.scores_rejected[va]))
+    assert report.loss == loss and report.pairwise_accuracy == pytest.approx(expected.mean(), abs=1e-6)
+    second = format_report(report).splitlines()[1]  # the line after the sizes
+    if loss == "pairwise":
+        assert second.startswith(f"validation pairwise accuracy {expected.mean():.3f}")
+    else:
+        assert second.startswith("validation KL(w*||w)")
+
+
 def test_split_is_by_prompt(tiny_encoder_dir):
     data = synthetic(90)
     data = data.subset(list(range(90)) + list(range(90)))  # every prompt twice

@@ -42,3 +42,21 @@ def test_every_option_is_documented(command, parser):
 def test_env_runs(capsys):
     assert main(["env"]) == 0
     assert "torch" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,usage,hint", [
+    (["adapter", "train", "--hiden", "8"], "usage: preforch adapter train", "--hiden: did you mean --hidden?"),
+    (["evaluate", "adapter", "--adaptr=x"], "usage: preforch evaluate adapter", "--adaptr: did you mean --adapter"),
+    (["serve", "--prot", "80"], "usage: preforch serve", "--prot: did you mean --port"),
+    (["weights", "--adapter", "a", "hi", "--outptu", "x"], "usage: preforch weights", "did you mean --output?"),
+    (["env", "--zzz"], "usage: preforch env", None),
+], ids=["adapter-train", "evaluate-adapter", "serve", "weights", "env-no-match"])
+def test_an_unknown_flag_shows_the_subcommands_usage_and_close_matches(capsys, argv, usage, hint):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.startswith(usage), err  # not the top-level "usage: preforch [-h] ... COMMAND"
+    last = err.strip().splitlines()[-1]
+    assert "unrecognized arguments" in last and argv[-1] in last
+    assert (hint in last) if hint else ("did you mean" not in last)

@@ -103,7 +103,8 @@ BROKEN_ADAPTERS = [
     ("adapter-list", _set(CONFIG, ("adapter",), [1]), r"config\.json: .*'adapter'.*list"),
     ("hidden-text", _set(CONFIG, ("adapter", "hidden"), "abc"), r"config\.json: .*'hidden' is 'abc'"),
     ("hidden-float", _set(CONFIG, ("adapter", "hidden"), 8.5), r"config\.json: .*'hidden' is 8\.5"),
-    ("hidden-huge", _set(CONFIG, ("adapter", "hidden"), 10**12), r"model\.safetensors: .*(shape|match)"),
+    ("hidden-huge", _set(CONFIG, ("adapter", "hidden"), 10**12), r"config\.json: .*hidden=1000000000000 \(expected "
+                                                                  r"1\.\.8192\)"),
     ("layers-zero", _set(CONFIG, ("adapter", "layers"), 0), r"config\.json: .*layers=0"),
     ("activation-unknown", _set(CONFIG, ("adapter", "activation"), "swish"), r"config\.json: .*'activation'.*swish"),
     ("dropout-text", _set(CONFIG, ("adapter", "dropout"), "x"), r"config\.json: .*'dropout'"),

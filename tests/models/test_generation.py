@@ -82,3 +82,20 @@ def test_load_policy_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(PreforchError, match="safetensors"):
         load_policy(str(tmp_path / "empty"))
+
+
+def test_a_cancelled_prompt_stops_at_the_next_step_and_the_others_go_on(policy):
+    from preforch.models.generation import generate_with_config
+
+    model, tokenizer = policy
+    config = GenerationConfig(max_new_tokens=12, num_return_sequences=2, batch_size=3, seed=4)
+    prompts = ["first prompt", "second prompt here", "third"]
+    flags = [lambda: False, lambda: True, lambda: False]  # the second one's client has gone
+    out = generate_with_config(model, tokenizer, prompts, config, cancelled=flags)  # [3][2]
+
+    def tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    assert max(tokens(t) for t in out[1]) <= 1  # one decoding step, then stopped
+    assert min(tokens(t) for t in out[0] + out[2]) > 4  # the rest of the batch generated on
+    assert out[0] == generate_with_config(model, tokenizer, prompts, config)[0]  # and as without the flags

@@ -11,6 +11,14 @@ from preforch.errors import PreforchError
 from preforch.rewards.normalize import NormMethod
 from preforch.types import EncoderKind
 
+#: Upper bounds that keep a typo (`--hidden 1e8`) from becoming an out-of-memory crash: far above any useful
+#: adapter (the defaults are 256 wide, 2 layers) and any encoder's context.
+MAX_HIDDEN = 8_192
+MAX_LAYERS = 64
+MAX_TOKENS = 1_048_576
+BOUNDS = {"hidden": f"1..{MAX_HIDDEN}", "layers": f"1..{MAX_LAYERS}",
+          "encoder_max_length": f"null or 1..{MAX_TOKENS} tokens"}
+
 LossKind = Literal["auto", "forward_kl", "reverse_kl", "pairwise", "mix"]
 Activation = Literal["gelu", "relu", "tanh"]
 UncertaintySignal = Literal["distance", "disagreement", "max"]
@@ -35,7 +43,7 @@ class AdapterConfig:
                                    "(e.g. [context] next to prompt_view last_user); validation and test use "
                                    "prompt_view only; [] = prompt_view alone")
     trust_remote_code: bool = field(False, help="allow custom model code from the encoder folder")
-    hidden: int = field(256, help="MLP hidden width")
+    hidden: int = field(256, help=f"MLP hidden width (at most {MAX_HIDDEN})")
     layers: int = field(2, help="number of linear layers in the MLP (1 = a linear softmax gate)")
     dropout: float = field(0.1, help="dropout between MLP layers")
     activation: Activation = field("gelu", help="MLP activation")
@@ -81,10 +89,12 @@ class AdapterConfig:
     def __post_init__(self) -> None:
         checks = {
             "encoder": self.encoder in get_args(EncoderKind),
+            # a negative length passed here and failed in the tokenizer, after training (issue 25)
+            "encoder_max_length": self.encoder_max_length is None or 1 <= self.encoder_max_length <= MAX_TOKENS,
             "loss": self.loss in get_args(LossKind),
             "activation": self.activation in get_args(Activation),
-            "hidden": self.hidden >= 1,
-            "layers": self.layers >= 1,
+            "hidden": 1 <= self.hidden <= MAX_HIDDEN,  # `--hidden 1e8` asked for a 100M-wide layer: out of memory
+            "layers": 1 <= self.layers <= MAX_LAYERS,
             "dropout": 0.0 <= self.dropout < 1.0,
             "norm_clip": self.norm_clip is None or 0 < self.norm_clip < float("inf"),
             "tau": 0 < self.tau < float("inf"),
@@ -104,9 +114,10 @@ class AdapterConfig:
             and not (self.uncertainty_signal == "disagreement" and self.uncertainty_heads == 0),
             "fallback_quantile": 0.0 < self.fallback_quantile < 1.0,
         }
-        bad = [name for name, ok in checks.items() if not ok]
+        bad = [f"{name}={getattr(self, name)!r}" + (f" (expected {BOUNDS[name]})" if name in BOUNDS else "")
+               for name, ok in checks.items() if not ok]
         if bad:
-            raise PreforchError(f"adapter config: invalid value for {', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}")
+            raise PreforchError(f"adapter config: invalid value for {', '.join(bad)}")
         from preforch.models.paths import check_device
 
         check_device(self.device, "adapter config: device")

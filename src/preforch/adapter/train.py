@@ -112,23 +112,31 @@ def _check_data(config: AdapterConfig, data: PreferenceData) -> None:
                             f"'score_rejected.<objective>' columns); for preferred responses only set loss: forward_kl")
 
 
-def _report(adapter: PreferenceAdapter, emb: torch.Tensor, target: torch.Tensor, kinds: list[str] | None,
-            **extra) -> AdapterReport:
+def _report(adapter: PreferenceAdapter, emb: torch.Tensor, target: torch.Tensor, delta: torch.Tensor | None,
+            kinds: list[str] | None, **extra) -> AdapterReport:
+    """Shapes: emb [V, D], target [V, K], delta = s̃⁺ − s̃⁻ [V, K] (None without rejected replies)."""
     w = adapter.predict_from_embeddings(emb)  # [V, K]
     agree = (w.argmax(-1) == target.argmax(-1)).float()  # [V]
+    won = None
+    if delta is not None:  # as preforch.evaluate.metrics.pair_outcomes counts: ties half
+        margin = (w * delta.to(w.device)).sum(-1)  # [V]
+        won = (margin > 0).float() + 0.5 * (margin == 0).float()  # [V]
     names = adapter.objectives
-    per_kind, per_kind_top1 = {}, {}
+    per_kind, per_kind_top1, per_kind_pairwise = {}, {}, {}
     if kinds is not None:
         for kind in sorted(set(kinds)):
             mask = torch.tensor([k == kind for k in kinds])
             per_kind[kind] = dict(zip(names, w[mask].mean(0).tolist()))
             per_kind_top1[kind] = float(agree[mask].mean())
+            if won is not None:
+                per_kind_pairwise[kind] = float(won[mask].mean())
     return AdapterReport(
         objectives=names, kl=float(forward_kl(torch.log(w.clamp_min(1e-12)), target)), top1=float(agree.mean()),
         entropy=float(entropy(w).mean()), target_entropy=float(entropy(target).mean()),
         mean_weights=dict(zip(names, w.mean(0).tolist())),
         mean_target_weights=dict(zip(names, target.mean(0).tolist())),
-        per_kind=per_kind, per_kind_top1=per_kind_top1, **extra)
+        per_kind=per_kind, per_kind_top1=per_kind_top1, loss=adapter.config.loss,
+        pairwise_accuracy=None if won is None else float(won.mean()), per_kind_pairwise=per_kind_pairwise, **extra)
 
 
 def _load_encoder(config: AdapterConfig):
@@ -263,14 +271,17 @@ def train_adapter(config: AdapterConfig, data: PreferenceData, encoder=None, pro
 
     sizes = dict(n_train=len(split.train), n_val=len(split.val), n_test=len(split.test),
                  n_train_views=len(train_rows))
-    report = _report(adapter, emb[va], target[va], kinds_of(split.val), **sizes, epochs=len(history),
+    def delta_of(index) -> torch.Tensor | None:
+        return None if delta is None else delta[index]
+
+    report = _report(adapter, emb[va], target[va], delta_of(va), kinds_of(split.val), **sizes, epochs=len(history),
                      best_epoch=best_epoch, train_seconds=time.perf_counter() - started, history=history,
                      split=split.describe())
     test_report = None
     if len(split.test):
         te = torch.as_tensor(split.test)
-        test_report = _report(adapter, emb[te], target[te], kinds_of(split.test), **sizes, split=split.describe(),
-                              split_name="test")
+        test_report = _report(adapter, emb[te], target[te], delta_of(te), kinds_of(split.test), **sizes,
+                              split=split.describe(), split_name="test")
     return TrainResult(adapter=adapter, report=report, test_report=test_report, split=split,
                        val_embeddings=emb[va].cpu(), test_embeddings=emb[torch.as_tensor(split.test)].cpu())
 
@@ -284,16 +295,26 @@ def format_report(report: AdapterReport) -> str:
     else:
         head = (f"adapter: {report.n_train} training / {report.n_val} validation / {report.n_test} test rows (split "
                 f"by prompt), {report.epochs} epochs (best {report.best_epoch}), {report.train_seconds:.1f}s")
-    lines = [
-        head,
-        f"{report.split_name} KL(w*||w) {report.kl:.4f}   top-1 agreement {report.top1:.3f}   "
-        f"weight entropy {report.entropy:.3f} nats (targets {report.target_entropy:.3f})",
-        "mean weights      " + "  ".join(f"{n} {report.mean_weights[n]:.3f}" for n in names),
-        "mean targets w*   " + "  ".join(f"{n} {report.mean_target_weights[n]:.3f}" for n in names),
-    ]
+    # lead with what the loss fits: a pairwise-trained adapter is not asked to match w*, so its KL / top-1
+    # against w* (0.46 "agreement", say) reads as failure when it is not (issue 25)
+    pairwise = report.loss in ("pairwise", "mix") and report.pairwise_accuracy is not None
+    kl_part = (f"KL(w*||w) {report.kl:.4f}   top-1 agreement {report.top1:.3f}   "
+               f"weight entropy {report.entropy:.3f} nats (targets {report.target_entropy:.3f})")
+    kl_line = f"{report.split_name} {kl_part}"
+    lines = [head]
+    if pairwise:
+        lead = (f"{report.split_name} pairwise accuracy {report.pairwise_accuracy:.3f} (pairs whose preferred reply "
+                f"gets the larger R = w(x)·s~; what the {report.loss} loss fits)")
+        lines += [lead, f"  against w* (not what the {report.loss} loss fits): {kl_part}"]
+    else:
+        lines.append(kl_line + (f"   pairwise accuracy {report.pairwise_accuracy:.3f}"
+                                if report.pairwise_accuracy is not None else ""))
+    lines += ["mean weights      " + "  ".join(f"{n} {report.mean_weights[n]:.3f}" for n in names),
+              "mean targets w*   " + "  ".join(f"{n} {report.mean_target_weights[n]:.3f}" for n in names)]
     for kind, weights in report.per_kind.items():
-        lines.append(f"  kind {kind:<20} " + "  ".join(f"{n} {weights[n]:.3f}" for n in names)
-                     + f"   top-1 {report.per_kind_top1[kind]:.3f}")
+        measure = (f"pairwise {report.per_kind_pairwise[kind]:.3f}" if pairwise
+                   else f"top-1 {report.per_kind_top1[kind]:.3f}")
+        lines.append(f"  kind {kind:<20} " + "  ".join(f"{n} {weights[n]:.3f}" for n in names) + f"   {measure}")
     return "\n".join(lines)
 
 

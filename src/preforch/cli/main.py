@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
+import errno
 import importlib
 import logging
 import os
@@ -22,10 +24,35 @@ TOP_LEVEL = ["adapter", "preforch.cli.weights_cmd", "evaluate", "score", "rm", "
 GROUP_MODULES = {"evaluate": "preforch.cli.recipe_cmd"}
 
 
+class PreforchParser(argparse.ArgumentParser):
+    """argparse's parser, but a subcommand given a flag it does not know answers with its own usage and the flags
+    it does know that look alike (argparse passes leftovers up, and the top-level usage names no flag of the
+    subcommand). Subparsers are made of the same class."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and not any(isinstance(a, argparse._SubParsersAction) for a in self._actions):
+            self.error(unknown_flags_message(self, extras))
+        return namespace, extras
+
+
+def unknown_flags_message(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """'unrecognized arguments: ...' and, for each unknown flag, the subcommand's flags closest to it."""
+    known = [o for action in parser._actions for o in action.option_strings
+             if o.startswith("--") and o != "--help"]
+    hints = []
+    for arg in extras:
+        if arg.startswith("-"):
+            close = difflib.get_close_matches(arg.split("=", 1)[0], known, n=2, cutoff=0.7)
+            if close:
+                hints.append(f"{arg.split('=', 1)[0]}: did you mean {' or '.join(close)}?")
+    return f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from preforch import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = PreforchParser(
         prog="preforch",
         description="Prompt-aware multi-objective alignment (PRO, the Preference Orchestrator).",
     )
@@ -72,12 +99,26 @@ def main(argv: list[str] | None = None) -> int:
     except PreforchError as err:
         print(f"preforch: error: {err}{producer_hint(str(err))}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno != errno.ENAMETOOLONG:
+            raise
+        # any path of any command can hit it, anywhere from checking an output to opening a file in a library
+        print(f"preforch: error: {name_too_long(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("preforch: interrupted", file=sys.stderr)
         return 130
     except Terminated as stop:
         print(f"preforch: terminated by {signal.Signals(stop.signum).name}", file=sys.stderr)
         return 128 + stop.signum
+
+
+def name_too_long(err: OSError) -> str:
+    """One line for ENAMETOOLONG: the path and its longest name in bytes (file systems allow 255 per name)."""
+    path = os.fsdecode(err.filename) if err.filename is not None else "a path"
+    longest = max((len(os.fsencode(part)) for part in path.split(os.sep)), default=0)
+    shown = path if len(path) <= 120 else f"{path[:60]}…{path[-40:]}"
+    return f"{shown}: file name too long (a name of {longest} bytes; file systems allow 255 per name)"
 
 
 #: What the README's commands write, and the command that writes it: a missing input names its maker.

@@ -35,6 +35,7 @@ def add_parser(sub) -> None:
                         "(default: off). Every line reports 'confidence' (null for an adapter saved without "
                         "uncertainty) and 'lambda', the share of w_default used")
     p.add_argument("--output", help="JSONL file to write (default: standard output)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.add_argument("--batch-size", type=int, default=64, help="prompts per encoder batch (default: 64)")
     p.add_argument("--device", default=None, help="torch device (default: cpu)")
     p.add_argument("--trust-remote-code", action="store_true",
@@ -64,13 +65,13 @@ def read_conversations(args: argparse.Namespace) -> list:
 
 def run(args: argparse.Namespace) -> int:
     from preforch.adapter import PreferenceAdapter
-    from preforch.atomic import check_output_dir, write_text
+    from preforch.atomic import refuse_existing, write_text
     from preforch.errors import PreforchError
     from preforch.models.paths import check_device
     from preforch.weighting import Weighting, resolve_weights
 
     if args.output:
-        check_output_dir(args.output, "file")
+        refuse_existing(args.output, args.overwrite, "file")
     if args.device:
         check_device(args.device, "--device")
     if args.batch_size < 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -131,10 +132,15 @@ def generate(model, tokenizer, prompts: list, max_new_tokens: int = 64, num_retu
     return generate_with_config(model, tokenizer, prompts, config, progress=progress)
 
 
-def generate_with_config(model, tokenizer, prompts: list, config: GenerationConfig,
-                         progress: bool = False) -> list[list[str]]:
-    """:func:`generate` with a :class:`GenerationConfig`. Shape: [N][G] texts, in input order."""
-    return _generate(model, tokenizer, prompts, config, progress, layer=None).texts
+#: One flag per prompt: ``cancelled[i]()`` true stops prompt i's rows at the next decoding step.
+Cancelled = Sequence[Callable[[], bool]]
+
+
+def generate_with_config(model, tokenizer, prompts: list, config: GenerationConfig, progress: bool = False,
+                         cancelled: Cancelled | None = None) -> list[list[str]]:
+    """:func:`generate` with a :class:`GenerationConfig`. Shape: [N][G] texts, in input order. A prompt whose
+    ``cancelled`` flag turns true stops growing at the next decoding step (its texts are then cut short)."""
+    return _generate(model, tokenizer, prompts, config, progress, layer=None, cancelled=cancelled).texts
 
 
 @dataclass
@@ -149,7 +155,7 @@ class GenerationWithStates:
 
 
 def generate_with_prompt_states(model, tokenizer, prompts: list, config: GenerationConfig, layer: int = -1,
-                                progress: bool = False) -> GenerationWithStates:
+                                progress: bool = False, cancelled: Cancelled | None = None) -> GenerationWithStates:
     """:func:`generate_with_config`, also returning the prompt's last-token hidden state of ``layer``.
 
     The state comes from the prompt forward pass (prefill) that generation makes anyway, so a
@@ -159,11 +165,26 @@ def generate_with_prompt_states(model, tokenizer, prompts: list, config: Generat
     left-padded, so the last position is every row's last real token, and generate's position ids skip
     the padding, so both see the same positions.
     """
-    return _generate(model, tokenizer, prompts, config, progress, layer=layer)
+    return _generate(model, tokenizer, prompts, config, progress, layer=layer, cancelled=cancelled)
+
+
+def cancel_criteria(flags: Cancelled, repeat: int = 1):
+    """A transformers stopping criterion that ends row j of a batch once ``flags[j // repeat]()`` is true (rows
+    repeat each prompt ``repeat`` times, as ``num_return_sequences`` lays them out). generate() checks it after
+    every decoding step and stops when every row has ended, so work nobody waits for ends within one step."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Flags(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            done = [bool(flag()) for flag in flags for _ in range(repeat)]  # [B * G]
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Flags()])
 
 
 def _generate(model, tokenizer, prompts: list, config: GenerationConfig, progress: bool,
-              layer: int | None) -> GenerationWithStates:
+              layer: int | None, cancelled: Cancelled | None = None) -> GenerationWithStates:
     """Sample replies; with ``layer`` set, keep that layer's last-prompt-token state of the prefill step."""
     import torch
 
@@ -194,10 +215,13 @@ def _generate(model, tokenizer, prompts: list, config: GenerationConfig, progres
             batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                               max_length=config.max_prompt_length, add_special_tokens=add_special,
                               return_tensors="pt").to(device)
+            stops = {}
+            if cancelled is not None:
+                stops["stopping_criteria"] = cancel_criteria([cancelled[i] for i in idx], g)
             with torch.inference_mode():
                 # Only ids and mask: some tokenizers add token_type_ids, which causal LMs refuse.
                 result = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                        **gen_kwargs)
+                                        **gen_kwargs, **stops)
             ids = result.sequences if layer is not None else result  # [B * G, T + new]
             if layer is not None:
                 prefill = result.hidden_states[0][layer]  # [B * G, T, D]; rows repeat each prompt G times

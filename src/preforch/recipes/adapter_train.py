@@ -20,6 +20,7 @@ from preforch.data.rows import RowReading
 from preforch.data.sources import load_data_setting
 from preforch.errors import PreforchError
 from preforch.evaluate.plots import plot_weights_by_kind
+from preforch.provenance import PROVENANCE_NAME, make_provenance, scorer_records
 from preforch.types import PreferenceData
 
 __all__ = ["TrainAdapterJob", "load_job_data", "run_train_job", "score_job_data"]
@@ -68,8 +69,9 @@ def load_job_data(job: TrainAdapterJob) -> PreferenceData:
     return load_data_setting(job.data, limit_per_kind=job.limit_per_kind, seed=job.seed, kind_column=job.kind_column)
 
 
-def score_job_data(job: TrainAdapterJob, data: PreferenceData) -> PreferenceData:
-    """Score the preferred and rejected responses with the configured scorers (cached, resumable)."""
+def score_job_data(job: TrainAdapterJob, data: PreferenceData) -> tuple[PreferenceData, list[dict]]:
+    """Score the preferred and rejected responses with the configured scorers (cached, resumable); also returns
+    the scorers' provenance records (:func:`preforch.provenance.scorer_records`)."""
     from preforch.rewards.cache import ScoreCache
     from preforch.rewards.multi import MultiScorer
     from preforch.rewards.registry import build_scorers
@@ -79,15 +81,15 @@ def score_job_data(job: TrainAdapterJob, data: PreferenceData) -> PreferenceData
         raise PreforchError(f"{data.source}: no 'score.<objective>' columns and no scorers configured")
     started = time.perf_counter()
     cache = ScoreCache() if job.score_cache else None
-    multi = MultiScorer(build_scorers(job.scorers, device=job.device), batch_size=job.score_batch_size, cache=cache,
-                        progress=job.progress)
+    scorers = build_scorers(job.scorers, device=job.device)
+    multi = MultiScorer(scorers, batch_size=job.score_batch_size, cache=cache, progress=job.progress)
     chosen, rejected = score_preference_data(data, multi, source=data.source)
     n = len(data) * (2 if rejected is not None else 1)
     seconds = time.perf_counter() - started
     print(f"scored {n} responses on {multi.objectives} in {seconds:.1f}s "
           f"({multi.hits} from cache, {n / max(seconds, 1e-9):.1f} responses/s)")
     data.objectives, data.scores_chosen, data.scores_rejected = list(multi.objectives), chosen, rejected
-    return data
+    return data, scorer_records(job.scorers, scorers)
 
 
 def format_examples(prompts: list, weights: np.ndarray, objectives: list[str], kinds: list[str] | None) -> str:
@@ -123,8 +125,9 @@ def run_train_job(job: TrainAdapterJob, data: PreferenceData | None = None):
     check_output_dir(out)
     started = time.perf_counter()
     data = data if data is not None else load_job_data(job)
+    scorers = None  # scores that came with the data: no scorer to record
     if data.scores_chosen is None:
-        data = score_job_data(job, data)
+        data, scorers = score_job_data(job, data)
     from preforch.adapter.train import format_report, train_adapter  # torch loads when the job runs
 
     result = train_adapter(job.adapter_config(), data, progress=job.progress)
@@ -145,6 +148,7 @@ def run_train_job(job: TrainAdapterJob, data: PreferenceData | None = None):
         adapter.write_files(tmp)
         write_json(tmp / REPORT_NAME, report)
         write_json(tmp / SPLIT_NAME, split_record(result.split, data))
+        write_json(tmp / PROVENANCE_NAME, make_provenance(scorers, job.data, len(data)))
         write_text(tmp / "report.txt", text + "\n")
         load.write_table(load.rows_from_preference_data(data), tmp / SCORES_NAME)
         if job.plot:

@@ -25,6 +25,7 @@ from preforch.errors import PreforchError
 from preforch.models import generation
 from preforch.models.generation import GenerationConfig
 from preforch.models.paths import check_device
+from preforch.provenance import check_scorers
 from preforch.rewards.multi import MultiScorer
 from preforch.types import PolicyDType
 from preforch.weighting import Weighting, WeightMode, check_objectives, user_vector
@@ -59,6 +60,8 @@ class GenerateJobConfig(GenerationConfig):
     scorers: list[dict] = field([{"type": "builtin"}], help="best-of-N scorer specs (as in `preforch score`)")
     score_batch_size: int = field(64, help="candidates per scoring batch")
     adapter: str | None = field(None, help="adapter folder: per-prompt weights w(x) and its saved normaliser")
+    allow_scorer_mismatch: bool = field(False, help="best-of-N with scorers other than the ones the adapter was "
+                                                    "trained with (its provenance.json); logged. Off: refused")
     weight_mode: WeightMode | None = field(None, help="best-of-N weights: adapter, fixed (user_weights) or blend; "
                                            "null = adapter without user_weights, fixed with them, blend with them "
                                            "and a blend")
@@ -159,13 +162,14 @@ def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
         from preforch.adapter.model import PreferenceAdapter  # torch loads when the job runs
         from preforch.rewards.registry import build_scorers
 
-        scorer = MultiScorer(build_scorers(config.scorers, device=config.device), batch_size=config.score_batch_size,
-                             progress=config.progress)
+        scorers = build_scorers(config.scorers, device=config.device)
+        scorer = MultiScorer(scorers, batch_size=config.score_batch_size, progress=config.progress)
         objectives = list(scorer.objectives)
         if config.adapter:
             adapter = PreferenceAdapter.from_pretrained(config.adapter, device=config.device,
                                                         trust_remote_code=config.trust_remote_code)
             check_objectives(objectives, adapter.objectives, f"adapter {config.adapter}")
+            check_scorers(config.adapter, config.scorers, scorers, "generate", config.allow_scorer_mismatch)
         if config.user_weights is not None:
             user_vector(config.user_weights, objectives, "user_weights")
     policy = load_any_policy(config)

@@ -23,6 +23,7 @@ from preforch.serve import errors as e
 from preforch.serve import schemas as s
 from preforch.serve.access import AccessGuard, add_cors, read_api_key
 from preforch.serve.chat import chat_conversation, complete, plan_chat
+from preforch.serve.disconnect import unless_client_leaves
 from preforch.serve.engine import ServeEngine, unavailable
 from preforch.serve.playground import playground_routes
 from preforch.serve.preference import RequestError
@@ -88,15 +89,20 @@ def create_app(engine: ServeEngine, api_key: str | None = None) -> FastAPI:
 
     @app.post("/v1/chat/completions", response_model=s.ChatCompletionResponse,
               summary="OpenAI-compatible chat completion with prompt-aware weighting (stream: server-sent events)")
-    async def chat(req: s.ChatCompletionRequest) -> Response:
+    async def chat(req: s.ChatCompletionRequest, request: Request) -> Response:
         if engine.policy is None:
             raise unavailable("no policy is loaded (setting 'policy' is null)")
         plan = plan_chat(req, engine)
         conversation = chat_conversation(req.messages, engine)
-        if plan.stream:
-            events = await stream_chat(engine, req, plan, conversation)
-            return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
-        done = await complete(engine, req, plan, conversation)
-        return JSONResponse(done.model_dump(mode="json"))
+
+        async def answer() -> Response:
+            if plan.stream:
+                events = await stream_chat(engine, req, plan, conversation)
+                return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+            done = await complete(engine, req, plan, conversation)
+            return JSONResponse(done.model_dump(mode="json"))
+
+        # a client that leaves stops its generation within one decoding step (serve/disconnect.py)
+        return await unless_client_leaves(request, plan.cancel, answer())
 
     return app

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,7 +27,8 @@ from preforch.weighting import ResolvedWeights
 
 @dataclass(frozen=True)
 class ChatPlan:
-    """A request's checked settings."""
+    """A request's checked settings, and its cancel flag (set when its client goes away: its generation stops at
+    the next decoding step)."""
 
     strategy: str
     n: int
@@ -38,6 +40,7 @@ class ChatPlan:
     stream: bool
     include_usage: bool
     return_candidates: bool
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
     def generation_key(self, layer: int | None):
         """Requests with equal keys may share a generation pass; a seeded request shares with none."""
@@ -124,26 +127,29 @@ def chat_conversation(messages: list[s.ChatMessage], engine) -> Conversation:
 # ---- the generation pass (runs on the policy lane) ------------------------------------------------------
 
 
-def generation_pass(engine, plan: ChatPlan, layer: int | None, items: list[tuple[Conversation, tuple]]) -> list:
-    """Generate for every gathered conversation in one batch. Items: (conversation, stop strings)."""
+def generation_pass(engine, plan: ChatPlan, layer: int | None,
+                    items: list[tuple[Conversation, tuple, threading.Event]]) -> list:
+    """Generate for every gathered conversation in one batch. Items: (conversation, stop strings, the request's
+    cancel flag); a cancelled request's rows stop at the next decoding step, the others go on."""
     from preforch.align.prefill import prefill_matches, prompt_token_count
     from preforch.models.generation import GenerationConfig, generate_with_config, generate_with_prompt_states
 
     c = engine.config
     model, tokenizer = engine.policy
-    conversations = [conv for conv, _ in items]
+    conversations = [conv for conv, _, _ in items]
+    cancelled = [flag.is_set for _, _, flag in items]
     gen = GenerationConfig(max_new_tokens=plan.max_new, num_return_sequences=plan.n, do_sample=plan.temperature > 0,
                            temperature=plan.temperature or 1.0, top_p=plan.top_p,
                            seed=secrets.randbelow(2**31) if plan.seed is None else plan.seed,
                            batch_size=len(items), chat_template=c.chat_template, max_prompt_length=c.max_prompt_tokens)
     states = None
     if layer is not None:
-        out = generate_with_prompt_states(model, tokenizer, conversations, gen, layer=layer)
+        out = generate_with_prompt_states(model, tokenizer, conversations, gen, layer=layer, cancelled=cancelled)
         replies, states = out.texts, out.prompt_states  # [N][G], [N, D]
     else:
-        replies = generate_with_config(model, tokenizer, conversations, gen)  # [N][G]
+        replies = generate_with_config(model, tokenizer, conversations, gen, cancelled=cancelled)  # [N][G]
     results = []
-    for i, (conv, stop) in enumerate(items):
+    for i, (conv, stop, _) in enumerate(items):
         cut = [apply_stop(text, list(stop)) for text in replies[i]]
         prompt_tokens = prompt_token_count(tokenizer, conv, c.chat_template)
         # generate() returns text only: count by re-encoding, capped at the limit it generated under.
@@ -157,7 +163,8 @@ def generation_pass(engine, plan: ChatPlan, layer: int | None, items: list[tuple
 
 async def generate(engine, plan: ChatPlan, conversation: Conversation, layer: int | None) -> Generated:
     rows = await engine.on_lane(engine.policy_lane, plan.generation_key(layer),
-                                lambda items: generation_pass(engine, plan, layer, items), [(conversation, plan.stop)])
+                                lambda items: generation_pass(engine, plan, layer, items),
+                                [(conversation, plan.stop, plan.cancel)])
     return rows[0]
 
 

@@ -24,6 +24,9 @@ class ServeConfig:
     scorers: list[dict] = field([{"type": "builtin"}],
                                 help="reward scorer specs (as in `preforch score`); their objectives must be the "
                                      "adapter's; [] = no scoring (then /v1/score and best-of-N are off)")
+    allow_scorer_mismatch: bool = field(False, help="serve scorers other than the ones the adapter was trained "
+                                                    "with (its provenance.json) behind the same objective names; "
+                                                    "logged. Off: such scorers are refused at start")
     policy: str | None = field("embedded:smollm2", help="causal LM folder for /v1/chat/completions, or "
                                                         "embedded:smollm2; null = no chat endpoint")
     model_name: str = field("preforch", help="model id reported by /v1/models and in completions")
@@ -63,6 +66,12 @@ class ServeConfig:
     max_messages: int = field(64, help="limit: messages of one chat request or one prompt")
     max_body_bytes: int = field(1_000_000, help="limit: bytes of a request body; larger bodies get a 413")
     max_queue: int = field(256, help="requests waiting for one model at once; more get a 503 with Retry-After")
+    header_timeout_s: float = field(10.0, help="seconds a connection has to send a request's headers (from "
+                                               "opening, or from the previous response); slower ones get a 408 "
+                                               "and are closed")
+    body_timeout_s: float = field(30.0, help="seconds a request has to send its body once the headers are in; "
+                                             "slower ones get a 408 and are closed")
+    keep_alive_s: int = field(5, help="seconds an idle kept-alive connection stays open")
     batching: bool = field(True, help="gather concurrent requests into one model pass (false = one request per "
                                       "pass, the old behaviour; for comparisons)")
     batch_window_ms: float = field(2.0, help="how long a pass waits for more requests to join it, in ms")
@@ -110,6 +119,9 @@ class ServeConfig:
         if any(not isinstance(o, str) or o == "*" or not o.startswith(("http://", "https://")) for o in self.cors_origins):
             bad.append(f"cors_origins={self.cors_origins!r} (expected full origins like http://localhost:3000; "
                        "'*' is refused)")
+        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_s"):
+            if not 0 < getattr(self, name) <= 3600:
+                bad.append(f"{name}={getattr(self, name)!r} (expected in (0, 3600])")
         if self.threads is not None and self.threads < 1:
             bad.append(f"threads={self.threads!r} (expected >= 1 or null)")
         if bad:

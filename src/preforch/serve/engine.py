@@ -80,8 +80,11 @@ class ServeEngine:
         adapter = PreferenceAdapter.from_pretrained(config.adapter, device=config.device)
         scorer = None
         if config.scorers:
-            scorer = MultiScorer(build_scorers(config.scorers, device=config.device, source="serve scorers"),
-                                 batch_size=config.score_batch_size)
+            from preforch.provenance import check_scorers
+
+            scorers = build_scorers(config.scorers, device=config.device, source="serve scorers")
+            check_scorers(config.adapter, config.scorers, scorers, "serve", config.allow_scorer_mismatch)
+            scorer = MultiScorer(scorers, batch_size=config.score_batch_size)
         policy, policy_name, conditioning = None, None, None
         if config.policy:
             policy, policy_name, conditioning = _load_policy(config, adapter.objectives)

@@ -14,15 +14,16 @@ log = logging.getLogger(__name__)
 ACCESS_FORMAT = '%(asctime)s %(client_addr)s "%(request_line)s" %(status_code)s'
 
 
-def log_config(level: str) -> dict:
-    """uvicorn's logging set-up, spelled out so nothing but the access line is written per request."""
+def log_config(level: str, routes: list[str] | None = None) -> dict:
+    """uvicorn's logging set-up, spelled out so nothing but the access line is written per request. ``routes``:
+    path patterns the access line may show (others show as ``<other path>``); None = any path."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
             "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s"},
             "access": {"()": "preforch.serve.access_log.PathOnlyAccessFormatter", "fmt": ACCESS_FORMAT,
-                       "use_colors": False},
+                       "use_colors": False, "routes": routes},
         },
         "handlers": {
             "default": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"},
@@ -37,13 +38,18 @@ def log_config(level: str) -> dict:
 
 
 def uvicorn_config(app, config: ServeConfig, port: int | None = None, install_logging: bool = True):
-    """A ``uvicorn.Config`` for ``app`` with the server settings (one worker; HTTP/1.1 keep-alive)."""
+    """A ``uvicorn.Config`` for ``app`` with the server settings (one worker; HTTP/1.1 keep-alive; deadlines for
+    a request's headers and body, :mod:`preforch.serve.timeouts`)."""
     import uvicorn
+
+    from preforch.serve.access_log import route_patterns
+    from preforch.serve.timeouts import timed_protocol
 
     return uvicorn.Config(app, host=config.host, port=config.port if port is None else port, workers=1,
                           access_log=config.access_log, log_level=config.log_level,
-                          log_config=log_config(config.log_level) if install_logging else None,
-                          server_header=False, proxy_headers=False)
+                          log_config=log_config(config.log_level, route_patterns(app)) if install_logging else None,
+                          server_header=False, proxy_headers=False, timeout_keep_alive=config.keep_alive_s,
+                          http=timed_protocol(config.header_timeout_s, config.body_timeout_s))
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -58,19 +58,21 @@ def stream_pass(engine, plan: ChatPlan, conversation: Conversation, layer: int |
     Seeded exactly as :func:`preforch.models.generation.generate_with_config` seeds a one-prompt batch, so a
     seeded request streams the same reply it would return whole."""
     import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
+    from transformers import TextStreamer
 
     from preforch.align.prefill import prefill_matches, prompt_token_count
-    from preforch.models.generation import GenerationConfig, _generation_kwargs, _padding, format_prompts
+    from preforch.models.generation import (
+        GenerationConfig,
+        _generation_kwargs,
+        _padding,
+        cancel_criteria,
+        format_prompts,
+    )
 
     class Pieces(TextStreamer):
         def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
             if text:
                 push(text)
-
-    class Cancelled(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
 
     c = engine.config
     model, tokenizer = engine.policy
@@ -92,7 +94,7 @@ def stream_pass(engine, plan: ChatPlan, conversation: Conversation, layer: int |
             with torch.inference_mode():
                 result = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                                         streamer=Pieces(tokenizer, skip_prompt=True, skip_special_tokens=True),
-                                        stopping_criteria=StoppingCriteriaList([Cancelled()]), **kwargs)
+                                        stopping_criteria=cancel_criteria([cancel.is_set]), **kwargs)
         ids = result.sequences if layer is not None else result  # [1, T + new]
         text = tokenizer.decode(ids[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
         prompt_tokens = prompt_token_count(tokenizer, conversation, c.chat_template)
@@ -149,7 +151,7 @@ async def stream_chat(engine, req: s.ChatCompletionRequest, plan: ChatPlan,
         layer = prefill_layer_for(engine, conversation)
         if layer is None:
             weights_task = asyncio.ensure_future(engine.infer([conversation]))
-    loop, queue, cancel = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
+    loop, queue, cancel = asyncio.get_running_loop(), asyncio.Queue(), plan.cancel
 
     def push(item) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, item)
