@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from preforch.adapter.model import AdapterMLP
+from preforch.adapter.mlp import AdapterMLP
 from preforch.artifacts import check_tensors, read_object, read_safetensors, require_format, write_safetensors
 from preforch.atomic import write_json
 from preforch.errors import PreforchError
