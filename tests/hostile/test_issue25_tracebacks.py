@@ -39,6 +39,12 @@ def test_an_absurd_mlp_size_is_refused_with_its_bound(tmp_path, capsys, scored_f
     one_line_error(capsys, *train_args(scored_file, tiny_encoder_dir, tmp_path / "a"), flag, value, match=bound)
 
 
+def test_an_absurd_reward_head_size_is_refused_with_its_bound(tmp_path, capsys):
+    one_line_error(capsys, "rm", "train", "--hidden", "1e8", "--output-dir", tmp_path / "rm",
+                   match=r"head 'harmless': hidden 100000000 .*expected hidden in 0\.\.8192")
+    assert not (tmp_path / "rm").exists()
+
+
 def long_name(tmp_path, suffix: str = ""):
     return tmp_path / ("n" * 300 + suffix)
 

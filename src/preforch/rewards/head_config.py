@@ -24,6 +24,9 @@ Pooling = Literal["mean", "response_mean", "response_attention"]
 Feature = Literal["response", "prompt", "product", "difference", "length"]
 
 
+MAX_HEAD_HIDDEN = 8_192
+
+
 @dataclass
 class HeadSpec:
     """One head: how it pools the shared token states and how big it is."""
@@ -41,8 +44,10 @@ class HeadSpec:
         if bad or not self.features or len(set(self.features)) != len(self.features):
             raise PreforchError(f"head {self.objective!r}: features {self.features}, expected a non-empty subset of "
                                 f"{list(get_args(Feature))}")
-        if self.hidden < 0 or not 0.0 <= self.dropout < 1.0:
-            raise PreforchError(f"head {self.objective!r}: hidden must be >= 0 and dropout in [0, 1)")
+        # the bound turns `--hidden 1e8` (a 100M-wide layer: out of memory) into one line (issue 25)
+        if not 0 <= self.hidden <= MAX_HEAD_HIDDEN or not 0.0 <= self.dropout < 1.0:
+            raise PreforchError(f"head {self.objective!r}: hidden {self.hidden} / dropout {self.dropout}: expected "
+                                f"hidden in 0..{MAX_HEAD_HIDDEN} and dropout in [0, 1)")
 
 
 
