@@ -25,12 +25,12 @@ from preforch.align.parts import (
 )
 from preforch.config import field
 from preforch.errors import PreforchError
+from preforch.infer.conditioning import TagMapping
 
 Aggregation = Literal["sum_then_normalize", "normalize_then_sum"]
 ScaleRewards = Literal["group", "batch", "none"]
 PairSource = Literal["auto", "columns", "candidates", "sample"]
 MarginMode = Literal["none", "modpo"]
-TagMapping = Literal["ric", "linear"]
 
 #: Settings that only say where/how loudly a run goes (the RunPart), and max_steps; they do not enter the config
 #: hash, so a run can be resumed with a different logging cadence or step budget, or with ``resume: true`` itself set.

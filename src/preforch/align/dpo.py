@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from preforch.align.best_of_n import score_each
 from preforch.align.config import DPOJob
 from preforch.align.data import (
     candidates_from_rows,
@@ -47,6 +46,7 @@ from preforch.align.runs import (
 from preforch.atomic import write_json
 from preforch.data.load import write_table
 from preforch.errors import PreforchError
+from preforch.infer.best_of_n import score_each
 from preforch.weighting import resolve_weights
 
 log = logging.getLogger(__name__)
