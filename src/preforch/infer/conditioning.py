@@ -19,7 +19,7 @@ import numpy as np
 from preforch.artifacts import check_own_file, read_object, require_format, require_keys
 from preforch.conversation import Conversation, as_conversation, as_conversations
 from preforch.errors import PreforchError
-from preforch.weighting import Weighting, resolve_weights
+from preforch.weighting import Weighting, objective_order, resolve_weights
 
 CONDITIONING_NAME = "conditioning.json"
 CONDITIONING_FORMAT = 1
@@ -129,10 +129,10 @@ def conditioned_prompts(prompts: list, weights: np.ndarray, conditioning: Condit
 def tag_weights(weights: np.ndarray, objectives: list[str], conditioning: Conditioning) -> np.ndarray:
     """Weights [N, K] over ``objectives`` reordered into the tags' objective order, by name (a different order
     must not put one objective's weight in another's tag). Different names are an error naming both lists."""
-    if sorted(objectives) != sorted(conditioning.objectives):
-        raise PreforchError(f"the weights are over objectives {list(objectives)}, the conditioning tags name "
+    order = objective_order(objectives, conditioning.objectives,
+                            f"the weights are over objectives {list(objectives)}, the conditioning tags name "
                             f"{conditioning.objectives}; the same names are needed")
-    return np.asarray(weights, dtype=np.float64)[:, [list(objectives).index(o) for o in conditioning.objectives]]
+    return np.asarray(weights, dtype=np.float64)[:, order]
 
 
 @dataclass
