@@ -11,7 +11,7 @@ Shapes used in docstrings and trailing comments:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -118,6 +118,4 @@ class AdapterReport:
     split: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
-
         return asdict(self)

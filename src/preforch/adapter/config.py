@@ -8,6 +8,7 @@ from typing import Literal, get_args
 from preforch.adapter.views import TRUNCATION_SIDE, PromptView
 from preforch.config import field
 from preforch.errors import PreforchError
+from preforch.models.paths import check_device
 from preforch.rewards.normalize import NormMethod
 from preforch.types import EncoderKind
 
@@ -107,7 +108,6 @@ class AdapterConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise PreforchError(f"adapter config: invalid value for {', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}")
-        from preforch.models.paths import check_device
 
         check_device(self.device, "adapter config: device")
 

@@ -23,6 +23,7 @@ from preforch.align.parts import (
     TrainerPart,
     WeightingPart,
 )
+from preforch.align.trl_settings import check_trl_settings
 from preforch.config import field
 from preforch.errors import PreforchError
 from preforch.infer.conditioning import TagMapping
@@ -52,7 +53,6 @@ class AlignConfig(RunPart, TrainerPart, LoraPart, ScorersPart, WeightingPart, Da
         if bad:
             raise PreforchError(f"align config: invalid value for {', '.join(bad)}")
         if self.trl:  # only then is TRL imported: a config without it parses without trl
-            from preforch.align.trl_settings import check_trl_settings
 
             own = {f.name for f in dataclasses.fields(self)} - {"trl"}
             self.trl = check_trl_settings(self.trl, type(self).__name__, own)

@@ -47,6 +47,7 @@ from preforch.atomic import write_json
 from preforch.data.load import write_table
 from preforch.errors import PreforchError
 from preforch.infer.best_of_n import score_each
+from preforch.models.generation import generate
 from preforch.weighting import resolve_weights, scalarize
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,6 @@ def collect_candidates(job: DPOJob, rows, source: str, parts) -> tuple[list, lis
     prompts = prompts_from_rows(rows, job.prompt_column, source)
     if mode == "candidates":
         return prompts, candidates_from_rows(rows, job.candidate_columns, source)
-    from preforch.models.generation import generate
 
     samples = generate(parts.model, parts.tokenizer, prompts, max_new_tokens=job.sample_max_new_tokens,
                        num_return_sequences=job.num_samples, temperature=job.sample_temperature, seed=job.seed,

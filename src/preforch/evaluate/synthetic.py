@@ -14,6 +14,7 @@ response with the larger a_c·s, so a_c is the best weighting for that kind and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import erf, sqrt
 
 import numpy as np
 
@@ -95,8 +96,6 @@ def closed_form_pairwise(task: SyntheticTask, resolution: int = 10) -> dict:
 
 def expected_max_normal(g: int) -> float:
     """m_G = E[max of G i.i.d. standard normals] = ∫ x·G·φ(x)·Φ(x)^(G−1) dx (numerical quadrature)."""
-    from math import erf, sqrt
-
     x = np.linspace(-10.0, 10.0, 20001)
     phi = np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi)
     cdf = 0.5 * (1.0 + np.vectorize(erf)(x / sqrt(2.0)))

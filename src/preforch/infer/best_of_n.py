@@ -19,7 +19,8 @@ import numpy as np
 from preforch.conversation import Conversation, as_conversations
 from preforch.errors import PreforchError
 from preforch.infer.floor import Floor, choose_with_floor, floor_passes
-from preforch.models.generation import GenerationConfig
+from preforch.infer.prefill import prefill_layer, prefill_matches, prompt_token_count
+from preforch.models.generation import GenerationConfig, generate_with_config, generate_with_prompt_states
 from preforch.rewards.normalize import Normalizer
 from preforch.rewards.scorer import Scorer
 from preforch.weighting import (
@@ -134,8 +135,6 @@ def sample_candidates(policy, prompts: list, n: int, generation=None, progress: 
     if callable(policy) and not isinstance(policy, tuple):
         out = policy(list(prompts), n)
     else:
-        from preforch.models.generation import generate_with_config
-
         config = generation or GenerationConfig()
         if not config.do_sample:
             raise PreforchError("best-of-N needs sampled candidates: set do_sample: true")
@@ -201,15 +200,12 @@ def _candidates_and_weights(policy, prompts: list[Conversation], n: int, generat
     """Candidates [N][G] and, where generation's prefill state stands in for the adapter's encoder (a
     ``causal_lm`` adapter on this policy, see :mod:`preforch.infer.prefill`), w(x) [N, K] from it; None when
     the adapter's own pass is needed for every prompt (or no adapter is used)."""
-    from preforch.infer.prefill import prefill_layer, prefill_matches, prompt_token_count
-
     config = generation or GenerationConfig()
     layer = None
     if adapter is not None and weighting.needs_adapter and isinstance(policy, tuple):
         layer = prefill_layer(adapter, policy[0], policy[1], config.chat_template)
     if layer is None:
         return sample_candidates(policy, prompts, n, generation, progress), None
-    from preforch.models.generation import generate_with_prompt_states
 
     if not config.do_sample:
         raise PreforchError("best-of-N needs sampled candidates: set do_sample: true")

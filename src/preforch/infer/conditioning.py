@@ -19,6 +19,8 @@ import numpy as np
 from preforch.artifacts import check_own_file, read_object, require_format, require_keys
 from preforch.conversation import Conversation, as_conversation, as_conversations
 from preforch.errors import PreforchError
+from preforch.models.generation import GenerationConfig, LoadedPolicy, generate_with_config, load_policy
+from preforch.models.paths import model_load_error
 from preforch.weighting import Weighting, objective_order, resolve_weights
 
 CONDITIONING_NAME = "conditioning.json"
@@ -152,8 +154,6 @@ def conditioned_generation(final_dir: str | Path, prompts: list, weighting: Weig
     """Generate from a conditioned policy with desired-score tags from the resolved weights (default: the
     adapter's w(x)). User weights given as a list are in the adapter's objective order (the tags' order without
     an adapter); the adapter's objectives are matched to the tags by name."""
-    from preforch.models.generation import GenerationConfig, generate_with_config
-
     conditioning = Conditioning.load(Path(final_dir) / CONDITIONING_NAME)
     prompts = as_conversations(prompts)
     objectives = list(adapter.objectives) if adapter is not None else conditioning.objectives
@@ -171,8 +171,6 @@ def conditioned_generation(final_dir: str | Path, prompts: list, weighting: Weig
 def generate_conditioned(final_dir: str | Path, prompts: list, weighting: Weighting | None = None, adapter=None,
                          policy=None, **generation) -> list[list[str]]:
     """:func:`conditioned_generation`'s replies; ``generation``: GenerationConfig fields. Shape: [N][G]."""
-    from preforch.models.generation import GenerationConfig
-
     progress = bool(generation.pop("progress", False))
     return conditioned_generation(final_dir, prompts, weighting, adapter, policy, GenerationConfig(**generation),
                                   progress).texts
@@ -181,8 +179,6 @@ def generate_conditioned(final_dir: str | Path, prompts: list, weighting: Weight
 def load_final_policy(final_dir: str | Path, trust_remote_code: bool = False):
     """A trained policy from ``final/``: a PEFT adapter over its base model, or full weights. Custom model code
     runs only when the caller passes ``trust_remote_code`` (never because the folder asks for it)."""
-    from preforch.models.generation import LoadedPolicy, load_policy
-
     final = Path(final_dir)
     if (final / "adapter_config.json").is_file():
         if not (final / "adapter_model.safetensors").is_file() and (final / "adapter_model.bin").exists():
@@ -194,8 +190,6 @@ def load_final_policy(final_dir: str | Path, trust_remote_code: bool = False):
             check_own_file(final / name)
         from peft import AutoPeftModelForCausalLM
         from transformers import AutoTokenizer
-
-        from preforch.models.paths import model_load_error
 
         try:  # trust_remote_code is passed explicitly: left out, transformers would ask on stdin
             model = AutoPeftModelForCausalLM.from_pretrained(str(final), trust_remote_code=trust_remote_code)

@@ -193,11 +193,7 @@ def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
 def load_any_policy(config: GenerateJobConfig):
     """The policy: a model folder, the embedded SmolLM2, a hub name, or the ``final/`` folder of a LoRA
     `preforch align` run (merged onto its base model)."""
-    from pathlib import Path
-
     if config.policy and (Path(config.policy) / "adapter_config.json").is_file():
-        from preforch.infer.conditioning import load_final_policy
-
         return load_final_policy(Path(config.policy), trust_remote_code=config.trust_remote_code)
     return generation.load_policy(config.policy, config.dtype, config.device, config.trust_remote_code)
 
