@@ -49,8 +49,8 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args()
     from preforch.adapter import PreferenceAdapter
-    from preforch.align.best_of_n import best_of_n
-    from preforch.align.floor import choose_with_floor, floor_passes
+    from preforch.infer.best_of_n import best_of_n
+    from preforch.infer.floor import choose_with_floor, floor_passes
     from preforch.models.generation import GenerationConfig, load_policy
     from preforch.rewards.multi import MultiScorer
     from preforch.rewards.registry import build_scorers

@@ -10,6 +10,7 @@ from preforch.weighting import (
     check_objectives,
     check_weights,
     choose_best,
+    objective_order,
     resolve_weights,
     scalarize,
     user_vector,
@@ -86,3 +87,22 @@ def test_scalarize_and_choose_best():
     assert np.allclose(scalarize([[0.5, 0.5]], [[1.0, 3.0]]), [2.0])
     rewards = scalarize(np.array([[1.0, 0.0]]), np.array([[[0.0, 5.0], [1.0, 0.0], [1.0, 9.0]]]))  # [1, 3]
     assert rewards.tolist() == [[0.0, 1.0, 1.0]] and choose_best(rewards).tolist() == [1]  # first of a tie
+
+
+def test_scalarize_broadcasts_a_weight_lattice_and_one_vector():
+    lattice = np.array([[1.0, 0.0], [0.25, 0.75]])  # [M=2, K]
+    scores = np.array([[2.0, 4.0], [-1.0, 1.0], [0.0, 0.0]])  # [N=3, K]
+    # hand-worked: row m, column n = lattice[m]·scores[n]
+    assert scalarize(lattice[:, None, :], scores).tolist() == [[2.0, -1.0, 0.0], [3.5, 0.5, 0.0]]
+    assert scalarize([0.25, 0.75], scores).tolist() == [3.5, 0.5, 0.0]  # one w for every row
+    with pytest.raises(PreforchError, match="same K"):
+        scalarize([0.2, 0.3, 0.5], scores)
+
+
+def test_objective_order_matches_by_name():
+    assert objective_order(["b", "c", "a"], ["a", "b", "c"], "x").tolist() == [2, 0, 1]
+    weights = np.array([[0.2, 0.3, 0.5]])  # over b, c, a
+    assert weights[:, objective_order(["b", "c", "a"], ["a", "b", "c"], "x")].tolist() == [[0.5, 0.2, 0.3]]
+    for have in (["a", "b"], ["a", "b", "d"], ["a", "a", "b"]):
+        with pytest.raises(PreforchError, match="names differ"):
+            objective_order(have, ["a", "b", "c"], "names differ")

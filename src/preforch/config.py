@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
+from preforch.atomic import read_text
 from preforch.errors import PreforchError
 
 C = TypeVar("C")
@@ -208,8 +209,6 @@ def _yaml_error(err: yaml.YAMLError) -> str:
 
 def read_yaml_mapping(path: str | Path, what: str = "config file", of: str = "settings") -> dict:
     """A UTF-8 YAML file that must hold a mapping; errors are one line naming the file (and line)."""
-    from preforch.atomic import read_text
-
     path = Path(path)
     if not path.is_file():
         raise PreforchError(f"{path}: {what} not found")

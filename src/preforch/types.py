@@ -11,7 +11,7 @@ Shapes used in docstrings and trailing comments:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -123,6 +123,4 @@ class AdapterReport:
     per_kind_pairwise: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
-
         return asdict(self)

@@ -6,7 +6,8 @@ CLI and the server.
 - :func:`resolve_weights` turns a weighting, an adapter and conversations into w [N, K], applying the calibrated
   fallback w = (1 − λ(x))·w(x) + λ(x)·w_default where the weighting asks for it (issue 22).
 - :func:`scalarize` is R = Σ_k w_k·s̃_k, :func:`choose_best` the best-of choice, :func:`check_objectives`
-  the one objective-order check.
+  the one check that two objective lists agree name for name and in order, :func:`objective_order` the one
+  reorder of columns by name where the order may differ.
 """
 
 from __future__ import annotations
@@ -128,6 +129,15 @@ def check_objectives(expected: Sequence[str], got: Sequence[str], what: str, aga
                             "the same names in the same order are needed")
 
 
+def objective_order(have: Sequence[str], want: Sequence[str], message: str) -> np.ndarray:
+    """Indices that reorder columns over ``have`` into the order of ``want``, matched by name (never by position).
+    Different names raise ``message``, which names both lists. Shape: [K]."""
+    have, want = list(have), list(want)
+    if sorted(have) != sorted(want) or len(set(have)) != len(have):
+        raise PreforchError(message)
+    return np.array([have.index(name) for name in want], dtype=np.int64)
+
+
 def check_weights(weights, k: int, what: str = "weights") -> np.ndarray:
     """Validate user weights: length K, finite, non-negative, positive sum; returned normalised to sum 1.
 
@@ -244,12 +254,19 @@ def resolve_weights(prompts: Sequence, objectives: Sequence[str], weighting: Wei
 
 
 def scalarize(weights: np.ndarray, normalized_scores: np.ndarray) -> np.ndarray:
-    """R = Σ_k w_k·s̃_k. Shapes: weights [N, K] (or [K]), scores [N, K] (or [N, G, K] with weights [N, K])."""
+    """R = Σ_k w_k·s̃_k, the one place it is computed (rewards, pair labels, best-of-N, evaluation).
+
+    Shapes: weights [N, K] with scores [N, G, K] → [N, G] (per-prompt weights over each prompt's candidates);
+    otherwise the two broadcast against each other over all but the last axis: [K] with [..., K] → [...],
+    [N, K] with [N, K] → [N], [M, 1, K] with [N, K] → [M, N] (a weight lattice against every row).
+    """
     w = np.asarray(weights, dtype=np.float64)
     s = np.asarray(normalized_scores, dtype=np.float64)
+    if w.shape[-1:] != s.shape[-1:]:
+        raise PreforchError(f"scalarize: weights of shape {w.shape} and scores of shape {s.shape} need the same K")
     if s.ndim == 3 and w.ndim == 2:
         return np.einsum("nk,ngk->ng", w, s)  # [N, G]
-    return (np.broadcast_to(w, s.shape) * s).sum(-1)  # [N]
+    return (w * s).sum(-1)  # broadcast shape without K
 
 
 def choose_best(rewards: np.ndarray) -> np.ndarray:

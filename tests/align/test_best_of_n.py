@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from preforch.align.best_of_n import best_of_n, rank_candidates
 from preforch.conversation import Conversation
 from preforch.errors import PreforchError
+from preforch.infer.best_of_n import best_of_n, rank_candidates
 from preforch.rewards.callable import CallableScorer
 from preforch.rewards.normalize import Normalizer
 from preforch.weighting import Weighting, choose_best
@@ -232,7 +232,8 @@ def test_generate_cli_bad_input(tiny_policy_dir, tiny_adapter_dir, capsys):
     assert "2 weights" in capsys.readouterr().err
 
 
-def test_align_import_stays_light():
-    code = "import sys, preforch.align; print(any(m in sys.modules for m in ('trl', 'peft')))"
+@pytest.mark.parametrize("package", ["preforch.align", "preforch.infer"])
+def test_package_import_stays_light(package):
+    code = f"import sys, {package}; print(any(m in sys.modules for m in ('torch', 'trl', 'peft')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

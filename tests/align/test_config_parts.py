@@ -125,3 +125,8 @@ def test_each_part_checks_only_its_own_fields():
     assert parts.RunPart(save_steps=0, save_total_limit=None)._check_run() == ["save_steps=0"]
     assert parts.WeightingPart(adapter="runs/x")._check_weighting() == []
     assert parts.WeightingPart(user_weights={"a": 1.0}, normalizer="n.json").weighting().mode == "fixed"
+
+
+def test_loss_type_is_one_of_trls(capsys):
+    assert main(["align", "grpo", "--loss-type", "dapo-typo"]) == 2
+    assert "setting 'loss_type' is 'dapo-typo', expected one of ['grpo', 'dr_grpo', 'dapo'" in capsys.readouterr().err

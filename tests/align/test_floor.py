@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from test_best_of_n import OBJECTIVES, table_scorer
 
-from preforch.align.best_of_n import best_of_n
-from preforch.align.floor import DEFAULT_REPLY, Floor, choose_with_floor, floor_passes
 from preforch.errors import PreforchError
+from preforch.infer.best_of_n import best_of_n
+from preforch.infer.floor import DEFAULT_REPLY, Floor, choose_with_floor, floor_passes
 from preforch.rewards.normalize import Normalizer
 from preforch.weighting import Weighting
 

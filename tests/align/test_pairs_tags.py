@@ -3,7 +3,10 @@
 import numpy as np
 import pytest
 
-from preforch.align.conditioned import (
+from preforch.align.dpo import make_pairs
+from preforch.conversation import Conversation
+from preforch.errors import PreforchError
+from preforch.infer.conditioning import (
     Conditioning,
     conditioned_prompts,
     desired_scores,
@@ -12,9 +15,6 @@ from preforch.align.conditioned import (
     strip_tags,
     tag_prompt,
 )
-from preforch.align.dpo import make_pairs
-from preforch.conversation import Conversation
-from preforch.errors import PreforchError
 
 OBJ = ["harmless", "helpful"]
 

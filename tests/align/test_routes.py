@@ -10,7 +10,6 @@ from tiny_policy import PROMPTS, toy_scorer
 from transformers import TrainerCallback
 
 from preforch.adapter import PreferenceAdapter
-from preforch.align.conditioned import CONDITIONING_NAME, Conditioning, generate_conditioned, parse_tags
 from preforch.align.config import ConditionedJob, DPOJob, GRPOJob, RLOOJob
 from preforch.align.dpo import run_dpo
 from preforch.align.grpo import run_rl
@@ -18,6 +17,7 @@ from preforch.align.rewards import CONVERSATION_COLUMN, WEIGHTS_COLUMN
 from preforch.align.runs import COMPLETE_MARKER
 from preforch.conversation import from_key
 from preforch.errors import PreforchError
+from preforch.infer.conditioning import CONDITIONING_NAME, Conditioning, generate_conditioned, parse_tags
 from preforch.rewards.callable import CallableScorer
 
 

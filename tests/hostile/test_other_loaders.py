@@ -150,7 +150,7 @@ GOOD = {"format_version": 1, "objectives": OBJ, "decimals": 1, "mapping": "ric",
 ], ids=["list", "invalid", "not-utf8", "decimals-bool", "decimals-huge", "mapping", "low-nan", "objectives-text",
         "high-short"])
 def test_bad_conditioning_file(tmp_path, content, match):
-    from preforch.align.conditioned import Conditioning
+    from preforch.infer.conditioning import Conditioning
 
     path = tmp_path / "conditioning.json"
     path.write_bytes(content)

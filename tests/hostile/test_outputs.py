@@ -55,7 +55,7 @@ COMMANDS = {
     "weights": (lambda i, o: ["weights", "--adapter", i["adapter"], "hi", "--output", o], "file",
                 [("preforch.cli.weights_cmd", "read_conversations")]),
     "align-grpo": (lambda i, o: ["align", "grpo", "--adapter", i["adapter"], "--output-dir", o], "folder",
-                   [("preforch.align.runs", "load_parts")]),
+                   [("preforch.align.grpo", "load_parts")]),  # where run_rl looks the name up
 }
 BAD_OUTPUTS = {
     "root": (lambda tmp, kind: "/", r"(file-system root|must end in|must be a \.jsonl)"),
@@ -374,11 +374,11 @@ def _parquet_input(path: Path, rows: list[dict]) -> Path:
     ([{"prompt": "p", "chosen": "c", "meta": {}}], "out.parquet", r"out\.parquet: cannot be written as parquet"),
 ], ids=["bytes-to-jsonl", "mixed-types-to-parquet", "empty-struct-to-parquet"])
 def test_score_output_unwritable_rows_fail_before_scoring(tmp_path, capsys, monkeypatch, rows, output, match):
-    from preforch.rewards import scoring
+    from preforch.recipes import score  # patched where the job looks the name up
 
     source = _parquet_input(tmp_path / "in.parquet", rows) if output.endswith(".jsonl") else \
         write_jsonl(tmp_path / "in.jsonl", rows)
-    monkeypatch.setattr(scoring, "score_preference_data", _fail)
+    monkeypatch.setattr(score, "score_preference_data", _fail)
     one_line_error(capsys, "score", "--input", source, "--output", tmp_path / output, "--scorers", RULE_SCORER,
                    "--cache", "false", "--progress", "false", match=match)
     assert not (tmp_path / output).exists() and not no_leftovers(tmp_path)

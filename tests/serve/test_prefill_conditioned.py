@@ -102,7 +102,7 @@ def test_no_reuse_for_a_sentence_encoder_adapter(engine):
 
 def test_best_of_n_job_reads_weights_from_the_prefill(serve_policy_dir, causal_engines):
     from preforch.adapter import PreferenceAdapter
-    from preforch.align.best_of_n import best_of_n
+    from preforch.infer.best_of_n import best_of_n
     from preforch.models.generation import GenerationConfig, load_policy
     from preforch.rewards.multi import MultiScorer
     from preforch.rewards.registry import build_scorers

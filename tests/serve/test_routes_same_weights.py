@@ -17,11 +17,11 @@ HH = ("\n\nHuman: I need help with my garden.\n\nAssistant: Sure, what would you
 
 
 def test_every_route_gets_the_same_weights(client, engine, serve_adapter_dir, capsys):
-    from preforch.align.best_of_n import best_of_n
     from preforch.align.grpo import build_prompt_dataset
     from preforch.align.rewards import WEIGHTS_COLUMN
     from preforch.cli.main import main
     from preforch.conversation import as_conversations
+    from preforch.infer.best_of_n import best_of_n
     from preforch.weighting import Weighting, resolve_weights
 
     objectives = engine.objectives

@@ -8,6 +8,7 @@ from typing import Literal, get_args
 from preforch.adapter.views import TRUNCATION_SIDE, PromptView
 from preforch.config import field
 from preforch.errors import PreforchError
+from preforch.models.paths import check_device
 from preforch.rewards.normalize import NormMethod
 from preforch.types import EncoderKind
 
@@ -117,8 +118,7 @@ class AdapterConfig:
         bad = [f"{name}={getattr(self, name)!r}" + (f" (expected {BOUNDS[name]})" if name in BOUNDS else "")
                for name, ok in checks.items() if not ok]
         if bad:
-            raise PreforchError(f"adapter config: invalid value for {', '.join(bad)}")
-        from preforch.models.paths import check_device
+            raise PreforchError(f"adapter config: invalid value for {', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}")
 
         check_device(self.device, "adapter config: device")
 

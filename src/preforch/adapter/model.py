@@ -55,8 +55,7 @@ class PreferenceAdapter:
                  mlp: AdapterMLP | None = None, encoder=None) -> None:
         if len(objectives) < 2:
             raise PreforchError(f"an adapter needs at least 2 objectives, got {objectives}")
-        if normalizer.objectives != list(objectives):
-            raise PreforchError(f"normalizer objectives {normalizer.objectives} differ from adapter objectives {objectives}")
+        check_objectives(objectives, normalizer.objectives, "normalizer", "adapter")
         self.config = config
         self.objectives = list(objectives)
         self.normalizer = normalizer
@@ -203,9 +202,7 @@ class PreferenceAdapter:
         config = _adapter_config(meta["adapter"], config_path, trust_remote_code,
                                  check_device(device or "cpu"))
         normalizer = Normalizer.load(norm_path)
-        if normalizer.objectives != objectives:
-            raise PreforchError(f"{norm_path}: objectives {normalizer.objectives} differ from {config_path}'s "
-                                f"{objectives}")
+        check_objectives(objectives, normalizer.objectives, f"{norm_path}:", f"{config_path}'s")
         state = _read_weights(weights_path, config, dim, len(objectives))
         adapter = cls(config, objectives, normalizer, dim, encoder=encoder)
         adapter.mlp.load_state_dict(state, strict=True)

@@ -18,10 +18,13 @@ from tqdm.auto import tqdm
 from preforch.adapter.config import AdapterConfig
 from preforch.adapter.model import PreferenceAdapter
 from preforch.adapter.targets import adapter_loss, entropy, forward_kl, target_weights
+from preforch.adapter.uncertainty import fit_uncertainty
 from preforch.adapter.views import view_inputs, view_messages
 from preforch.conversation import Conversation
 from preforch.data.split import PromptSplit, split_by_prompt
 from preforch.errors import PreforchError
+from preforch.models.encoders import load_encoder
+from preforch.models.paths import cache_root
 from preforch.rewards.normalize import Normalizer
 from preforch.types import AdapterReport, PreferenceData
 
@@ -59,8 +62,6 @@ def embed_texts(encoder, texts: list[str], batch_size: int = 64, cache: bool = T
     Shape: [N, D] in the order of ``texts``.
     """
     from safetensors.torch import load_file, save_file
-
-    from preforch.models.paths import cache_root
 
     unique = list(dict.fromkeys(texts))
     key = hashlib.sha256((encoder.identity() + "\x00" + "\x00".join(unique)).encode()).hexdigest()[:32]
@@ -140,8 +141,6 @@ def _report(adapter: PreferenceAdapter, emb: torch.Tensor, target: torch.Tensor,
 
 
 def _load_encoder(config: AdapterConfig):
-    from preforch.models.encoders import load_encoder
-
     return load_encoder(config.encoder, config.encoder_path, config.encoder_max_length, config.device,
                         config.trust_remote_code, config.encoder_layer, config.truncation_side)
 
@@ -259,8 +258,6 @@ def train_adapter(config: AdapterConfig, data: PreferenceData, encoder=None, pro
                             "values?) and the learning rate")
     best_epoch, history = fit
     if config.uncertainty:
-        from preforch.adapter.uncertainty import fit_uncertainty
-
         def fit_head(head, x: torch.Tensor, rows: torch.Tensor, seed: int) -> None:
             fit_mlp(head, config, loss_of, x, rows, emb[va], va, False, seed)
 

@@ -1,25 +1,17 @@
 """`preforch align conditioned`: Rewards-in-Context (Yang et al. 2024) with prompt-aware desired scores.
 
 Training: each response's normalised scores are appended to its prompt as tags, and the policy is fine-tuned
-(TRL SFTTrainer, loss on the response only) to continue a tagged prompt with that response. Inference: the
-adapter's w(x) is mapped to desired scores (``ric``: target_k = w_k/‖w‖₂·(high_k − low_k) + low_k, with low/high
-quantiles of the training scores) and those tags are appended instead. The tag suffix is removed with
-``str.removesuffix``: ``rstrip`` of the tag's characters also eats the prompt's own trailing characters.
+(TRL SFTTrainer, loss on the response only) to continue a tagged prompt with that response. Generation with the
+trained policy (tags from w(x)) lives in :mod:`preforch.infer.conditioning`, shared with the server.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import re
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import get_args
 
 import numpy as np
 
-from preforch.align.config import ConditionedJob, TagMapping
+from preforch.align.config import ConditionedJob
 from preforch.align.data import (
     has_chat_template,
     load_rows,
@@ -39,114 +31,10 @@ from preforch.align.runs import (
     trl_args,
     use_lora,
 )
-from preforch.artifacts import check_own_file, read_object, require_format, require_keys
 from preforch.atomic import write_json
-from preforch.conversation import Conversation, as_conversation, as_conversations
+from preforch.conversation import Conversation
 from preforch.errors import PreforchError
-from preforch.weighting import Weighting, resolve_weights
-
-log = logging.getLogger(__name__)
-CONDITIONING_NAME = "conditioning.json"
-CONDITIONING_FORMAT = 1
-TAG_SEPARATOR = "\n\n"
-_TAG_RE = re.compile(r"<(?P<name>[^<>:]+): (?P<value>-?\d+(?:\.\d+)?)>")
-
-
-@dataclass
-class Conditioning:
-    """How scores become tags. ``low``/``high``: per objective, the mapping's range (training-score quantiles)."""
-
-    objectives: list[str]
-    decimals: int
-    mapping: str
-    low: list[float]
-    high: list[float]
-
-    def to_dict(self) -> dict:
-        return {"format_version": CONDITIONING_FORMAT, "objectives": self.objectives, "decimals": self.decimals,
-                "mapping": self.mapping, "low": self.low, "high": self.high}
-
-    @classmethod
-    def load(cls, path: str | Path) -> Conditioning:
-        path = Path(path)
-        if not path.is_file():
-            raise PreforchError(f"{path}: not found (a folder written by `preforch align conditioned` has it)")
-        data = read_object(path, "conditioning file")
-        require_format(data, path, CONDITIONING_FORMAT)
-        require_keys(data, ("objectives", "decimals", "mapping", "low", "high"), path)
-        objectives, decimals, mapping = data["objectives"], data["decimals"], data["mapping"]
-        if not isinstance(objectives, list) or not objectives or not all(isinstance(o, str) and o for o in objectives):
-            raise PreforchError(f"{path}: 'objectives' must be a list of names, got {objectives!r:.60}")
-        if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 12:
-            raise PreforchError(f"{path}: 'decimals' must be an integer in [0, 12], got {decimals!r:.40}")
-        if mapping not in get_args(TagMapping):
-            raise PreforchError(f"{path}: 'mapping' is {mapping!r:.40}, expected one of {list(get_args(TagMapping))}")
-        bounds = {}
-        for key in ("low", "high"):
-            values = data[key]
-            if (not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                        and math.isfinite(v) for v in values)):
-                raise PreforchError(f"{path}: {key!r} must be a list of finite numbers, got {values!r:.60}")
-            if len(values) != len(objectives):
-                raise PreforchError(f"{path}: low/high need one value per objective {objectives}")
-            bounds[key] = [float(v) for v in values]
-        return cls(list(objectives), decimals, mapping, bounds["low"], bounds["high"])
-
-
-def format_tags(objectives: list[str], values, decimals: int) -> str:
-    """The tag suffix for one response. ``values``: [K] normalised scores."""
-    body = " ".join(f"<{name}: {float(v):.{decimals}f}>" for name, v in zip(objectives, values))
-    return f"{TAG_SEPARATOR}{body}"
-
-
-def parse_tags(text, objectives: list[str]) -> np.ndarray:
-    """The scores of a tag suffix (the last tag of each objective) of a text or a conversation's final user
-    turn. Shape: [K]."""
-    if not isinstance(text, str):
-        text = as_conversation(text).last_user
-    found = {m.group("name"): float(m.group("value")) for m in _TAG_RE.finditer(text)}
-    missing = [o for o in objectives if o not in found]
-    if missing:
-        raise PreforchError(f"no tag for objective(s) {missing} in {text[-200:]!r}")
-    return np.array([found[o] for o in objectives])
-
-
-def tag_prompt(prompt, objectives: list[str], values, decimals: int) -> Conversation:
-    """The conversation with the tag suffix appended to its final user turn."""
-    conversation = as_conversation(prompt)
-    return conversation.with_last_user(conversation.last_user + format_tags(objectives, values, decimals))
-
-
-def strip_tags(tagged, objectives: list[str], values, decimals: int) -> Conversation:
-    """The conversation without the tag suffix of its final user turn (``str.removesuffix``, never ``rstrip``)."""
-    conversation = as_conversation(tagged)
-    suffix = format_tags(objectives, values, decimals)
-    if not conversation.last_user.endswith(suffix):
-        raise PreforchError(f"prompt does not end with the expected tags {suffix!r}")
-    return conversation.with_last_user(conversation.last_user.removesuffix(suffix))
-
-
-def desired_scores(weights: np.ndarray, conditioning: Conditioning) -> np.ndarray:
-    """Weights → desired normalised scores. Shape: [N, K] → [N, K].
-
-    ric: w/‖w‖₂ (RiC's mapping; a one-hot w asks for the top of one objective and the bottom of the others);
-    linear: w/max(w).
-    """
-    w = np.asarray(weights, dtype=np.float64)  # [N, K]
-    if conditioning.mapping == "ric":
-        unit = w / np.maximum(np.linalg.norm(w, axis=-1, keepdims=True), 1e-12)
-    elif conditioning.mapping == "linear":
-        unit = w / np.maximum(w.max(axis=-1, keepdims=True), 1e-12)
-    else:
-        raise PreforchError(f"unknown tag mapping {conditioning.mapping!r}; expected ric or linear")
-    low, high = np.asarray(conditioning.low), np.asarray(conditioning.high)
-    return unit * (high - low) + low  # [N, K]
-
-
-def conditioned_prompts(prompts: list, weights: np.ndarray, conditioning: Conditioning) -> list[Conversation]:
-    """Prompts with desired-score tags for generation. Shapes: [N], weights [N, K] → [N]."""
-    targets = desired_scores(weights, conditioning)
-    return [tag_prompt(p, conditioning.objectives, t, conditioning.decimals) for p, t in zip(prompts, targets)]
+from preforch.infer.conditioning import CONDITIONING_NAME, Conditioning, tag_prompt
 
 
 def _training_examples(job: ConditionedJob, parts, rows, source) -> tuple[list[Conversation], list[str], np.ndarray]:
@@ -208,90 +96,4 @@ def run_conditioned(job: ConditionedJob, scorer=None, adapter=None, policy=None,
     return AlignResult(final, report, trainer, seconds)
 
 
-def tag_weights(weights: np.ndarray, objectives: list[str], conditioning: Conditioning) -> np.ndarray:
-    """Weights [N, K] over ``objectives`` reordered into the tags' objective order, by name (a different order
-    must not put one objective's weight in another's tag). Different names are an error naming both lists."""
-    if sorted(objectives) != sorted(conditioning.objectives):
-        raise PreforchError(f"the weights are over objectives {list(objectives)}, the conditioning tags name "
-                            f"{conditioning.objectives}; the same names are needed")
-    return np.asarray(weights, dtype=np.float64)[:, [list(objectives).index(o) for o in conditioning.objectives]]
-
-
-@dataclass
-class ConditionedGeneration:
-    """Replies of a conditioned policy and what they were asked for. Shapes: texts [N][G]; weights and
-    targets [N, K], columns in ``objectives`` (the tags' order)."""
-
-    texts: list[list[str]]
-    weights: np.ndarray
-    targets: np.ndarray
-    objectives: list[str]
-    weight_source: str
-
-
-def conditioned_generation(final_dir: str | Path, prompts: list, weighting: Weighting | None = None, adapter=None,
-                           policy=None, generation=None, progress: bool = False) -> ConditionedGeneration:
-    """Generate from a conditioned policy with desired-score tags from the resolved weights (default: the
-    adapter's w(x)). User weights given as a list are in the adapter's objective order (the tags' order without
-    an adapter); the adapter's objectives are matched to the tags by name."""
-    from preforch.models.generation import GenerationConfig, generate_with_config
-
-    conditioning = Conditioning.load(Path(final_dir) / CONDITIONING_NAME)
-    prompts = as_conversations(prompts)
-    objectives = list(adapter.objectives) if adapter is not None else conditioning.objectives
-    resolved = resolve_weights(prompts, objectives, weighting or Weighting(), adapter)
-    weights = tag_weights(resolved.weights, objectives, conditioning)  # [N, K], tags' order
-    targets = desired_scores(weights, conditioning)  # [N, K]
-    if policy is None:
-        policy = load_final_policy(final_dir)
-    model, tokenizer = policy
-    tagged = [tag_prompt(p, conditioning.objectives, t, conditioning.decimals) for p, t in zip(prompts, targets)]
-    texts = generate_with_config(model, tokenizer, tagged, generation or GenerationConfig(), progress=progress)
-    return ConditionedGeneration(texts, weights, targets, conditioning.objectives, resolved.source)
-
-
-def generate_conditioned(final_dir: str | Path, prompts: list, weighting: Weighting | None = None, adapter=None,
-                         policy=None, **generation) -> list[list[str]]:
-    """:func:`conditioned_generation`'s replies; ``generation``: GenerationConfig fields. Shape: [N][G]."""
-    from preforch.models.generation import GenerationConfig
-
-    progress = bool(generation.pop("progress", False))
-    return conditioned_generation(final_dir, prompts, weighting, adapter, policy, GenerationConfig(**generation),
-                                  progress).texts
-
-
-def load_final_policy(final_dir: str | Path, trust_remote_code: bool = False):
-    """A trained policy from ``final/``: a PEFT adapter over its base model, or full weights. Custom model code
-    runs only when the caller passes ``trust_remote_code`` (never because the folder asks for it)."""
-    from preforch.models.generation import LoadedPolicy, load_policy
-
-    final = Path(final_dir)
-    if (final / "adapter_config.json").is_file():
-        if not (final / "adapter_model.safetensors").is_file() and (final / "adapter_model.bin").exists():
-            # PEFT would hand the pickle to torch.load, whose refusal is a long traceback
-            raise PreforchError(f"{final}: no adapter_model.safetensors (it holds adapter_model.bin, a pickle "
-                                "checkpoint); preforch reads PEFT weights only as safetensors (re-save with "
-                                "safe_serialization=True)")
-        for name in ("adapter_config.json", "adapter_model.safetensors"):
-            check_own_file(final / name)
-        from peft import AutoPeftModelForCausalLM
-        from transformers import AutoTokenizer
-
-        from preforch.models.paths import model_load_error
-
-        try:  # trust_remote_code is passed explicitly: left out, transformers would ask on stdin
-            model = AutoPeftModelForCausalLM.from_pretrained(str(final), trust_remote_code=trust_remote_code)
-            model = model.merge_and_unload().eval()
-            tokenizer = AutoTokenizer.from_pretrained(str(final), trust_remote_code=trust_remote_code)
-        except (OSError, ValueError, KeyError) as err:
-            raise model_load_error(err, final, "policy folder") from None
-        tokenizer.padding_side = "left"
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        return LoadedPolicy(model, tokenizer)
-    return load_policy(str(final), trust_remote_code=trust_remote_code)
-
-
-__all__ = ["FINAL_DIR", "ConditionedGeneration", "Conditioning", "conditioned_generation", "conditioned_prompts",
-           "desired_scores", "format_tags", "generate_conditioned", "load_final_policy", "parse_tags",
-           "run_conditioned", "strip_tags", "tag_prompt", "tag_weights"]
+__all__ = ["FINAL_DIR", "conditioned_rows", "run_conditioned"]

@@ -23,14 +23,17 @@ from preforch.align.parts import (
     TrainerPart,
     WeightingPart,
 )
+from preforch.align.trl_settings import check_trl_settings
 from preforch.config import field
 from preforch.errors import PreforchError
+from preforch.infer.conditioning import TagMapping
 
 Aggregation = Literal["sum_then_normalize", "normalize_then_sum"]
 ScaleRewards = Literal["group", "batch", "none"]
 PairSource = Literal["auto", "columns", "candidates", "sample"]
 MarginMode = Literal["none", "modpo"]
-TagMapping = Literal["ric", "linear"]
+#: TRL 1.16's GRPOConfig.loss_type values (how token losses are averaged into the batch loss).
+GRPOLossType = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
 
 #: Settings that only say where/how loudly a run goes (the RunPart), and max_steps; they do not enter the config
 #: hash, so a run can be resumed with a different logging cadence or step budget, or with ``resume: true`` itself set.
@@ -50,7 +53,6 @@ class AlignConfig(RunPart, TrainerPart, LoraPart, ScorersPart, WeightingPart, Da
         if bad:
             raise PreforchError(f"align config: invalid value for {', '.join(bad)}")
         if self.trl:  # only then is TRL imported: a config without it parses without trl
-            from preforch.align.trl_settings import check_trl_settings
 
             own = {f.name for f in dataclasses.fields(self)} - {"trl"}
             self.trl = check_trl_settings(self.trl, type(self).__name__, own)
@@ -79,7 +81,7 @@ class GRPOJob(AlignConfig):
     max_completion_length: int = field(32, help="new tokens per completion")
     temperature: float = field(1.0, help="sampling temperature while training")
     beta: float = field(0.0, help="KL coefficient against the reference policy (0 = no reference model)")
-    loss_type: str = field("dapo", help="TRL GRPO loss_type (grpo, dapo, dr_grpo, bnpo, ...)")
+    loss_type: GRPOLossType = field("dapo", help="TRL GRPO loss_type: how token losses are averaged")
     scale_rewards: ScaleRewards = field("group", help="advantage scaling: group std, batch std or none")
     aggregation: Aggregation = field("sum_then_normalize", help="TRL multi_objective_aggregation; with one combined "
                                      "reward both are equivalent, sum_then_normalize is the safe default")

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from preforch.align.best_of_n import score_each
 from preforch.align.config import DPOJob
 from preforch.align.data import (
     candidates_from_rows,
@@ -47,7 +46,9 @@ from preforch.align.runs import (
 from preforch.atomic import write_json
 from preforch.data.load import write_table
 from preforch.errors import PreforchError
-from preforch.weighting import resolve_weights
+from preforch.infer.best_of_n import score_each
+from preforch.models.generation import generate
+from preforch.weighting import resolve_weights, scalarize
 
 log = logging.getLogger(__name__)
 PAIRS_NAME = "pairs.jsonl"
@@ -72,7 +73,7 @@ def make_pairs(candidates: list[list[str]], normalized: list[np.ndarray], weight
     ``other_objectives`` [K] 0/1 mask of the objectives whose weighted difference is the MODPO margin."""
     out = PairSet([], [], [], [], [], 0)
     for i, (cands, s) in enumerate(zip(candidates, normalized)):
-        r = s @ weights[i]  # [G_i]
+        r = scalarize(weights[i], s)  # [G_i]
         best, worst = int(np.argmax(r)), int(np.argmin(r))
         gap = float(r[best] - r[worst])
         if best == worst or gap < min_margin:
@@ -80,7 +81,7 @@ def make_pairs(candidates: list[list[str]], normalized: list[np.ndarray], weight
             continue
         margin = 0.0
         if other_objectives is not None:
-            margin = margin_scale * float((weights[i] * other_objectives) @ (s[best] - s[worst]))
+            margin = margin_scale * float(scalarize(weights[i] * other_objectives, s[best] - s[worst]))
         out.index.append(i)
         out.chosen.append(cands[best])
         out.rejected.append(cands[worst])
@@ -105,7 +106,6 @@ def collect_candidates(job: DPOJob, rows, source: str, parts) -> tuple[list, lis
     prompts = prompts_from_rows(rows, job.prompt_column, source)
     if mode == "candidates":
         return prompts, candidates_from_rows(rows, job.candidate_columns, source)
-    from preforch.models.generation import generate
 
     samples = generate(parts.model, parts.tokenizer, prompts, max_new_tokens=job.sample_max_new_tokens,
                        num_return_sequences=job.num_samples, temperature=job.sample_temperature, seed=job.seed,

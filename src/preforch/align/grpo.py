@@ -36,6 +36,7 @@ from preforch.align.runs import (
     use_lora,
 )
 from preforch.conversation import Conversation, as_conversations
+from preforch.errors import PreforchError
 from preforch.weighting import resolve_weights
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,6 @@ def _trainer_class(job: GRPOJob):
 
 
 def _check_batch(job: GRPOJob) -> None:
-    from preforch.errors import PreforchError
-
     total = job.per_device_train_batch_size * job.gradient_accumulation_steps
     if total % job.num_generations:
         raise PreforchError(f"{type(job).__name__}: per_device_train_batch_size x gradient_accumulation_steps "

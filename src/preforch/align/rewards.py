@@ -17,7 +17,7 @@ import numpy as np
 from preforch.conversation import Conversation, as_conversations, from_key
 from preforch.errors import PreforchError
 from preforch.rewards.normalize import Normalizer
-from preforch.weighting import check_objectives
+from preforch.weighting import check_objectives, scalarize
 
 #: Dataset column with the K weights of each prompt (a list of floats).
 WEIGHTS_COLUMN = "pro_weights"
@@ -87,7 +87,7 @@ class ScalarizedReward:
                                 f"(objectives {self.objectives})")
         raw = np.asarray(self.scorer.score(list(prompts), list(responses)), dtype=np.float64)  # [B, K]
         normalized = self.normalizer.transform(raw).astype(np.float64)  # [B, K]
-        reward = (w * normalized).sum(-1)  # [B]
+        reward = scalarize(w, normalized)  # [B]
         return RewardBatch(as_conversations(prompts), raw, normalized, w, reward)
 
     def __call__(self, prompts, completions, **kwargs) -> list[float]:

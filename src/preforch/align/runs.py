@@ -23,6 +23,9 @@ from preforch.align.model_card import MODEL_CARD_NAME, model_card
 from preforch.align.trl_settings import check_run_environment, merged_trl_args
 from preforch.atomic import check_output_dir, read_json, staged_dir, write_json
 from preforch.errors import PreforchError, setting_hint
+from preforch.models.generation import load_policy
+from preforch.models.paths import EMBEDDED_POLICY
+from preforch.rewards.multi import MultiScorer
 from preforch.rewards.normalize import Normalizer
 from preforch.weighting import check_objectives
 
@@ -135,22 +138,17 @@ def load_normalizer(config: AlignConfig, adapter) -> Normalizer:
 
 def load_parts(config: AlignConfig, scorer=None, adapter=None, policy=None) -> RunParts:
     """Policy, scorer, adapter and normaliser; objects given as arguments are used as they are (tests, benchmarks)."""
-    from preforch.models.paths import EMBEDDED_POLICY
-
     if adapter is None and config.adapter:
         from preforch.adapter import PreferenceAdapter
 
         adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
     normalizer = load_normalizer(config, adapter)
     if scorer is None:
-        from preforch.rewards.multi import MultiScorer
         from preforch.rewards.registry import build_scorers
 
         scorer = MultiScorer(build_scorers(config.scorers, device=config.device), batch_size=config.scorer_batch_size)
     check_objectives(scorer.objectives, normalizer.objectives, "adapter" if adapter is not None else "normaliser")
     if policy is None:
-        from preforch.models.generation import load_policy
-
         policy = load_policy(config.policy, trust_remote_code=config.trust_remote_code)
     model, tokenizer = policy
     embedded = config.policy in (None, "", EMBEDDED_POLICY)
@@ -173,8 +171,6 @@ def lora_config(config: AlignConfig):
 def checkpointing_arg(enabled: bool) -> dict:
     """transformers ≥ 5.x names it ``activation_checkpointing`` (``gradient_checkpointing`` warns); older
     releases know only the old name."""
-    import dataclasses
-
     from transformers import TrainingArguments
 
     names = {f.name for f in dataclasses.fields(TrainingArguments)}

@@ -6,6 +6,8 @@ import argparse
 import importlib.metadata as md
 import platform
 
+from preforch.models.paths import cache_root, package_dir
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("env", help="print versions, devices and embedded-model locations",
@@ -15,8 +17,6 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-
-    from preforch.models.paths import cache_root, package_dir
 
     print(f"python        {platform.python_version()} ({platform.platform()})")
     for name in ("preforch", "torch", "transformers", "safetensors", "datasets", "accelerate", "trl", "peft",

@@ -14,7 +14,9 @@ import signal
 import sys
 import threading
 
+from preforch import __version__
 from preforch.cli.commands import COMMANDS, GROUPS, CommandGroup
+from preforch.errors import PreforchError
 
 #: The top-level commands in `preforch --help` order: a group or command of the table, or a module with
 #: ``add_parser``.
@@ -50,8 +52,6 @@ def unknown_flags_message(parser: argparse.ArgumentParser, extras: list[str]) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from preforch import __version__
-
     parser = PreforchParser(
         prog="preforch",
         description="Prompt-aware multi-objective alignment (PRO, the Preference Orchestrator).",
@@ -88,7 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     # transformers' per-load "Loading weights" bars drown preforch's own progress bars.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from preforch.errors import PreforchError
 
     parser = build_parser()
     args = parser.parse_args(argv)

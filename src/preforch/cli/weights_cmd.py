@@ -6,6 +6,13 @@ import argparse
 import json
 import sys
 
+from preforch.atomic import refuse_existing, write_text
+from preforch.conversation import as_conversation
+from preforch.data.load import check_text, json_value, read_prompts_file
+from preforch.errors import PreforchError
+from preforch.models.paths import check_device
+from preforch.weighting import Weighting, resolve_weights
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("weights", help="infer per-prompt objective weights with an adapter",
@@ -45,10 +52,6 @@ def add_parser(sub) -> None:
 
 def read_conversations(args: argparse.Namespace) -> list:
     """The conversations named on the command line, in order: arguments, --messages, --prompts-file."""
-    from preforch.conversation import as_conversation
-    from preforch.data.load import check_text, json_value, read_prompts_file
-    from preforch.errors import PreforchError
-
     conversations = []
     for i, text in enumerate(args.prompts, 1):
         check_text(text, f"prompt argument {i}")  # an undecodable byte arrives as a lone surrogate
@@ -65,10 +68,6 @@ def read_conversations(args: argparse.Namespace) -> list:
 
 def run(args: argparse.Namespace) -> int:
     from preforch.adapter import PreferenceAdapter
-    from preforch.atomic import refuse_existing, write_text
-    from preforch.errors import PreforchError
-    from preforch.models.paths import check_device
-    from preforch.weighting import Weighting, resolve_weights
 
     if args.output:
         refuse_existing(args.output, args.overwrite, "file")

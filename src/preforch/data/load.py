@@ -16,6 +16,7 @@ from typing import Any
 
 from preforch.atomic import read_bytes, read_text, staged_file, write_bytes, write_text
 from preforch.conversation import Conversation, as_conversation
+from preforch.data.hub import is_hub_name, read_hub_dataset
 from preforch.data.rows import (  # noqa: F401  (the row parsing's public names, read from here too)
     REJECTED_SCORE_PREFIX,
     SCORE_PREFIX,
@@ -114,8 +115,6 @@ def read_table(path: str | Path) -> list[dict[str, Any]]:
     allowed); every problem is a one-line error naming the file and, where there is one, the line."""
     path = Path(path)
     if not path.exists():
-        from preforch.data.hub import is_hub_name, read_hub_dataset
-
         if is_hub_name(str(path)):  # Anthropic/hh-rlhf[:split], from the local datasets cache
             return read_hub_dataset(str(path))
         raise PreforchError(f"{path}: data file not found")

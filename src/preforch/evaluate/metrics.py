@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from preforch.errors import PreforchError
+from preforch.weighting import scalarize
 
 EPS = 1e-12
 
@@ -26,15 +27,14 @@ def pair_outcomes(weights, chosen, rejected) -> np.ndarray:
     Ties count half so a constant reward scores 0.5, not 0 or 1. Shapes: weights [N, K] or [K];
     chosen, rejected [N, K] → [N].
     """
-    w = np.asarray(weights, dtype=np.float64)
-    margin = (np.broadcast_to(w, np.shape(chosen)) * (np.asarray(chosen) - np.asarray(rejected))).sum(-1)  # [N]
+    margin = scalarize(weights, np.asarray(chosen, dtype=np.float64) - np.asarray(rejected, dtype=np.float64))  # [N]
     return np.where(margin > 0, 1.0, np.where(margin == 0, 0.5, 0.0))
 
 
 def lattice_pair_outcomes(lattice, chosen, rejected) -> np.ndarray:
     """:func:`pair_outcomes` for every fixed vector at once. Shapes: [M, K], [N, K], [N, K] → [M, N]."""
     delta = np.asarray(chosen, dtype=np.float64) - np.asarray(rejected, dtype=np.float64)  # [N, K]
-    margin = np.asarray(lattice, dtype=np.float64) @ delta.T  # [M, N]
+    margin = scalarize(np.asarray(lattice, dtype=np.float64)[:, None, :], delta)  # [M, N]
     return np.where(margin > 0, 1.0, np.where(margin == 0, 0.5, 0.0))
 
 
@@ -91,7 +91,7 @@ def select_best(candidate_scores, weights) -> np.ndarray:
     """
     s = np.asarray(candidate_scores, dtype=np.float64)
     w = np.broadcast_to(np.asarray(weights, dtype=np.float64), (s.shape[0], s.shape[2]))
-    return np.argmax(np.einsum("nk,ngk->ng", w, s), axis=1)  # [N]
+    return np.argmax(scalarize(w, s), axis=1)  # [N]
 
 
 def lattice_selections(candidate_scores, lattice) -> np.ndarray:
@@ -100,6 +100,6 @@ def lattice_selections(candidate_scores, lattice) -> np.ndarray:
     Shapes: candidate_scores [N, G, K], lattice [M, K] → per-prompt picked scores [M, N, K].
     """
     s = np.asarray(candidate_scores, dtype=np.float64)
-    r = np.einsum("mk,ngk->mng", np.asarray(lattice, dtype=np.float64), s)  # [M, N, G]
+    r = scalarize(np.asarray(lattice, dtype=np.float64)[:, None, None, :], s)  # [M, N, G]
     pick = np.argmax(r, axis=2)  # [M, N]
     return np.take_along_axis(s[None], pick[:, :, None, None], axis=2)[:, :, 0, :]  # [M, N, K]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
 
 from preforch.errors import PreforchError
+from preforch.evaluate.pareto import pareto_mask
 
 
 def _pyplot():
@@ -23,8 +25,6 @@ def _pyplot():
 
 def _save(fig, path: Path) -> Path:
     """Write through a temporary name so a half-written PNG never appears under the final name."""
-    import os
-
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     os.replace(tmp, path)
@@ -32,8 +32,6 @@ def _save(fig, path: Path) -> Path:
 
 
 def _front_axes(ax, fixed: np.ndarray, aware, uniform, i: int, j: int, objectives: list[str]) -> None:
-    from preforch.evaluate.pareto import pareto_mask
-
     pts = fixed[:, [i, j]]  # [M, 2]
     front = pareto_mask(pts)
     ax.scatter(pts[~front, 0], pts[~front, 1], s=14, c="0.65", label="fixed weights")

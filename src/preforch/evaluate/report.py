@@ -6,6 +6,7 @@ from pathlib import Path
 
 from preforch.atomic import write_json, write_text
 from preforch.evaluate.adapter_eval import AdapterEvaluation
+from preforch.evaluate.plots import plot_front, plot_reliability, plot_weights_by_kind
 from preforch.evaluate.responses import ResponsesEvaluation, weight_label
 from preforch.evaluate.risk_coverage import fallback_markdown
 
@@ -113,8 +114,6 @@ def write_adapter_report(folder: Path, ev: AdapterEvaluation, settings: dict, pl
     write_text(folder / REPORT_MD, adapter_markdown(ev))
     files = [REPORT_JSON, REPORT_MD]
     if plots:
-        from preforch.evaluate.plots import plot_reliability, plot_weights_by_kind
-
         plot_weights_by_kind(ev.objectives, ev.test_weights, ev.test_kinds, folder / "weights_by_kind.png")
         plot_reliability(ev.calibration.bins, folder / "reliability.png", len(ev.objectives))
         files += ["weights_by_kind.png", "reliability.png"]
@@ -126,8 +125,6 @@ def write_responses_report(folder: Path, ev: ResponsesEvaluation, settings: dict
     write_text(folder / REPORT_MD, responses_markdown(ev))
     files = [REPORT_JSON, REPORT_MD]
     if plots:
-        from preforch.evaluate.plots import plot_front, plot_weights_by_kind
-
         for name, g in ev.groups.items():
             safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
             plot_front(ev.objectives, g.fixed_points, g.aware_point, g.uniform_point, folder / f"front_{safe}.png",

@@ -14,12 +14,14 @@ response with the larger a_c·s, so a_c is the best weighting for that kind and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import erf, sqrt
 
 import numpy as np
 
 from preforch.errors import PreforchError
 from preforch.evaluate.pareto import simplex_lattice
 from preforch.types import PreferenceData
+from preforch.weighting import scalarize
 
 
 @dataclass
@@ -65,7 +67,7 @@ def make_pairs(task: SyntheticTask, n: int, seed: int = 0) -> PreferenceData:
     prompts, kinds, sc, sr = [], [], [], []
     for ci, (kind, count) in enumerate(zip(task.kind_weights, _kind_counts(task, n))):
         s1, s2 = rng.standard_normal((count, k)), rng.standard_normal((count, k))  # [n_c, K]
-        first = (s1 @ a[ci]) >= (s2 @ a[ci])
+        first = scalarize(a[ci], s1) >= scalarize(a[ci], s2)  # [n_c]
         sc.append(np.where(first[:, None], s1, s2))
         sr.append(np.where(first[:, None], s2, s1))
         prompts += [f"{kind} prompt {i}" for i in range(count)]
@@ -94,8 +96,6 @@ def closed_form_pairwise(task: SyntheticTask, resolution: int = 10) -> dict:
 
 def expected_max_normal(g: int) -> float:
     """m_G = E[max of G i.i.d. standard normals] = ∫ x·G·φ(x)·Φ(x)^(G−1) dx (numerical quadrature)."""
-    from math import erf, sqrt
-
     x = np.linspace(-10.0, 10.0, 20001)
     phi = np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi)
     cdf = 0.5 * (1.0 + np.vectorize(erf)(x / sqrt(2.0)))
@@ -130,4 +130,4 @@ def utility(picked_scores: np.ndarray, task: SyntheticTask, kinds: list[str]) ->
     """Mean true utility a_c·s of picked responses. Shape: picked_scores [N, K]."""
     a = task.weights()
     index = {c: i for i, c in enumerate(task.kind_weights)}
-    return float(np.mean([picked_scores[i] @ a[index[c]] for i, c in enumerate(kinds)]))
+    return float(np.mean(scalarize(a[[index[c] for c in kinds]], picked_scores)))  # mean of [N]

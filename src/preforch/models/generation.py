@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from tqdm.auto import tqdm
 
 from preforch.config import field
+from preforch.conversation import as_conversations
 from preforch.errors import PreforchError
 from preforch.models.batching import length_sorted_batches
 from preforch.models.paths import model_load_error
@@ -100,8 +101,6 @@ def format_prompts(tokenizer, prompts, chat_template: bool = True) -> tuple[list
     ``chat_template`` and a tokenizer that has one, each conversation goes through the template with the
     assistant's generation prompt; without a template its canonical text is used.
     """
-    from preforch.conversation import as_conversations
-
     conversations = as_conversations(prompts)
     if chat_template and getattr(tokenizer, "chat_template", None):
         texts = [tokenizer.apply_chat_template(c.to_messages(), tokenize=False, add_generation_prompt=True)

@@ -21,6 +21,10 @@ from preforch.data.sources import load_data_setting
 from preforch.errors import PreforchError
 from preforch.evaluate.plots import plot_weights_by_kind
 from preforch.provenance import PROVENANCE_NAME, make_provenance, scorer_records
+from preforch.recipes.bad_rows import read_preference_file
+from preforch.rewards.cache import ScoreCache
+from preforch.rewards.multi import MultiScorer
+from preforch.rewards.scoring import score_preference_data
 from preforch.types import PreferenceData
 
 __all__ = ["TrainAdapterJob", "load_job_data", "run_train_job", "score_job_data"]
@@ -63,8 +67,6 @@ def load_job_data(job: TrainAdapterJob) -> PreferenceData:
     """The rows the job's ``data`` names (an embedded set: ``limit_per_kind`` of each kind, shuffled with the seed;
     a file: read with the job's column and ``on_bad_rows`` settings)."""
     if not is_embedded(job.data):
-        from preforch.recipes.bad_rows import read_preference_file
-
         return read_preference_file(job.data, job, job.output, kind_column=job.kind_column).data
     return load_data_setting(job.data, limit_per_kind=job.limit_per_kind, seed=job.seed, kind_column=job.kind_column)
 
@@ -72,10 +74,7 @@ def load_job_data(job: TrainAdapterJob) -> PreferenceData:
 def score_job_data(job: TrainAdapterJob, data: PreferenceData) -> tuple[PreferenceData, list[dict]]:
     """Score the preferred and rejected responses with the configured scorers (cached, resumable); also returns
     the scorers' provenance records (:func:`preforch.provenance.scorer_records`)."""
-    from preforch.rewards.cache import ScoreCache
-    from preforch.rewards.multi import MultiScorer
     from preforch.rewards.registry import build_scorers
-    from preforch.rewards.scoring import score_preference_data
 
     if not job.scorers:
         raise PreforchError(f"{data.source}: no 'score.<objective>' columns and no scorers configured")

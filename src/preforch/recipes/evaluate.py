@@ -23,9 +23,8 @@ from preforch.data.load import (
     read_table,
 )
 from preforch.data.rows import RowReading
-from preforch.recipes.bad_rows import read_preference_file
 from preforch.errors import PreforchError
-from preforch.evaluate.adapter_eval import predict_once
+from preforch.evaluate.adapter_eval import evaluate_adapter, predict_once
 from preforch.evaluate.report import (
     adapter_markdown,
     responses_markdown,
@@ -34,6 +33,7 @@ from preforch.evaluate.report import (
 )
 from preforch.evaluate.responses import evaluate_best_of_n, evaluate_policies
 from preforch.models.builtin import BUILTIN_HEADS
+from preforch.recipes.bad_rows import read_preference_file
 from preforch.rewards.head_config import read_training_prompts
 from preforch.rewards.normalize import Normalizer
 from preforch.weighting import check_weights
@@ -127,7 +127,6 @@ def reward_model_prompts(folders: list[str]) -> set[str] | None:
 def run_adapter_evaluation(config: EvaluateAdapterConfig) -> Path:
     """Load, evaluate, write the report folder; returns its path."""
     from preforch.adapter.model import PreferenceAdapter  # torch loads when the job runs
-    from preforch.evaluate.adapter_eval import evaluate_adapter
 
     with staged_dir(config.output_dir, overwrite=config.overwrite) as tmp:
         adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)

@@ -15,6 +15,8 @@ from preforch.config import field
 from preforch.conversation import Conversation, as_conversation
 from preforch.data.load import column_present, prefixed_columns, read_table
 from preforch.errors import PreforchError
+from preforch.evaluate.adapter_eval import predict_once
+from preforch.evaluate.plots import plot_routing
 from preforch.evaluate.routing import RoutingEvaluation, evaluate_routing, labels_from_expected, routing_text
 from preforch.recipes.evaluate import WEIGHT_PREFIX, load_weights_file
 
@@ -138,7 +140,6 @@ def _weights(config: EvaluateRoutingConfig):
     """(objectives, a function from prompts to weights [N, K], where the weights come from)."""
     if config.adapter:
         from preforch.adapter.model import PreferenceAdapter  # torch loads when the job runs
-        from preforch.evaluate.adapter_eval import predict_once
 
         adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
         return (adapter.objectives, lambda prompts: predict_once(adapter, prompts, config.batch_size),
@@ -166,8 +167,6 @@ def run_routing_evaluation(config: EvaluateRoutingConfig) -> RoutingEvaluation:
                                        "result": ev.to_dict()})
         write_text(tmp / REPORT_TXT, routing_text(ev))
         if config.plots:
-            from preforch.evaluate.plots import plot_routing
-
             where = f" ({config.split_column} = {config.split})" if config.split else ""
             plot_routing(objectives, ev.labelled, weights, probes.labels, probes.groups, tmp / PLOT,
                          title=f"weights by label: {Path(config.data).name}{where}")

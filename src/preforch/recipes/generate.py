@@ -10,18 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from preforch.align.best_of_n import best_of_n
-from preforch.align.conditioned import (
-    CONDITIONING_NAME,
-    Conditioning,
-    conditioned_generation,
-    load_final_policy,
-)
 from preforch.atomic import refuse_existing, write_text
 from preforch.config import field
 from preforch.conversation import Conversation, as_conversations
 from preforch.data.load import read_prompts_file
 from preforch.errors import PreforchError
+from preforch.infer.best_of_n import best_of_n
+from preforch.infer.conditioning import (
+    CONDITIONING_NAME,
+    Conditioning,
+    conditioned_generation,
+    load_final_policy,
+)
 from preforch.models import generation
 from preforch.models.generation import GenerationConfig
 from preforch.models.paths import check_device
@@ -197,11 +197,7 @@ def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
 def load_any_policy(config: GenerateJobConfig):
     """The policy: a model folder, the embedded SmolLM2, a hub name, or the ``final/`` folder of a LoRA
     `preforch align` run (merged onto its base model)."""
-    from pathlib import Path
-
     if config.policy and (Path(config.policy) / "adapter_config.json").is_file():
-        from preforch.align.conditioned import load_final_policy
-
         return load_final_policy(Path(config.policy), trust_remote_code=config.trust_remote_code)
     return generation.load_policy(config.policy, config.dtype, config.device, config.trust_remote_code)
 

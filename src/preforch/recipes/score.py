@@ -24,7 +24,10 @@ from preforch.data.load import check_writable, read_table, write_table
 from preforch.data.rows import RowReading
 from preforch.errors import PreforchError
 from preforch.models.paths import check_device
+from preforch.recipes.bad_rows import report_rejected
+from preforch.rewards.cache import ScoreCache
 from preforch.rewards.scorer import SCORER_TYPE_NAMES
+from preforch.rewards.scoring import as_multi, attach_scores, parse_rows, score_preference_data
 
 __all__ = ["OUTPUT_SUFFIXES", "ScoreConfig", "ScoreResult", "output_kind", "process_state", "score_dataset"]
 
@@ -158,11 +161,7 @@ def score_dataset(config: ScoreConfig) -> ScoreResult:
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))  # ranks share the cores
-    from preforch.rewards.cache import ScoreCache
     from preforch.rewards.registry import build_scorers
-    from preforch.rewards.scoring import as_multi, attach_scores, parse_rows, score_preference_data
-
-    from preforch.recipes.bad_rows import report_rejected
 
     rows = read_table(config.input)
     parsed = parse_rows(rows, source=config.input, columns=config.column_map(), on_bad_rows=config.on_bad_rows)

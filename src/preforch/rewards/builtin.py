@@ -3,11 +3,11 @@ conciseness rule (where the heads live: :mod:`preforch.models.builtin`)."""
 
 from __future__ import annotations
 
-from preforch.errors import PreforchError
 from preforch.models.builtin import BUILTIN_HEADS, BUILTIN_OBJECTIVES
 from preforch.rewards.heads import SharedEncoderHeads
 from preforch.rewards.multi import MultiScorer
 from preforch.rewards.rules import ConcisenessScorer
+from preforch.weighting import check_objectives
 
 __all__ = ["BUILTIN_HEADS", "BUILTIN_OBJECTIVES", "load_builtin_heads", "load_builtin_scorer"]
 
@@ -18,8 +18,7 @@ def load_builtin_heads(device: str = "cpu") -> SharedEncoderHeads:
     first = SharedEncoderHeads.from_pretrained(folders[0], device=device)
     rest = [SharedEncoderHeads.from_pretrained(path, device=device, encoder=first.encoder) for path in folders[1:]]
     heads = SharedEncoderHeads.combine([first, *rest]) if rest else first
-    if heads.objectives != list(BUILTIN_HEADS):
-        raise PreforchError(f"built-in heads: objectives {heads.objectives}, expected {list(BUILTIN_HEADS)}")
+    check_objectives(list(BUILTIN_HEADS), heads.objectives, "built-in heads'", "the expected")
     return heads
 
 
@@ -30,6 +29,5 @@ def load_builtin_scorer(device: str = "cpu", batch_size: int = 256, progress: bo
     """
     scorer = MultiScorer([load_builtin_heads(device), ConcisenessScorer("concise")], batch_size=batch_size,
                          progress=progress)
-    if scorer.objectives != BUILTIN_OBJECTIVES:
-        raise PreforchError(f"built-in scorer: objectives {scorer.objectives}, expected {BUILTIN_OBJECTIVES}")
+    check_objectives(BUILTIN_OBJECTIVES, scorer.objectives, "built-in scorer's", "the expected")
     return scorer

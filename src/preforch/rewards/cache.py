@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from preforch.errors import PreforchError
+from preforch.models.paths import cache_root
 
 CACHE_FILE = "scores.sqlite"
 _SCHEMA_VERSION = 1
@@ -23,8 +24,6 @@ _SELECT_CHUNK = 500  # keys per SELECT ... IN (...), below SQLite's parameter li
 
 def default_cache_path() -> Path:
     """``cache_root() / "scores.sqlite"`` ($PREFORCH_CACHE or ~/.cache/preforch)."""
-    from preforch.models.paths import cache_root
-
     return cache_root() / CACHE_FILE
 
 

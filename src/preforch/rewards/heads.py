@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from preforch import __version__
 from preforch.artifacts import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -265,8 +266,6 @@ class SharedEncoderHeads:
         """Write config.json + model.safetensors into an existing (staged) folder."""
         import safetensors
         import transformers
-
-        from preforch import __version__
 
         data = self._config_dict()
         data["library_versions"] = {"preforch": __version__, "torch": torch.__version__.split("+")[0],

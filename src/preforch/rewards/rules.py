@@ -14,7 +14,9 @@ The optional packages are imported on first use (``pip install 'preforch[rules]'
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata as md
+import importlib.util
 import math
 
 import numpy as np
@@ -24,9 +26,6 @@ from preforch.errors import PreforchError
 
 def _require(module: str, pip_name: str, load: bool = True):
     """Import ``module`` (or, with ``load=False``, only check that it is installed)."""
-    import importlib
-    import importlib.util
-
     try:
         if not load:
             if importlib.util.find_spec(module.split(".")[0]) is None:

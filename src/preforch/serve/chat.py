@@ -4,7 +4,7 @@ strategies (plain sampling, best-of-N ranked by R under the request's weights, r
 Generation requests with the same sampling settings are gathered into one batched pass; a seeded request runs
 alone, so the same seed and request give the same reply. w(x) comes from the adapter's encoder pass on the
 encoder lane, run while the reply is generated, or, for a ``causal_lm`` adapter on the served policy, from
-generation's prefill state (:mod:`preforch.align.prefill`).
+generation's prefill state (:mod:`preforch.infer.prefill`).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def generation_pass(engine, plan: ChatPlan, layer: int | None,
                     items: list[tuple[Conversation, tuple, threading.Event]]) -> list:
     """Generate for every gathered conversation in one batch. Items: (conversation, stop strings, the request's
     cancel flag); a cancelled request's rows stop at the next decoding step, the others go on."""
-    from preforch.align.prefill import prefill_matches, prompt_token_count
+    from preforch.infer.prefill import prefill_matches, prompt_token_count
     from preforch.models.generation import GenerationConfig, generate_with_config, generate_with_prompt_states
 
     c = engine.config
@@ -202,7 +202,7 @@ async def weights_and_replies(engine, plan: ChatPlan, conversation: Conversation
 
 def condition(engine, conversation: Conversation, weights: np.ndarray) -> tuple[Conversation, dict]:
     """The conversation with desired-score tags from ``weights`` [K] (adapter order), and the targets by name."""
-    from preforch.align.conditioned import desired_scores, tag_prompt, tag_weights
+    from preforch.infer.conditioning import desired_scores, tag_prompt, tag_weights
 
     cond = engine.conditioning
     # the tags may list the objectives in another order: matched by name, never by position
@@ -223,13 +223,13 @@ def preference_info(engine, plan: ChatPlan, used: ResolvedWeights, source: str, 
 async def rank(engine, plan: ChatPlan, conversation: Conversation, gen: Generated, used: ResolvedWeights,
                info: s.PreferenceInfo) -> int:
     """Score the candidates, fill the best-of-N fields of ``info``; returns the chosen index."""
-    from preforch.align.best_of_n import rank_candidates
+    from preforch.infer.best_of_n import rank_candidates
 
     raw = await engine.raw_scores([conversation] * len(gen.texts), gen.texts)  # [G, K]
     norm, rewards, best = rank_candidates(raw[None], used.weights, engine.adapter.normalizer)  # [1, G, K]
     floor = engine.config.floor_rule()
     if floor.enabled:
-        from preforch.align.floor import choose_with_floor, floor_passes
+        from preforch.infer.floor import choose_with_floor, floor_passes
 
         best, floored = choose_with_floor(rewards, floor_passes(norm, used.weights, floor.min_score, floor.share))
         info.floored = bool(floored[0])

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from preforch.align.floor import DEFAULT_REPLY, Floor
 from preforch.config import field
 from preforch.errors import PreforchError
+from preforch.infer.floor import DEFAULT_REPLY, Floor
 from preforch.types import PolicyDType
 
 Strategy = Literal["sample", "best_of_n", "conditioned"]

@@ -61,7 +61,7 @@ class ServeEngine:
                             if policy is not None else None)
         self.prefill_layer = None
         if policy is not None and config.prefill_reuse:
-            from preforch.align.prefill import prefill_layer
+            from preforch.infer.prefill import prefill_layer
 
             self.prefill_layer = prefill_layer(adapter, policy[0], policy[1], config.chat_template)
 
@@ -251,7 +251,7 @@ def _load_policy(config: ServeConfig, objectives: list[str]):
     name = config.policy if resolved == config.policy else f"{config.policy} ({resolved})"
     folder = Path(resolved)
     if (folder / "adapter_config.json").is_file():  # a LoRA run's final/: merged onto its base model
-        from preforch.align.conditioned import load_final_policy
+        from preforch.infer.conditioning import load_final_policy
 
         policy = load_final_policy(folder)
     else:
@@ -260,7 +260,7 @@ def _load_policy(config: ServeConfig, objectives: list[str]):
         policy = load_policy(resolved, dtype=config.dtype, device=config.device,
                              trust_remote_code=config.trust_remote_code)
     conditioning = None
-    from preforch.align.conditioned import CONDITIONING_NAME, Conditioning
+    from preforch.infer.conditioning import CONDITIONING_NAME, Conditioning
 
     path = Path(config.conditioning) if config.conditioning else folder / CONDITIONING_NAME
     if config.conditioning or path.is_file():

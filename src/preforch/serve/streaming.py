@@ -60,7 +60,7 @@ def stream_pass(engine, plan: ChatPlan, conversation: Conversation, layer: int |
     import torch
     from transformers import TextStreamer
 
-    from preforch.align.prefill import prefill_matches, prompt_token_count
+    from preforch.infer.prefill import prefill_matches, prompt_token_count
     from preforch.models.generation import (
         GenerationConfig,
         _generation_kwargs,

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from preforch.adapter.views import view_messages
 from preforch.conversation import Conversation
+from preforch.models.generation import format_prompts
+from preforch.models.policy import resolve_policy_path
 
 #: The encoder's prompt-token limit when the adapter config leaves it null (as in load_encoder).
 CAUSAL_LM_DEFAULT_MAX_LENGTH = 512
@@ -34,8 +36,6 @@ def _same_folder(a: str | None, b: str | None) -> bool:
 def prefill_layer(adapter, model, tokenizer, chat_template: bool) -> int | None:
     """The hidden layer whose prefill state stands in for the adapter's encoder, or None when none can."""
     import torch
-
-    from preforch.models.policy import resolve_policy_path
 
     config = adapter.config
     if config.encoder != "causal_lm" or not chat_template or not getattr(tokenizer, "chat_template", None):
@@ -59,7 +59,5 @@ def prefill_matches(adapter, conversation: Conversation, prompt_tokens: int, max
 
 def prompt_token_count(tokenizer, conversation: Conversation, chat_template: bool) -> int:
     """Prompt tokens as generation encodes them (before its max_prompt_length cut)."""
-    from preforch.models.generation import format_prompts
-
     texts, templated = format_prompts(tokenizer, [conversation], chat_template)
     return len(tokenizer(texts[0], add_special_tokens=not templated)["input_ids"])

@@ -5,7 +5,7 @@ exceeds ``share``; the best candidate that passes is chosen, and when none does 
 
 Why weighted objectives only: a reply to a harmless coding question need not clear the harmlessness floor's
 bar of a red-team prompt; the weights already say which objectives this prompt is judged on. Pure functions
-over arrays; :func:`preforch.align.best_of_n.best_of_n` and the server's chat apply them.
+over arrays; :func:`preforch.infer.best_of_n.best_of_n` and the server's chat apply them.
 """
 
 from __future__ import annotations

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from preforch.conversation import Conversation, as_conversations
-from preforch.align.floor import Floor, choose_with_floor, floor_passes
 from preforch.errors import PreforchError
-from preforch.models.generation import GenerationConfig
+from preforch.infer.floor import Floor, choose_with_floor, floor_passes
+from preforch.infer.prefill import prefill_layer, prefill_matches, prompt_token_count
+from preforch.models.generation import GenerationConfig, generate_with_config, generate_with_prompt_states
 from preforch.rewards.normalize import Normalizer
 from preforch.rewards.scorer import Scorer
 from preforch.weighting import (
@@ -134,8 +135,6 @@ def sample_candidates(policy, prompts: list, n: int, generation=None, progress: 
     if callable(policy) and not isinstance(policy, tuple):
         out = policy(list(prompts), n)
     else:
-        from preforch.models.generation import generate_with_config
-
         config = generation or GenerationConfig()
         if not config.do_sample:
             raise PreforchError("best-of-N needs sampled candidates: set do_sample: true")
@@ -157,7 +156,7 @@ def best_of_n(prompts: list, policy, scorer: Scorer, n: int, *, adapter=None, we
     adapter's w(x)); see :class:`preforch.weighting.Weighting`. The normaliser is ``normalizer`` if given, else
     the adapter's, else a z-score fitted on this call's candidates (so fixed weights act on comparable scales).
     ``generation`` is a GenerationConfig. ``floor`` (enabled): serve only replies that clear it, else its reply
-    (see :mod:`preforch.align.floor`).
+    (see :mod:`preforch.infer.floor`).
     """
     if isinstance(prompts, str) or not prompts:
         raise PreforchError("best-of-N: give a non-empty list of prompts")
@@ -199,17 +198,14 @@ def best_of_n(prompts: list, policy, scorer: Scorer, n: int, *, adapter=None, we
 def _candidates_and_weights(policy, prompts: list[Conversation], n: int, generation, progress: bool, adapter,
                             weighting: Weighting) -> tuple[list[list[str]], np.ndarray | None]:
     """Candidates [N][G] and, where generation's prefill state stands in for the adapter's encoder (a
-    ``causal_lm`` adapter on this policy, see :mod:`preforch.align.prefill`), w(x) [N, K] from it; None when
+    ``causal_lm`` adapter on this policy, see :mod:`preforch.infer.prefill`), w(x) [N, K] from it; None when
     the adapter's own pass is needed for every prompt (or no adapter is used)."""
-    from preforch.align.prefill import prefill_layer, prefill_matches, prompt_token_count
-
     config = generation or GenerationConfig()
     layer = None
     if adapter is not None and weighting.needs_adapter and isinstance(policy, tuple):
         layer = prefill_layer(adapter, policy[0], policy[1], config.chat_template)
     if layer is None:
         return sample_candidates(policy, prompts, n, generation, progress), None
-    from preforch.models.generation import generate_with_prompt_states
 
     if not config.do_sample:
         raise PreforchError("best-of-N needs sampled candidates: set do_sample: true")
