@@ -118,7 +118,7 @@ class AdapterConfig:
         bad = [f"{name}={getattr(self, name)!r}" + (f" (expected {BOUNDS[name]})" if name in BOUNDS else "")
                for name, ok in checks.items() if not ok]
         if bad:
-            raise PreforchError(f"adapter config: invalid value for {', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}")
+            raise PreforchError(f"adapter config: invalid value for {', '.join(bad)}")
 
         check_device(self.device, "adapter config: device")
 
