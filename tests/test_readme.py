@@ -54,11 +54,13 @@ def test_readme_block_is_found_and_every_command_is_covered():
         assert known, f"README command with no entry in tests/test_readme.py: {command}"
 
 
-def run_walk(tmp_path: Path, monkeypatch, capsys, shrink: bool) -> list[tuple[str, float]]:
-    shutil.copytree(ROOT / "configs", tmp_path / "configs")
-    (tmp_path / "src").symlink_to(ROOT / "src")  # configs name repo-relative files, as from a checkout's root
-    with gzip.open(UF, "rt", encoding="utf-8") as f:
-        (tmp_path / "small_ultrafeedback.jsonl").write_text("".join(next(f) for _ in range(6)))
+def run_walk(tmp_path: Path, monkeypatch, capsys, shrink: bool, again: bool = False) -> list[tuple[str, float]]:
+    """The README block in order; ``again``: a second time over the first pass's outputs (the block re-runs)."""
+    if not again:
+        shutil.copytree(ROOT / "configs", tmp_path / "configs")
+        (tmp_path / "src").symlink_to(ROOT / "src")  # configs name repo-relative files, as from a checkout's root
+        with gzip.open(UF, "rt", encoding="utf-8") as f:
+            (tmp_path / "small_ultrafeedback.jsonl").write_text("".join(next(f) for _ in range(6)))
     monkeypatch.chdir(tmp_path)
     timings = []
     for command in readme_commands():
@@ -82,6 +84,7 @@ def run_walk(tmp_path: Path, monkeypatch, capsys, shrink: bool) -> list[tuple[st
         if command.startswith("preforch align grpo"):  # the printed next step runs too: the trained LoRA policy
             hint = next(line for line in out.out.splitlines() if line.startswith("next: preforch generate"))
             argv = shlex.split(hint.removeprefix("next: "))[1:] + (SHRINK["preforch generate"] if shrink else [])
+            argv += ["--overwrite"] if again else []
             assert main(argv) == 0, capsys.readouterr().err[-2000:]
             assert (tmp_path / "runs/generate/grpo.jsonl").is_file()
     assert (tmp_path / "runs/example/model.safetensors").is_file()
@@ -93,8 +96,9 @@ def run_walk(tmp_path: Path, monkeypatch, capsys, shrink: bool) -> list[tuple[st
     return timings
 
 
-def test_readme_walk_runs_in_order_with_tiny_flags(tmp_path, monkeypatch, capsys):
+def test_readme_walk_runs_in_order_with_tiny_flags_twice(tmp_path, monkeypatch, capsys):
     run_walk(tmp_path, monkeypatch, capsys, shrink=True)
+    run_walk(tmp_path, monkeypatch, capsys, shrink=True, again=True)  # the block can be re-run as written
 
 
 @pytest.mark.slow
