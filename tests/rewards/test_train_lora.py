@@ -30,10 +30,10 @@ def _pairs(path, good: str, bad: str, n: int, seed: int):
 def _plain_and_adapted(tiny_encoder_dir, spec):
     from transformers import AutoModel
 
-    from preforch.rewards import lora
+    from preforch.align.reward_lora import add_lora
 
     plain = AutoModel.from_pretrained(tiny_encoder_dir).eval()
-    adapted = lora.add_lora(copy.deepcopy(plain), spec)
+    adapted = add_lora(copy.deepcopy(plain), spec)
     torch.manual_seed(1)
     for name, p in adapted.named_parameters():
         if "lora_B" in name:
@@ -120,7 +120,7 @@ def test_lora_settings_are_checked():
 
 
 def test_an_interrupted_run_resumes_after_its_last_epoch(tmp_path, tiny_encoder_dir, monkeypatch):
-    from preforch.rewards import train_lora
+    from preforch.align import reward_lora as train_lora
 
     heads = {"polite": _pairs(tmp_path / "polite.jsonl", "thanks", "idiot", 60, 0)}
     config = RMTrainConfig(heads=heads, lora_rank=2, lora_layers=1, encoder=str(tiny_encoder_dir), max_length=32,

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
+from preforch.align.reward_lora import train_lora_heads
 from preforch.artifacts import folder_fingerprint
 from preforch.atomic import refuse_existing, staged_dir, write_json, write_text
 from preforch.data.example import UF_FILE
 from preforch.data.load import read_table
 from preforch.data.sources import load_data_setting
-from preforch.recipes.bad_rows import read_preference_file
 from preforch.errors import PreforchError
+from preforch.recipes.bad_rows import read_preference_file
 from preforch.recipes.rm_card import render_lora_card
 from preforch.rewards.head_config import LOCAL_ENCODER, TRAINING_PROMPTS_NAME, RMTrainConfig
 from preforch.rewards.train_head import RMTrainResult, StateCache, train_reward_head
-from preforch.rewards.train_lora import train_lora_heads
 from preforch.types import PreferenceData
 
 __all__ = ["RMTrainConfig", "load_margins", "load_pairs", "render_model_card", "run_rm_train"]

@@ -1,6 +1,6 @@
-"""LoRA on a BERT-style encoder: PEFT adds and trains the adapters; merging them back is plain arithmetic.
-
-Training wraps the encoder with PEFT (``add_lora``) on the top ``spec.layers`` layers only; the layers below stay
+"""LoRA on a BERT-style encoder, without PEFT: which linear maps get adapters, reading them off a trained model,
+and merging them back (plain arithmetic). Training wraps the encoder with PEFT (:func:`preforch.align.reward_lora.
+add_lora`, under align/, the one place that imports PEFT) on the top ``spec.layers`` layers only; the layers below stay
 frozen, so their output can be computed once and cached (:func:`top_layers_forward` runs the adapted layers on
 it). What is saved is the adapters alone (``lora_tensors``: a few hundred KiB, keyed by the plain module path).
 Scoring never imports PEFT: ``merge_lora`` adds (alpha / rank)·B·A into each target weight of a plain encoder,
@@ -10,7 +10,6 @@ so a LoRA reward model scores at the plain encoder's cost.
 from __future__ import annotations
 
 import hashlib
-import warnings
 
 import torch
 from torch import nn
@@ -18,7 +17,7 @@ from torch import nn
 from preforch.errors import PreforchError
 from preforch.rewards.head_config import LoraSpec
 
-__all__ = ["add_lora", "expected_lora_shapes", "lora_fingerprint", "lora_tensors", "lower_states", "merge_lora", "num_layers", "top_indices",
+__all__ = ["expected_lora_shapes", "lora_fingerprint", "lora_targets", "lora_tensors", "lower_states", "merge_lora", "num_layers", "top_indices",
            "top_layers_forward"]
 
 
@@ -33,7 +32,7 @@ def top_indices(model: nn.Module, spec: LoraSpec) -> list[int]:
     return list(range(n - spec.layers, n))
 
 
-def _targets(model: nn.Module, spec: LoraSpec) -> dict[str, nn.Linear]:
+def lora_targets(model: nn.Module, spec: LoraSpec) -> dict[str, nn.Linear]:
     """Module path → linear map that gets an adapter (paths as in the plain encoder's state dict)."""
     out = {}
     for i in top_indices(model, spec):
@@ -41,20 +40,6 @@ def _targets(model: nn.Module, spec: LoraSpec) -> dict[str, nn.Linear]:
             if isinstance(module, nn.Linear) and name.split(".")[-1] in spec.targets:
                 out[f"encoder.layer.{i}.{name}"] = module
     return out
-
-
-def add_lora(model: nn.Module, spec: LoraSpec, dropout: float = 0.0, seed: int = 0) -> nn.Module:
-    """The encoder wrapped by PEFT with trainable adapters on its top layers (everything else frozen)."""
-    try:
-        from peft import LoraConfig, get_peft_model
-    except ImportError as err:
-        raise PreforchError(f"rm train: lora_rank needs PEFT ({err}); install preforch[align]") from None
-    names = sorted(_targets(model, spec))
-    torch.manual_seed(seed)
-    config = LoraConfig(r=spec.rank, lora_alpha=spec.alpha, lora_dropout=dropout, target_modules=names, bias="none")
-    with warnings.catch_warnings():  # PEFT's own notice about a transformers rename, not ours to act on
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        return get_peft_model(model, config)
 
 
 def lora_tensors(peft_model: nn.Module) -> dict[str, torch.Tensor]:
@@ -69,7 +54,7 @@ def lora_tensors(peft_model: nn.Module) -> dict[str, torch.Tensor]:
 
 def expected_lora_shapes(model: nn.Module, spec: LoraSpec) -> dict[str, tuple[int, ...]]:
     shapes = {}
-    for name, linear in _targets(model, spec).items():
+    for name, linear in lora_targets(model, spec).items():
         shapes[f"{name}.lora_A"] = (spec.rank, linear.in_features)
         shapes[f"{name}.lora_B"] = (linear.out_features, spec.rank)
     return shapes
@@ -77,7 +62,7 @@ def expected_lora_shapes(model: nn.Module, spec: LoraSpec) -> dict[str, tuple[in
 
 def merge_lora(model: nn.Module, tensors: dict[str, torch.Tensor], spec: LoraSpec, source: str) -> None:
     """W ← W + (alpha / rank)·B·A for every adapter, in place on a plain (PEFT-free) encoder."""
-    targets = _targets(model, spec)
+    targets = lora_targets(model, spec)
     expected = expected_lora_shapes(model, spec)
     missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
     if missing or extra:

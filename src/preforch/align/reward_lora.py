@@ -1,4 +1,4 @@
-"""Reward heads that learn their encoder: LoRA (PEFT) on the encoder's top layers, trained with the heads by the
+"""Reward heads that learn their encoder (here, under align/, because it trains through PEFT): LoRA (PEFT) on the encoder's top layers, trained with the heads by the
 Bradley–Terry loss −log σ(r(x, y⁺) − r(x, y⁻)); several objectives share the one adapted encoder, each head
 trained on its own pairs (``heads: {objective: data}``), so scoring stays one encoder pass for all of them.
 
@@ -16,12 +16,14 @@ import hashlib
 import json
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from preforch.artifacts import read_object, read_safetensors, write_safetensors
@@ -30,14 +32,29 @@ from preforch.config import to_dict
 from preforch.data.split import fingerprints
 from preforch.errors import PreforchError
 from preforch.rewards import lora
-from preforch.rewards.head_config import HeadsConfig, HeadSpec, RMTrainConfig
+from preforch.rewards.head_config import HeadsConfig, HeadSpec, LoraSpec, RMTrainConfig
 from preforch.rewards.heads import EncodedPairs, SharedEncoderHeads
 from preforch.rewards.train_head import RMTrainResult, evaluate_split, split_by_prompt
 from preforch.types import PreferenceData
 
-__all__ = ["EpochCheckpoint", "LoraStates", "train_lora_heads"]
+__all__ = ["EpochCheckpoint", "LoraStates", "add_lora", "train_lora_heads"]
 
 log = logging.getLogger(__name__)
+
+
+
+def add_lora(model: nn.Module, spec: LoraSpec, dropout: float = 0.0, seed: int = 0) -> nn.Module:
+    """The encoder wrapped by PEFT with trainable adapters on its top layers (everything else frozen)."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as err:
+        raise PreforchError(f"rm train: lora_rank needs PEFT ({err}); install preforch[align]") from None
+    names = sorted(lora.lora_targets(model, spec))
+    torch.manual_seed(seed)
+    config = LoraConfig(r=spec.rank, lora_alpha=spec.alpha, lora_dropout=dropout, target_modules=names, bias="none")
+    with warnings.catch_warnings():  # PEFT's own notice about a transformers rename, not ours to act on
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 class LoraStates:
@@ -161,7 +178,7 @@ def train_lora_heads(config: RMTrainConfig, data: dict[str, PreferenceData], enc
     tasks = [_Task(o, p, split_by_prompt(p.prompts, config.heldout_fraction, config.val_fraction, config.seed),
                    cache.offsets[o]) for o, p in data.items()]
     t_encode = time.perf_counter() - t0
-    adapted = lora.add_lora(base, spec, dropout=config.lora_dropout, seed=config.seed)
+    adapted = add_lora(base, spec, dropout=config.lora_dropout, seed=config.seed)
     lora_params = [p for p in adapted.parameters() if p.requires_grad]
     optim = torch.optim.AdamW([{"params": list(model.heads.parameters()), "lr": config.lr},
                                {"params": lora_params, "lr": config.lora_lr}], weight_decay=config.weight_decay)
