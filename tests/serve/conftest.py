@@ -3,8 +3,6 @@ random adapter on the tiny BERT encoder over the objectives of two rule scorers,
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -53,21 +51,9 @@ def client(engine):
 @pytest.fixture(scope="session")
 def live_server(engine):
     """The real uvicorn server on a free loopback port, in a thread; yields its base URL."""
-    import uvicorn
+    from serve_models import server_in_thread
 
     from preforch.serve.app import create_app
-    from preforch.serve.server import free_port, uvicorn_config
 
-    port = free_port()
-    # install_logging=False: uvicorn's records reach the root logger, so tests can read them.
-    server = uvicorn.Server(uvicorn_config(create_app(engine), engine.config, port=port, install_logging=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with server_in_thread(create_app(engine), engine.config, start_timeout_s=30) as port:
+        yield f"http://127.0.0.1:{port}"

@@ -3,6 +3,7 @@ name when several test folders have one)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -29,3 +30,30 @@ def make_adapter(folder: Path, encoder_dir: Path, dim: int = 32, **settings) -> 
         adapter.mlp.net[-1].weight.mul_(20.0)
     adapter.save_pretrained(folder)
     return folder
+
+
+@contextlib.contextmanager
+def server_in_thread(app, config, start_timeout_s: float):
+    """The real uvicorn server for ``app`` on a free loopback port, in a thread, until the block ends; yields the
+    port. ``install_logging=False``: uvicorn's records reach the root logger, so tests can read them."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from preforch.serve.server import free_port, uvicorn_config
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn_config(app, config, port=port, install_logging=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout_s
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

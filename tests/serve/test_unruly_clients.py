@@ -8,7 +8,6 @@ import dataclasses
 import json
 import logging
 import socket
-import threading
 import time
 
 import httpx
@@ -51,11 +50,10 @@ class Lines(logging.Handler):
 def served(engine):
     """(base URL, port, log lines) of a real uvicorn server, set up as `preforch serve` sets it up, on the tiny
     models, with an API key, 128-token chats allowed and short header/body timeouts."""
-    import uvicorn
+    from serve_models import server_in_thread
 
     from preforch.serve.app import create_app
     from preforch.serve.engine import ServeEngine
-    from preforch.serve.server import free_port, uvicorn_config
 
     config = dataclasses.replace(engine.config, best_of=4, max_best_of=4, max_tokens=128,
                                  header_timeout_s=TIMEOUT_S, body_timeout_s=TIMEOUT_S, log_level="debug")
@@ -73,18 +71,8 @@ def served(engine):
     saved = [(lg.propagate, lg.disabled) for lg in uvicorn_loggers]
     for lg in uvicorn_loggers:
         lg.propagate, lg.disabled = True, False
-    port = free_port()
-    server = uvicorn.Server(uvicorn_config(app, config, port=port, install_logging=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", port, lines
-    server.should_exit = True
-    thread.join(timeout=10)
+    with server_in_thread(app, config, start_timeout_s=60) as port:
+        yield f"http://127.0.0.1:{port}", port, lines
     own.close()
     root.removeHandler(lines)
     root.setLevel(old_level)
