@@ -287,13 +287,13 @@ class SharedEncoderHeads:
                         encoder_path: str | None = None) -> SharedEncoderHeads:
         """Rebuild from config.json and load model.safetensors strictly (missing/extra/misshaped keys fail)."""
         config, tensors = read_heads_folder(path)
+        lora_tensors = _read_lora(config, Path(path))  # None without encoder LoRA
         if encoder is None:
             if encoder_path is None and config.encoder == LOCAL_ENCODER:
                 encoder_path = str(Path(path) / LOCAL_ENCODER)  # a fine-tuned encoder saved with the heads
             folder = encoder_path or resolve_encoder_path(config.encoder)
             _refuse_custom_code(Path(folder))
             encoder = SentenceEncoder(folder, max_length=config.max_length, normalize=False, device=device)
-            lora_tensors = _read_lora(config, Path(path))
             if lora_tensors is not None:  # merged when the encoder's weights load (cached runs never load them)
                 encoder.add_post_load(lambda m: merge_lora(m, lora_tensors, config.encoder_lora,
                                                            str(Path(path) / LORA_NAME)))
@@ -301,8 +301,7 @@ class SharedEncoderHeads:
         _check_tensors(config, tensors, encoder.dim, str(Path(path) / WEIGHTS_NAME))
         model = cls(config, encoder=encoder, device=device)
         model.load_tensors(tensors, source=str(Path(path) / WEIGHTS_NAME))
-        if config.encoder_lora is not None:
-            model.lora_tensors = _read_lora(config, Path(path))
+        model.lora_tensors = lora_tensors
         return model
 
     def load_tensors(self, tensors: dict[str, torch.Tensor], source: str) -> None:
