@@ -23,14 +23,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TARGET = {"hh-harmless": "harmless", "hh-helpful": "helpful", "ultrafeedback": "helpful", "coconot": "helpful"}
 
 
-def _load(folders: list[str]):
-    from preforch.rewards.heads import SharedEncoderHeads
-
-    first = SharedEncoderHeads.from_pretrained(folders[0])
-    rest = [SharedEncoderHeads.from_pretrained(f, encoder=first.encoder) for f in folders[1:]]
-    return SharedEncoderHeads.combine([first, *rest]) if rest else first
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--heads", action="append", default=[],
@@ -44,6 +36,7 @@ def main() -> None:
     from preforch.data.example import ALL_KINDS, load_example
     from preforch.data.split import split_by_prompt
     from preforch.models.builtin import BUILTIN_HEADS
+    from preforch.rewards.heads import SharedEncoderHeads
     from preforch.rewards.train_head import pairwise_accuracy
     from preforch.stats import estimate, paired_difference
 
@@ -62,7 +55,7 @@ def main() -> None:
             "the shorter reply wins": pairwise_accuracy(-words_c, -words_r)}
     speed, every = {}, {}
     for label, folders in sources.items():
-        model = _load(folders.split(","))
+        model = SharedEncoderHeads.from_folders(folders.split(","))
         t0 = time.perf_counter()
         c = model.score(test.prompts, test.chosen)  # [N, K]
         r = model.score(test.prompts, test.rejected)

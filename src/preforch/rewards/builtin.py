@@ -14,10 +14,7 @@ __all__ = ["BUILTIN_HEADS", "BUILTIN_OBJECTIVES", "load_builtin_heads", "load_bu
 
 def load_builtin_heads(device: str = "cpu") -> SharedEncoderHeads:
     """The shipped harmless and helpful heads as one SharedEncoderHeads (one encoder pass for both)."""
-    folders = list(dict.fromkeys(BUILTIN_HEADS.values()))
-    first = SharedEncoderHeads.from_pretrained(folders[0], device=device)
-    rest = [SharedEncoderHeads.from_pretrained(path, device=device, encoder=first.encoder) for path in folders[1:]]
-    heads = SharedEncoderHeads.combine([first, *rest]) if rest else first
+    heads = SharedEncoderHeads.from_folders(list(dict.fromkeys(BUILTIN_HEADS.values())), device=device)
     check_objectives(list(BUILTIN_HEADS), heads.objectives, "built-in heads'", "the expected")
     return heads
 

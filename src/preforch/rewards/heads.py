@@ -318,6 +318,13 @@ class SharedEncoderHeads:
         self.heads.to(self.device).eval()
 
     @classmethod
+    def from_folders(cls, folders: list, device: str = "cpu") -> SharedEncoderHeads:
+        """Several heads folders loaded on one encoder and combined into one scorer (one encoder pass)."""
+        first = cls.from_pretrained(folders[0], device=device)
+        rest = [cls.from_pretrained(path, device=device, encoder=first.encoder) for path in folders[1:]]
+        return cls.combine([first, *rest]) if rest else first
+
+    @classmethod
     def combine(cls, parts: list[SharedEncoderHeads]) -> SharedEncoderHeads:
         """Several heads folders as one scorer with one encoder pass; they must share encoder and input."""
         if not parts:
