@@ -4,7 +4,7 @@
 - :class:`DataPart`: the prompts (data, prompt_column, limit)
 - :class:`WeightingPart`: where per-prompt weights and the score normaliser come from (weight_mode, adapter,
   user_weights, blend, normalizer; ``weighting()``)
-- :class:`ScorersPart`: the reward scorers (scorers, scorer_batch_size, device)
+- :class:`ScorersPart`: the reward scorers (scorers, scorer_batch_size, device, allow_scorer_mismatch)
 - :class:`LoraPart`: LoRA through PEFT (lora, lora_r, lora_alpha, lora_dropout, lora_target_modules)
 - :class:`TrainerPart`: the optimisation (learning_rate, max_steps, per_device_train_batch_size,
   gradient_accumulation_steps, max_prompt_length, seed, bf16, gradient_checkpointing, and ``trl``: any other
@@ -111,6 +111,9 @@ class ScorersPart:
                                                            " {type: hf, path: DIR, objective: harmless})")
     scorer_batch_size: int = field(64, help="responses per scoring chunk")
     device: str = field("auto", help="device of model scorers whose spec sets none (auto: cuda if available)")
+    allow_scorer_mismatch: bool = field(False, help="train with scorers other than the ones the adapter (or the "
+                                                    "normaliser file) was fitted with (its provenance record) behind "
+                                                    "the same objective names; logged. Off: refused")
 
     def _check_scorers(self) -> list[str]:
         if not self.scorers:

@@ -144,9 +144,15 @@ def load_parts(config: AlignConfig, scorer=None, adapter=None, policy=None) -> R
         adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
     normalizer = load_normalizer(config, adapter)
     if scorer is None:
+        from preforch.provenance import check_scorers
         from preforch.rewards.registry import build_scorers
 
-        scorer = MultiScorer(build_scorers(config.scorers, device=config.device), batch_size=config.scorer_batch_size)
+        scorers = build_scorers(config.scorers, device=config.device)
+        # the adapter's (or the normaliser file's) record of the scorers its statistics were fitted on (issue 25)
+        route = type(config).__name__.removesuffix("Job").lower()
+        check_scorers(config.adapter or config.normalizer, config.scorers, scorers, f"align {route}",
+                      config.allow_scorer_mismatch)
+        scorer = MultiScorer(scorers, batch_size=config.scorer_batch_size)
     check_objectives(scorer.objectives, normalizer.objectives, "adapter" if adapter is not None else "normaliser")
     if policy is None:
         policy = load_policy(config.policy, trust_remote_code=config.trust_remote_code)

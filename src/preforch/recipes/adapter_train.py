@@ -20,7 +20,7 @@ from preforch.data.rows import RowReading
 from preforch.data.sources import load_data_setting
 from preforch.errors import PreforchError
 from preforch.evaluate.plots import plot_weights_by_kind
-from preforch.provenance import PROVENANCE_NAME, make_provenance, scorer_records
+from preforch.provenance import PROVENANCE_NAME, make_provenance, read_provenance, scorer_records
 from preforch.recipes.bad_rows import read_preference_file
 from preforch.rewards.cache import ScoreCache
 from preforch.rewards.multi import MultiScorer
@@ -124,7 +124,8 @@ def run_train_job(job: TrainAdapterJob, data: PreferenceData | None = None):
     check_output_dir(out)
     started = time.perf_counter()
     data = data if data is not None else load_job_data(job)
-    scorers = None  # scores that came with the data: no scorer to record
+    # scores that came with the data: the scorers `preforch score` recorded beside the file, if any
+    scorers = None if is_embedded(job.data) else (read_provenance(job.data) or {}).get("scorers")
     if data.scores_chosen is None:
         data, scorers = score_job_data(job, data)
     from preforch.adapter.train import format_report, train_adapter  # torch loads when the job runs

@@ -33,6 +33,7 @@ from preforch.evaluate.report import (
 )
 from preforch.evaluate.responses import evaluate_best_of_n, evaluate_policies
 from preforch.models.builtin import BUILTIN_HEADS
+from preforch.provenance import check_scored_data
 from preforch.recipes.bad_rows import read_preference_file
 from preforch.rewards.head_config import read_training_prompts
 from preforch.rewards.normalize import Normalizer
@@ -66,6 +67,10 @@ class EvaluateAdapterConfig(RowReading):
     overwrite: bool = field(False, help="replace an existing output folder")
     trust_remote_code: bool = field(False, help="allow custom model code from the adapter's encoder folder (only "
                                                 "if you trust it; an adapter cannot allow it itself)")
+    allow_scorer_mismatch: bool = field(False, help="evaluate scores made by other scorers than the ones the adapter "
+                                                    "was trained with (the data's .provenance.json, written by "
+                                                    "`preforch score` / `generate`, against the adapter's); logged. "
+                                                    "Off: refused")
 
     def __post_init__(self) -> None:
         if not self.adapter or not self.data:
@@ -99,6 +104,10 @@ class EvaluateResponsesConfig:
     overwrite: bool = field(False, help="replace an existing output folder")
     trust_remote_code: bool = field(False, help="allow custom model code from the adapter's encoder folder (only "
                                                 "if you trust it; an adapter cannot allow it itself)")
+    allow_scorer_mismatch: bool = field(False, help="evaluate scores made by other scorers than the ones the adapter "
+                                                    "was trained with (the data's .provenance.json, written by "
+                                                    "`preforch score` / `generate`, against the adapter's); logged. "
+                                                    "Off: refused")
 
     def __post_init__(self) -> None:
         if not self.responses:
@@ -130,6 +139,9 @@ def run_adapter_evaluation(config: EvaluateAdapterConfig) -> Path:
 
     with staged_dir(config.output_dir, overwrite=config.overwrite) as tmp:
         adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
+        for path in (config.data, config.test_data):
+            if path is not None:
+                check_scored_data(config.adapter, path, "evaluate adapter", config.allow_scorer_mismatch)
         data = read_preference_file(config.data, config, config.output_dir, require_scores=True,
                                     kind_column=config.kind_column).data
         test = None if config.test_data is None else read_preference_file(
@@ -241,6 +253,7 @@ def run_responses_evaluation(config: EvaluateResponsesConfig) -> Path:
 
             adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
             adapter.check_objectives(parsed.objectives, f"responses file {config.responses}")
+            check_scored_data(config.adapter, config.responses, "evaluate responses", config.allow_scorer_mismatch)
         raw_all = parsed.candidates.reshape(-1, k) if parsed.candidates is not None else np.vstack(
             list(parsed.policies.values()))
         if config.normalizer:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from preforch.atomic import refuse_existing, write_text
+from preforch.atomic import refuse_existing, write_json, write_text
 from preforch.config import field
 from preforch.conversation import Conversation, as_conversations
 from preforch.data.load import read_prompts_file
@@ -25,7 +25,7 @@ from preforch.infer.conditioning import (
 from preforch.models import generation
 from preforch.models.generation import GenerationConfig
 from preforch.models.paths import check_device
-from preforch.provenance import check_scorers
+from preforch.provenance import check_scorers, make_provenance, provenance_path, scorer_records
 from preforch.rewards.multi import MultiScorer
 from preforch.types import PolicyDType
 from preforch.weighting import Weighting, WeightMode, check_objectives, user_vector
@@ -189,8 +189,12 @@ def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
             for rec in records:
                 rec.pop("candidates", None)
         if config.candidates_output:
-            write_text(config.candidates_output, "".join(json.dumps(row, ensure_ascii=False) + "\n"
-                                                         for row in candidate_rows(result)))
+            rows = candidate_rows(result)
+            write_text(config.candidates_output, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+            # what made the score columns, for `preforch evaluate responses` to check against an adapter (issue 25)
+            write_json(provenance_path(config.candidates_output),
+                       make_provenance(scorer_records(config.scorers, scorers), config.prompts_file or "prompts",
+                                       len(rows)))
     return _finish_job(config, records, objectives, time.perf_counter() - start)
 
 

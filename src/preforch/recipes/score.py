@@ -1,5 +1,7 @@
 """`preforch score`: read a preference data set, score every preferred (and rejected) response on every
-objective, write the rows out unchanged plus ``score.<objective>`` / ``score_rejected.<objective>`` columns.
+objective, write the rows out unchanged plus ``score.<objective>`` / ``score_rejected.<objective>`` columns, and
+``<output>.provenance.json`` beside them (the scorers with their fingerprints, the input's fingerprint and row
+count, the preforch version: :mod:`preforch.provenance`).
 
 Runs the same code in one process or several (``torchrun`` / ``accelerate launch``): written against
 ``accelerate.PartialState``, each process scores a contiguous shard of rows, writes it atomically into a
@@ -24,6 +26,7 @@ from preforch.data.load import check_writable, read_table, write_table
 from preforch.data.rows import RowReading
 from preforch.errors import PreforchError
 from preforch.models.paths import check_device
+from preforch.provenance import make_provenance, provenance_path, scorer_records
 from preforch.recipes.bad_rows import report_rejected
 from preforch.rewards.cache import ScoreCache
 from preforch.rewards.scorer import SCORER_TYPE_NAMES
@@ -204,6 +207,8 @@ def score_dataset(config: ScoreConfig) -> ScoreResult:
                      **{key: sum(s[key] for s in all_stats) for key in ("hits", "scored", "truncated")}}
     if state.is_main_process:
         write_table(attach_scores(rows, multi.objectives, chosen, rejected), output)
+        write_json(provenance_path(output), make_provenance(scorer_records(config.scorers, scorers), config.input,
+                                                            len(rows)))
         shutil.rmtree(shards, ignore_errors=True)
     if world > 1:
         state.wait_for_everyone()
