@@ -46,12 +46,18 @@ def file_fingerprint(path: str | Path) -> str | None:
     return f"sha256:{digest.hexdigest()}"
 
 
-def make_provenance(scorers: list[dict] | None, data: str, rows: int) -> dict:
-    """The record: ``scorers`` None when the scores came with the data (``score.<objective>`` columns)."""
+def data_record(source: str, rows: int) -> dict:
+    """A data source (a file's fingerprint; None for an embedded set, pinned by the preforch version) and its rows."""
+    return {"source": str(source), "fingerprint": file_fingerprint(source), "rows": int(rows)}
+
+
+def make_provenance(scorers: list[dict] | None, data: str | list[dict], rows: int | None = None) -> dict:
+    """The record: ``scorers`` None when the scores came with the data (``score.<objective>`` columns). ``data`` is
+    one source with its ``rows``, or a list of :func:`data_record` (heads trained on several sources)."""
     from preforch import __version__
 
     return {"format_version": FORMAT_VERSION, "preforch_version": __version__, "scorers": scorers,
-            "data": {"source": str(data), "fingerprint": file_fingerprint(data), "rows": int(rows)}}
+            "data": data if isinstance(data, list) else data_record(data, rows or 0)}
 
 
 def provenance_path(artifact: str | Path) -> Path:

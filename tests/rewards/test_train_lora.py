@@ -97,6 +97,13 @@ def test_joint_lora_heads_learn_their_own_pairs_and_round_trip(tmp_path, tiny_en
     np.testing.assert_allclose(loaded.score(prompts, replies), result.model.score(prompts, replies), atol=1e-4)
     s = loaded.score(prompts, replies)  # [4, 2]: polite, calm
     assert s[0, 0] > s[1, 0] and s[2, 1] > s[3, 1]
+    from test_train_rm import assert_heads_provenance
+
+    assert_heads_provenance(out, None, 0)
+    from preforch.provenance import file_fingerprint, read_provenance
+
+    assert read_provenance(out)["data"] == [
+        {"objective": o, "source": str(p), "fingerprint": file_fingerprint(p), "rows": 120} for o, p in heads.items()]
     # the heads do not load on the plain encoder, nor with other adapters
     plain = SharedEncoderHeads.from_pretrained(out)
     plain.encoder.lora_fingerprint = ""

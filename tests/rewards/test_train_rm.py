@@ -96,6 +96,28 @@ def test_tiny_training_learns_the_feature_and_writes_a_loadable_folder(tmp_path,
     loaded = SharedEncoderHeads.from_pretrained(out)
     scores = loaded.score(["q?", "q?"], ["well thanks", "you idiot"])
     assert loaded.objectives == ["polite"] and scores[0, 0] > scores[1, 0]
+    assert_heads_provenance(out, config.data, 160)
+
+
+def assert_heads_provenance(out, data, rows):
+    """provenance.json names the heads as the scorer a {type: heads} spec builds (same fingerprint), the data file
+    with its fingerprint and rows, and the version; a folder without it (saved before) still loads as a scorer."""
+    import shutil
+
+    from preforch import __version__
+    from preforch.provenance import file_fingerprint, read_provenance, scorer_records
+    from preforch.rewards.registry import build_scorers
+
+    record = read_provenance(out)
+    spec = {"type": "heads", "path": str(out)}
+    assert record["scorers"] == scorer_records([spec], build_scorers([spec]))
+    if data is not None:
+        assert record["data"] == {"source": str(data), "fingerprint": file_fingerprint(data), "rows": rows}
+    assert record["preforch_version"] == __version__
+    old = out.parent / f"{out.name}_old"
+    shutil.copytree(out, old)
+    (old / "provenance.json").unlink()
+    assert build_scorers([{"type": "heads", "path": str(old)}])[0].identity() == record["scorers"][0]["fingerprint"]
 
 
 def test_same_seed_same_run(tmp_path, tiny_encoder_dir):
@@ -120,6 +142,7 @@ def test_attention_pooling_and_encoder_finetuning_change_parameters(tmp_path, ti
 
     loaded = SharedEncoderHeads.from_pretrained(tmp_path / "rm")  # finds its own fine-tuned encoder
     np.testing.assert_allclose(loaded.score(["q"], ["thanks"]), after.score(["q"], ["thanks"]), atol=1e-5)
+    assert_heads_provenance(tmp_path / "rm", config.data, 30)
 
 
 def test_bad_input(tmp_path, tiny_encoder_dir):

@@ -1,5 +1,6 @@
 """`preforch rm train`: read the pairs (and their rating margins), train one reward head, write the heads folder
-(config.json + model.safetensors), MODEL_CARD.md, metrics.json and training_prompts.json."""
+(config.json + model.safetensors), MODEL_CARD.md, metrics.json, training_prompts.json and provenance.json (the heads
+as a scorer with their fingerprint, the data's fingerprint and row count, the preforch version)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from preforch.data.example import UF_FILE
 from preforch.data.load import read_table
 from preforch.data.sources import load_data_setting
 from preforch.errors import PreforchError
+from preforch.provenance import PROVENANCE_NAME, data_record, make_provenance
 from preforch.recipes.bad_rows import read_preference_file
 from preforch.recipes.rm_card import render_lora_card
 from preforch.rewards.head_config import LOCAL_ENCODER, TRAINING_PROMPTS_NAME, RMTrainConfig
@@ -93,6 +95,7 @@ def run_rm_train(config: RMTrainConfig, encoder=None, cache: StateCache | None =
                     "early-stopped on; preforch evaluate excludes these prompts from test rows",
             "data": result.metrics["data"]["source"], "fingerprints": result.trained_prompts})
         write_text(tmp / "MODEL_CARD.md", render_model_card(result.metrics))
+        write_json(tmp / PROVENANCE_NAME, make_provenance(heads_record(tmp, out), config.data, len(pairs)))
     log.info("held-out accuracy %.3f (95%% CI %.3f–%.3f) on %d pairs; wrote %s", result.metrics["heldout_accuracy"],
              *result.metrics["heldout_accuracy_ci95"], result.metrics["n_pairs"]["heldout"], out)
     return result
@@ -114,12 +117,25 @@ def _run_lora(config: RMTrainConfig, out: Path, encoder=None) -> RMTrainResult:
                     "or early-stopped on; preforch evaluate excludes these prompts from test rows",
             "data": config.head_data(), "fingerprints": result.trained_prompts})
         write_text(tmp / "MODEL_CARD.md", render_lora_card(result.metrics))
+        write_json(tmp / PROVENANCE_NAME, make_provenance(heads_record(tmp, out), [
+            {"objective": objective, **data_record(config.head_data()[objective], len(pairs))}
+            for objective, pairs in data.items()]))
     for objective, m in result.metrics["objectives"].items():
         log.debug("%s: held-out accuracy %.3f (95%% CI %.3f–%.3f) on %d pairs", objective, m["heldout_accuracy"],
                  *m["heldout_accuracy_ci95"], m["n_pairs"]["heldout"])
     shutil.rmtree(resume, ignore_errors=True)
     log.debug("wrote %s", out)
     return result
+
+
+def heads_record(staged: Path, out: Path) -> list[dict]:
+    """The heads as a scorer record (:func:`preforch.provenance.scorer_records`): the ``{type: heads, path: out}``
+    spec and the fingerprint that spec builds, read back from the staged folder so they agree."""
+    from preforch.rewards.heads import SharedEncoderHeads
+
+    heads = SharedEncoderHeads.from_pretrained(staged)
+    return [{"spec": {"type": "heads", "path": str(out)}, "objectives": list(heads.objectives),
+             "fingerprint": heads.identity()}]
 
 
 def render_model_card(metrics: dict) -> str:
