@@ -71,6 +71,8 @@ def drive(page, base_url: str, screenshot: Path | None = None) -> dict:
         "chosen": [el.get_attribute("data-index") for el in page.query_selector_all("#candidates .candidate.chosen")],
         "badge": page.inner_text("#candidates .chosen .badge"),
         "request": page.inner_text("#request-json"), "response": page.inner_text("#response-json"),
+        "certainty": page.inner_text("#certainty"),
+        "floored": page.inner_text("#floored") if page.is_visible("#floored") else "",
     }
     if screenshot is not None:
         page.screenshot(path=str(screenshot), full_page=True)
@@ -107,5 +109,29 @@ def test_playground_in_a_real_browser(live_server, engine, tmp_path):
     assert shown["response"].startswith("HTTP 200") and '"candidate_rewards"' in shown["response"]
     assert all(url.startswith(live_server) for url in requests)  # nothing fetched from anywhere else
     assert screenshot.stat().st_size > 10_000
+    assert shown["certainty"].startswith("confidence: not saved") and shown["floored"] == ""  # no uncertainty, no floor
     if os.environ.get("PREFORCH_PLAYGROUND_SCREENSHOT"):  # refresh the picture in docs/
         shutil.copy(screenshot, os.environ["PREFORCH_PLAYGROUND_SCREENSHOT"])
+
+
+def test_playground_shows_a_floored_reply_and_the_confidence(serve_config, tmp_path):
+    """With the floor on and out of reach, the page says the floor's reply was served, marks the best candidate as
+    below the floor, and shows the confidence line (issue 22)."""
+    import dataclasses
+
+    from serve_models import server_in_thread
+
+    from preforch.serve.app import create_app
+    from preforch.serve.engine import ServeEngine
+
+    browser_or_skip()
+    config = dataclasses.replace(serve_config, floor=True, floor_min_score=100.0, floor_share=0.0,
+                                 floor_reply="I won't help with that.")
+    engine = ServeEngine.load(config)
+    with server_in_thread(create_app(engine), config, start_timeout_s=30) as port:
+        shown, _ = run_browser(f"http://127.0.0.1:{port}", tmp_path)
+    assert shown["error"] == ""
+    assert shown["floored"].startswith("No candidate cleared the server's floor")
+    assert shown["badge"] == "best, below the floor"
+    assert '"floored": true' in shown["response"] and "I won't help with that." in shown["response"]
+    assert "fallback λ = 0" in shown["certainty"]

@@ -73,7 +73,15 @@ function drawBars(boxId, weights) {
   }
 }
 
+function showCertainty(info) {
+  // confidence is null for an adapter saved without uncertainty; lambda is 0 unless the fallback mixed defaults in
+  $("certainty").textContent = info.confidence === null || info.confidence === undefined
+    ? "confidence: not saved with this adapter · fallback λ = 0"
+    : `confidence ${Number(info.confidence).toFixed(2)} · fallback λ = ${Number(info.lambda ?? 0).toFixed(2)}`;
+}
+
 function drawCandidates(info, chosenText) {
+  $("floored").hidden = !info.floored;
   const list = $("candidates");
   list.replaceChildren();
   const candidates = info.candidates || [{ content: chosenText, reward: info.reward, scores: info.scores || {},
@@ -83,7 +91,7 @@ function drawCandidates(info, chosenText) {
     item.dataset.index = String(i);
     const head = el("div", "head");
     head.append(el("span", "", `candidate ${i + 1} · R = ${Number(c.reward).toFixed(3)}`));
-    if (i === info.chosen) head.append(el("span", "badge", "chosen"));
+    if (i === info.chosen) head.append(el("span", "badge", info.floored ? "best, below the floor" : "chosen"));
     const table = el("table");
     const header = el("tr");
     header.append(el("th", "", ""));
@@ -134,6 +142,7 @@ async function weigh() {
   const data = await call("/v1/weights", body);
   drawBars("inferred-bars", data.data[0].inferred);
   drawBars("used-bars", data.data[0].weights);
+  showCertainty(data.data[0]);
 }
 
 async function generate() {
@@ -148,6 +157,7 @@ async function generate() {
   const info = data.preference;
   drawBars("inferred-bars", info.inferred);
   drawBars("used-bars", info.weights);
+  showCertainty(info);
   drawCandidates(info, data.choices[0].message.content);
 }
 
