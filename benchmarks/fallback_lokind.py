@@ -15,10 +15,16 @@ from the caches the main job fills):
 3. **Cost.** `predict_weights` (w(x) only) against `predict` (w(x) with confidence) on the same prompts, the
    encoder included, alternating repeats in one run.
 
-Intervals are 95% bootstrap intervals by prompt. ``--limit-per-kind`` shrinks the data (the default is the main
-job's 500).
+Each left-out row also reports the AUC of the adapter's own entropy, and of a logistic probe *told* which prompts
+are the left-out kind (5-fold out-of-fold scores on the embeddings): the ceiling of what the encoder's space holds,
+against which the untold signals are read.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/fallback_lokind.py
+Intervals are 95% bootstrap intervals by prompt. ``--limit-per-kind`` shrinks the data (the default is the main
+job's 500). ``--data embedded:all`` adds CoCoNot as a fourth kind: leaving it out trains on exactly the main job's
+three kinds and tests on a source it never saw; ``--in-distribution-kinds`` keeps part 2 on the main job's kinds.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/fallback_lokind.py --data embedded:all \
+        --in-distribution-kinds hh-harmless,hh-helpful,ultrafeedback
 """
 
 from __future__ import annotations
@@ -37,16 +43,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load(limit_per_kind: int | None):
-    """The main job's config, its scored rows, and their prompt embeddings [N, D]."""
+def load(limit_per_kind: int | None, data_setting: str | None):
+    """The main job's config (its data replaced by ``data_setting`` when given), its scored rows, and their prompt
+    embeddings [N, D]."""
     from preforch.adapter.train import _load_encoder, embed_texts
     from preforch.adapter.views import view_inputs
     from preforch.config import build_config
     from preforch.recipes.adapter_train import TrainAdapterJob, load_job_data, score_job_data
 
     job = build_config(TrainAdapterJob, ROOT / "configs" / "example.yaml")
-    job = dataclasses.replace(job, progress=False, limit_per_kind=limit_per_kind or job.limit_per_kind)
-    data = score_job_data(job, load_job_data(job))
+    job = dataclasses.replace(job, progress=False, limit_per_kind=limit_per_kind or job.limit_per_kind,
+                              data=data_setting or job.data)
+    data, _ = score_job_data(job, load_job_data(job))
     config = job.adapter_config()
     encoder = _load_encoder(config)
     emb = embed_texts(encoder, view_inputs(data.prompts, config.prompt_view, encoder), config.embed_batch_size)
@@ -68,8 +76,10 @@ def accuracies(adapter, emb, chosen, rejected):
         used = resolve_weights([None] * len(emb), adapter.objectives, Weighting(fallback=fb), inferred=pred)
         out[name] = pair_outcomes(used.weights, c, r)
         out[f"mean lambda ({fb})"] = used.fallback
-    parts = adapter.uncertainty.components(adapter.mlp, emb.float())
-    return out, {name: v.numpy() for name, v in parts.items()}
+    parts = {name: v.numpy() for name, v in adapter.uncertainty.components(adapter.mlp, emb.float()).items()}
+    w = np.clip(pred.weights, 1e-12, 1.0)
+    parts["entropy"] = -(w * np.log(w)).sum(1)  # the adapter's own spread: high where it is unsure
+    return out, parts
 
 
 def leave_one_kind_out(config, data, emb, bootstrap: int) -> list[dict]:
@@ -104,14 +114,27 @@ def leave_one_kind_out(config, data, emb, bootstrap: int) -> list[dict]:
                          else estimate(values, groups, bootstrap))
         u = {**parts, "max": np.maximum(parts["distance"], parts["disagreement"])}
         seen_u = {**seen_parts, "max": np.maximum(seen_parts["distance"], seen_parts["disagreement"])}
-        for name in ("distance", "disagreement", "max"):
+        for name in ("distance", "disagreement", "max", "entropy"):
             row[f"AUC {name}"] = auc_estimate(np.r_[u[name], seen_u[name]], labels, all_groups, bootstrap)
+        both = np.r_[out_rows, seen_test]
+        row["AUC supervised probe (ceiling)"] = auc_estimate(probe_scores(emb[both].numpy(), labels), labels,
+                                                              all_groups, bootstrap)
         row["ramp"] = tuple(round(v, 3) for v in adapter.uncertainty.ramp)
         row["median u left-out / seen"] = (round(float(np.median(u[config.uncertainty_signal])), 3),
                                            round(float(np.median(seen_u[config.uncertainty_signal])), 3))
         rows.append(row)
         print(row, flush=True)
     return rows
+
+
+def probe_scores(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Out-of-fold scores of a logistic probe told which prompts are the left-out kind (5 folds): how far the
+    embedding itself separates the kinds when the labels are known, the ceiling for a signal that is not told."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+
+    probe = LogisticRegression(C=1.0, max_iter=2000)
+    return cross_val_predict(probe, x, labels, cv=5, method="predict_proba")[:, 1]
 
 
 def in_distribution(config, data, emb, bootstrap: int):
@@ -160,14 +183,21 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-loko", action="store_true")
+    parser.add_argument("--data", default=None, help="data setting instead of the main job's (embedded:all adds "
+                                                     "CoCoNot as a fourth kind to leave out)")
+    parser.add_argument("--in-distribution-kinds", default=None,
+                        help="comma-separated kinds for the in-distribution part (default: every kind loaded)")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    config, data, emb, encoder = load(args.limit_per_kind)
+    config, data, emb, encoder = load(args.limit_per_kind, args.data)
     print(f"data: {len(data)} rows, kinds {sorted(set(data.kinds))}; signal {config.uncertainty_signal}, "
           f"fallback_quantile {config.fallback_quantile}", flush=True)
-    adapter, evals, kept, fb = in_distribution(config, data, emb, args.bootstrap)
+    keep = np.arange(len(data))
+    if args.in_distribution_kinds:
+        keep = np.flatnonzero(np.isin(np.asarray(data.kinds, dtype=object), args.in_distribution_kinds.split(",")))
+    adapter, evals, kept, fb = in_distribution(config, data.subset(keep), emb[keep], args.bootstrap)
     for name, e in zip(("no fallback", "fallback (training mean)"), evals):
         p = e.pairwise["all"]
         print(f"in distribution, {name}: accuracy {p.adapter:.3f}, best fixed {p.best_fixed:.3f}, gain "
@@ -175,7 +205,7 @@ def main() -> None:
     print(f"in distribution: share of the gain kept {kept:.3f}; mean lambda {float(fb.fallback.mean()):.3f}, "
           f"share of prompts with lambda > 0: {float((fb.fallback > 0).mean()):.3f}", flush=True)
     adapter._encoder = encoder
-    prompts = [data.prompts[i] for i in range(min(256, len(data)))]
+    prompts = [data.prompts[i] for i in keep[:256]]
     print("cost:", cost(adapter, prompts, args.repeats), flush=True)
     if not args.skip_loko:
         leave_one_kind_out(config, data, emb, args.bootstrap)

@@ -39,22 +39,15 @@ def held_out_prompts(adapter_dir: str, n: int) -> tuple[list, list]:
     return harmful, benign
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--adapter", default="runs/example")
-    parser.add_argument("--n", type=int, default=24, help="harmful and benign prompts each")
-    parser.add_argument("--best-of", type=int, default=4)
-    parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--share", type=float, default=0.5)
-    parser.add_argument("--bootstrap", type=int, default=1000)
-    args = parser.parse_args()
+def generate(args) -> dict:
+    """Best-of-N candidates for the held-out prompts, scored and weighted; also the floor reply's scores for each
+    prompt. Arrays: normalized [N, G, K], weights [N, K], rewards [N, G], reply [N, K], is_harm [N]."""
     from preforch.adapter import PreferenceAdapter
-    from preforch.infer.best_of_n import best_of_n
-    from preforch.infer.floor import choose_with_floor, floor_passes
+    from preforch.infer.best_of_n import best_of_n, score_candidates
+    from preforch.infer.floor import DEFAULT_REPLY
     from preforch.models.generation import GenerationConfig, load_policy
     from preforch.rewards.multi import MultiScorer
     from preforch.rewards.registry import build_scorers
-    from preforch.stats import estimate
 
     harmful, benign = held_out_prompts(args.adapter, args.n)
     adapter = PreferenceAdapter.from_pretrained(args.adapter)
@@ -64,28 +57,70 @@ def main() -> None:
                            batch_size=8)
     started = time.perf_counter()
     out = best_of_n(harmful + benign, (policy.model, policy.tokenizer), scorer, args.best_of, adapter=adapter,
-                    generation=gen, return_candidates=True)
+                    generation=gen, return_candidates=True, progress=True)
     seconds = time.perf_counter() - started
-    h = adapter.objectives.index("harmless")
-    is_harm = np.r_[np.ones(len(harmful), bool), np.zeros(len(benign), bool)]
-    print(f"{len(harmful)} harmful + {len(benign)} benign held-out prompts, best-of-{args.best_of}, "
-          f"{args.max_new_tokens} new tokens, {seconds:.0f}s; mean w_harmless harmful "
-          f"{out.weights[is_harm, h].mean():.3f}, benign {out.weights[~is_harm, h].mean():.3f}; floor share "
-          f"{args.share}")
-    served = out.best_normalized_scores[:, h]  # [N], floor off
-    print("| min_score | floor fires, harmful | floor fires, benign | harmful: served reply below the floor "
-          "(floor off) | harmful: served reply below the floor (floor on) |")
-    print("|---|---|---|---|---|")
+    k = len(adapter.objectives)
+    reply = adapter.normalizer.transform(
+        score_candidates(scorer, out.prompts, [[DEFAULT_REPLY]] * len(out.prompts)).reshape(-1, k))  # [N, K]
+    return {"normalized": out.normalized_scores, "weights": out.weights, "rewards": out.rewards,
+            "reply": np.asarray(reply, dtype=np.float64), "is_harm": np.r_[np.ones(len(harmful), bool),
+                                                                            np.zeros(len(benign), bool)],
+            "objectives": np.asarray(adapter.objectives), "seconds": np.asarray(seconds)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--adapter", default="runs/example")
+    parser.add_argument("--n", type=int, default=24, help="harmful and benign prompts each")
+    parser.add_argument("--best-of", type=int, default=4)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--share", type=float, default=0.5)
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--cache", default=None, help="an .npz file: candidates' scores are read from it when it "
+                                                      "exists, else generated and written to it")
+    args = parser.parse_args()
+    from preforch.infer.floor import choose_with_floor, floor_passes
+    from preforch.stats import estimate
+
+    if args.cache and os.path.exists(args.cache):
+        arrays = dict(np.load(args.cache))
+    else:
+        arrays = generate(args)
+        if args.cache:
+            np.savez(args.cache, **arrays)
+    norm, weights, rewards, reply, is_harm = (arrays[k] for k in ("normalized", "weights", "rewards", "reply",
+                                                                   "is_harm"))
+    h = list(arrays["objectives"]).index("harmless")
+    print(f"{int(is_harm.sum())} harmful + {int((~is_harm).sum())} benign held-out prompts, best-of-{norm.shape[1]}, "
+          f"{float(arrays['seconds']):.0f}s to generate; mean w_harmless harmful {weights[is_harm, h].mean():.3f}, "
+          f"benign {weights[~is_harm, h].mean():.3f}; floor share {args.share}")
+    rows = np.arange(len(rewards))
+    served = norm[rows, np.argmax(rewards, 1), h]  # [N], floor off
+    print("| floor | floor fires, harmful | floor fires, benign | harmful: served harmless score below the floor, "
+          "floor off | ... floor on | harmful: served below 0 (absolute), floor on |")
+    print("|---|---|---|---|---|---|")
+
+    def cells(floored, chosen_h, bar):
+        est = [estimate(floored[is_harm].astype(float), None, args.bootstrap),
+               estimate(floored[~is_harm].astype(float), None, args.bootstrap),
+               estimate((served[is_harm] < bar[is_harm]).astype(float), None, args.bootstrap),
+               estimate(((~floored) & (chosen_h < bar))[is_harm].astype(float), None, args.bootstrap),
+               estimate(((~floored) & (chosen_h < 0.0))[is_harm].astype(float), None, args.bootstrap)]
+        return " | ".join(f"{e.mean:.3f} [{e.lo:.3f}, {e.hi:.3f}]" for e in est)
+
     for min_score in (-1.5, -1.0, -0.5, 0.0):
-        passes = floor_passes(out.normalized_scores, out.weights, min_score, args.share)  # [N, G]
-        best, floored = choose_with_floor(out.rewards, passes)  # [N], [N]
-        chosen = out.normalized_scores[np.arange(len(best)), best, h]  # [N]
-        below_on = (~floored) & (chosen < min_score)
-        cells = [estimate(floored[is_harm].astype(float), None, args.bootstrap),
-                 estimate(floored[~is_harm].astype(float), None, args.bootstrap),
-                 estimate((served[is_harm] < min_score).astype(float), None, args.bootstrap),
-                 estimate(below_on[is_harm].astype(float), None, args.bootstrap)]
-        print(f"| {min_score:+.1f} | " + " | ".join(f"{c:.3f}" for c in cells) + " |", flush=True)
+        best, floored = choose_with_floor(rewards, floor_passes(norm, weights, min_score, args.share))
+        bar = np.full(len(rows), min_score)
+        print(f"| min_score {min_score:+.1f} | {cells(floored, norm[rows, best, h], bar)} |", flush=True)
+    # relative: the floor on each watched objective is the floor reply's own score for this prompt
+    watched = (weights > args.share)[:, None, :]  # [N, 1, K]
+    passes = ~((norm < reply[:, None, :]) & watched).any(-1)  # [N, G]
+    best, floored = choose_with_floor(rewards, passes)
+    print(f"| reply's own score | {cells(floored, norm[rows, best, h], reply[:, h])} |")
+    # the floor reply as one more candidate ranked by R: served when it beats every sampled candidate
+    r_reply = (weights * reply).sum(1)  # [N]
+    floored = r_reply > rewards.max(1)
+    print(f"| reply as a candidate (R) | {cells(floored, served, reply[:, h])} |")
 
 
 if __name__ == "__main__":

@@ -46,3 +46,33 @@ def test_floor_settings_are_checked():
         Floor(True, min_score=float("nan"))
     with pytest.raises(PreforchError, match="share"):
         Floor(True, share=1.0)
+
+
+def test_floor_against_the_reply_compares_each_candidate_with_the_refusal_for_that_prompt():
+    s = np.array([[[0.2, 1.0], [0.6, -3.0]], [[0.2, 1.0], [0.6, -3.0]]])  # two prompts, two candidates, K = 2
+    w = np.array([[0.9, 0.1], [0.9, 0.1]])  # the first objective watched
+    reply = np.array([[0.5, 0.0], [0.1, 0.0]])  # the refusal scores 0.5 on the first prompt, 0.1 on the second
+    assert floor_passes(s, w, reply, 0.5).tolist() == [[False, True], [True, True]]
+
+
+def test_best_of_n_against_the_reply_scores_the_refusal_as_one_more_candidate():
+    from preforch.rewards.callable import CallableScorer
+
+    table = {"safe": [2.0, 0.0, 0.0], "useful": [0.0, 2.0, 0.0], "meh": [0.5, 1.0, 0.0], "No.": [1.0, 0.0, 0.0]}
+    seen = []
+
+    def score(prompts, responses):
+        seen.extend(responses)
+        return [table[r] for r in responses]
+
+    scorer = CallableScorer(score, OBJECTIVES, "table-reply-v1")
+    candidates = [["safe", "useful"], ["useful", "meh"]]  # the second prompt: nothing as harmless as refusing
+    norm = Normalizer(OBJECTIVES, clip=None)
+    norm.stats = {"mean": [0.0] * 3, "std": [1.0] * 3}
+    floor = Floor(True, min_score=-100.0, share=0.5, reply="No.", against="reply")  # min_score is not the bar
+    out = best_of_n(["a", "b"], lambda p, n: candidates, scorer, 2, weighting=Weighting("fixed", [0.6, 0.3, 0.1]),
+                    normalizer=norm, floor=floor, return_candidates=True)
+    assert out.responses == ["safe", "No."] and out.floored.tolist() == [False, True]
+    assert seen.count("No.") == 2 and out.normalized_scores.shape == (2, 2, 3)  # scored, not a candidate
+    with pytest.raises(PreforchError, match="against score or reply"):
+        Floor(True, against="sometimes")

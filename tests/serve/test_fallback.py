@@ -88,3 +88,25 @@ def test_chat_floor_serves_its_reply_and_says_so(serve_config, min_score, floore
     assert (body["choices"][0]["message"]["content"] == "No.") is floored
     if floored:
         assert body["choices"][0]["finish_reason"] == "stop" and body["usage"]["completion_tokens"] >= 1
+
+
+@pytest.mark.parametrize("reply, floored", [("Great!", True), ("terrible awful hateful " * 60, False)])
+def test_chat_floor_against_the_reply_serves_it_only_when_it_beats_every_candidate(serve_config, reply, floored):
+    """floor_against: reply: the bar on each objective is the reply's own score for the prompt. 'Great!' is shorter
+    and more positive than the tiny policy's random tokens; a long angry tirade is beaten by any of them."""
+    import dataclasses
+
+    from fastapi.testclient import TestClient
+
+    from preforch.serve.app import create_app
+    from preforch.serve.engine import ServeEngine
+
+    config = dataclasses.replace(serve_config, floor=True, floor_min_score=100.0, floor_share=0.0,
+                                 floor_reply=reply, floor_against="reply")  # min_score 100 would floor everything
+    with TestClient(create_app(ServeEngine.load(config)), base_url="http://localhost") as c:
+        body = c.post("/v1/chat/completions", json={"model": "tiny", "best_of": 2, "seed": 1,
+                                                    "messages": [{"role": "user", "content": "hi there"}]})
+    assert body.status_code == 200, body.text
+    body = body.json()
+    assert body["preference"]["floored"] is floored
+    assert (body["choices"][0]["message"]["content"] == reply) is floored

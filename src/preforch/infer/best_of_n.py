@@ -176,12 +176,18 @@ def best_of_n(prompts: list, policy, scorer: Scorer, n: int, *, adapter=None, we
         user_vector(weighting.weights, objectives, "user weights")
     candidates, inferred = _candidates_and_weights(policy, prompts, n, generation, progress, adapter, weighting)
     resolved = resolve_weights(prompts, objectives, weighting, adapter, inferred=inferred)  # [N, K]
-    raw = score_candidates(scorer, prompts, candidates)  # [N, G, K]
+    against_reply = floor is not None and floor.enabled and floor.against == "reply"
+    scored = [[*c, floor.reply] for c in candidates] if against_reply else candidates  # the reply: one more
+    raw = score_candidates(scorer, prompts, scored)  # [N, G(+1), K]
+    raw, reply_raw = (raw[:, :-1], raw[:, -1]) if against_reply else (raw, None)  # [N, G, K], [N, K]
     norm, norm_source = _pick_normalizer(normalizer, adapter, raw, objectives)
+    reply_normed = None
+    if against_reply:
+        reply_normed = reply_raw if norm is None else norm.transform(reply_raw)  # [N, K]
     normed, rewards, best = rank_candidates(raw, resolved.weights, norm)  # [N, G, K], [N, G], [N]
     floored = None
     if floor is not None and floor.enabled:
-        passes = floor_passes(normed, resolved.weights, floor.min_score, floor.share)  # [N, G]
+        passes = floor_passes(normed, resolved.weights, floor.bar(reply_normed), floor.share)  # [N, G]
         best, floored = choose_with_floor(rewards, passes)  # [N], [N]
     rows = np.arange(len(prompts))
     responses = [floor.reply if floored is not None and floored[i] else candidates[i][j] for i, j in enumerate(best)]

@@ -6,11 +6,18 @@ exceeds ``share``; the best candidate that passes is chosen, and when none does 
 Why weighted objectives only: a reply to a harmless coding question need not clear the harmlessness floor's
 bar of a red-team prompt; the weights already say which objectives this prompt is judged on. Pure functions
 over arrays; :func:`preforch.infer.best_of_n.best_of_n` and the server's chat apply them.
+
+``against``: ``score`` compares with the fixed ``min_score``; ``reply`` compares with what the fallback reply
+itself scores for this prompt (the reward models score the refusal as one more candidate): a candidate is served
+only if it does at least as well as refusing would, on every watched objective. The bar then moves with the
+prompt and with the reward models' scale, where a fixed z-score either never fires or fires on benign prompts
+(BENCHMARKS.md, "Knowing when it does not know").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -18,6 +25,7 @@ from preforch.config import field
 from preforch.errors import PreforchError
 
 DEFAULT_REPLY = "I can't help with that."
+FloorAgainst = Literal["score", "reply"]
 
 
 @dataclass
@@ -30,21 +38,38 @@ class Floor:
                                         "normaliser with the default zscore)")
     share: float = field(0.5, help="an objective's floor applies when its weight for the prompt exceeds this")
     reply: str = field(DEFAULT_REPLY, help="what is served when no candidate passes the floor")
+    against: FloorAgainst = field("score", help="score: the bar is min_score; reply: the bar is what 'reply' "
+                                                "itself scores for the prompt (min_score unused)")
 
     def __post_init__(self) -> None:
-        if not np.isfinite(self.min_score) or not 0.0 <= self.share < 1.0 or not self.reply.strip():
-            raise PreforchError(f"floor: min_score must be finite, share in [0, 1) and reply non-empty; got "
-                                f"min_score={self.min_score!r}, share={self.share!r}, reply={self.reply!r:.40}")
+        if (not np.isfinite(self.min_score) or not 0.0 <= self.share < 1.0 or not self.reply.strip()
+                or self.against not in ("score", "reply")):
+            raise PreforchError(f"floor: min_score must be finite, share in [0, 1), reply non-empty and against "
+                                f"score or reply; got min_score={self.min_score!r}, share={self.share!r}, "
+                                f"reply={self.reply!r:.40}, against={self.against!r}")
+
+    def bar(self, reply_scores: np.ndarray | None = None) -> float | np.ndarray:
+        """What a candidate must score: ``min_score``, or (``against: reply``) the reply's own normalised scores
+        ``reply_scores`` [N, K]."""
+        if self.against == "score":
+            return self.min_score
+        if reply_scores is None:
+            raise PreforchError("floor against the reply: the reply's scores are needed")
+        return np.asarray(reply_scores, dtype=np.float64)
 
 
-def floor_passes(normalized: np.ndarray, weights: np.ndarray, min_score: float, share: float) -> np.ndarray:
+def floor_passes(normalized: np.ndarray, weights: np.ndarray, min_score: float | np.ndarray,
+                 share: float) -> np.ndarray:
     """Whether each candidate clears the floor on every objective weighted above ``share``.
 
-    Shapes: normalized [N, G, K], weights [N, K] → [N, G].
+    Shapes: normalized [N, G, K], weights [N, K], min_score a number or [N, K] (a bar per prompt and objective)
+    → [N, G].
     """
     s, w = np.asarray(normalized, dtype=np.float64), np.asarray(weights, dtype=np.float64)
+    bar = np.asarray(min_score, dtype=np.float64)
+    bar = bar[:, None, :] if bar.ndim == 2 else bar  # [N, 1, K] or a scalar
     watched = (w > share)[:, None, :]  # [N, 1, K]
-    return ~((s < min_score) & watched).any(-1)  # [N, G]
+    return ~((s < bar) & watched).any(-1)  # [N, G]
 
 
 def choose_with_floor(rewards: np.ndarray, passes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -225,13 +225,19 @@ async def rank(engine, plan: ChatPlan, conversation: Conversation, gen: Generate
     """Score the candidates, fill the best-of-N fields of ``info``; returns the chosen index."""
     from preforch.infer.best_of_n import rank_candidates
 
-    raw = await engine.raw_scores([conversation] * len(gen.texts), gen.texts)  # [G, K]
-    norm, rewards, best = rank_candidates(raw[None], used.weights, engine.adapter.normalizer)  # [1, G, K]
     floor = engine.config.floor_rule()
+    against_reply = floor.enabled and floor.against == "reply"
+    texts = [*gen.texts, floor.reply] if against_reply else gen.texts  # the floor's reply scored as one more
+    raw = await engine.raw_scores([conversation] * len(texts), texts)  # [G(+1), K]
+    reply_normed = None
+    if against_reply:
+        raw, reply_normed = raw[:-1], engine.adapter.normalizer.transform(raw[-1:])  # [G, K], [1, K]
+    norm, rewards, best = rank_candidates(raw[None], used.weights, engine.adapter.normalizer)  # [1, G, K]
     if floor.enabled:
         from preforch.infer.floor import choose_with_floor, floor_passes
 
-        best, floored = choose_with_floor(rewards, floor_passes(norm, used.weights, floor.min_score, floor.share))
+        best, floored = choose_with_floor(rewards, floor_passes(norm, used.weights, floor.bar(reply_normed),
+                                                                floor.share))
         info.floored = bool(floored[0])
     chosen = int(best[0])  # ties go to the first candidate
     names = engine.objectives

@@ -7,7 +7,7 @@ from typing import Literal
 
 from preforch.config import field
 from preforch.errors import PreforchError
-from preforch.infer.floor import DEFAULT_REPLY, Floor
+from preforch.infer.floor import DEFAULT_REPLY, Floor, FloorAgainst
 from preforch.types import PolicyDType
 
 Strategy = Literal["sample", "best_of_n", "conditioned"]
@@ -53,6 +53,9 @@ class ServeConfig:
     floor_min_score: float = field(-1.0, help="the floor, in the adapter normaliser's units (z-scores by default)")
     floor_share: float = field(0.5, help="an objective's floor applies when its weight for the prompt exceeds this")
     floor_reply: str = field(DEFAULT_REPLY, help="what is served when no candidate passes the floor")
+    floor_against: FloorAgainst = field("score", help="score: the bar is floor_min_score; reply: the bar is what "
+                                                      "floor_reply itself scores for the prompt (the reward models "
+                                                      "score it as one more candidate)")
     default_max_tokens: int = field(64, help="new tokens per reply when the request gives no max_tokens")
     temperature: float = field(0.7, help="default sampling temperature (0 = greedy)")
     top_p: float = field(0.9, help="default nucleus sampling mass")
@@ -92,7 +95,7 @@ class ServeConfig:
     log_level: LogLevel = field("info", help="server log level")
 
     def floor_rule(self) -> Floor:
-        return Floor(self.floor, self.floor_min_score, self.floor_share, self.floor_reply)
+        return Floor(self.floor, self.floor_min_score, self.floor_share, self.floor_reply, self.floor_against)
 
     def __post_init__(self) -> None:
         if not self.adapter:
