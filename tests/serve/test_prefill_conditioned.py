@@ -193,9 +193,28 @@ def test_generate_cli_conditioned(conditioned_dir, serve_adapter_dir, tmp_path, 
     (["--strategy", "conditioned", "--best-of", "2"], "best_of applies"),
     (["--strategy", "best_of_n"], "needs --best-of"),
     (["--strategy", "conditioned", "--all-candidates"], "all_candidates"),
+    (["--floor", "true"], "floor applies to strategy best_of_n"),
+    (["--best-of", "2", "--user-weights", "1", "--floor-against", "sometimes"], "floor_against"),
 ])
 def test_generate_cli_strategy_refusals(flags, word, capsys):
     from preforch.cli.main import main
 
     assert main(["generate", "--prompts", "hi", *flags]) == 2
     assert word in capsys.readouterr().err
+
+
+def test_generate_cli_floor_against_the_reply(serve_policy_dir, tmp_path):
+    """`preforch generate --floor true --floor-against reply`: the tiny policy's random tokens are neither as short
+    nor as positive as 'Great!', so every prompt gets the floor's reply and its record says so."""
+    from preforch.cli.main import main
+    from serve_models import SCORERS
+
+    out, config = tmp_path / "floor.jsonl", tmp_path / "floor.yaml"
+    config.write_text(json.dumps({"scorers": SCORERS}))  # JSON is YAML
+    code = main(["generate", "--config", str(config), "--policy", str(serve_policy_dir), "--best-of", "2",
+                 "--user-weights", "0.5,0.5", "--prompts", "hi there", "tell me more", "--max-new-tokens", "4",
+                 "--floor", "true", "--floor-share", "0", "--floor-against", "reply", "--floor-reply", "Great!",
+                 "--output", str(out), "--progress", "false"])
+    assert code == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["floored"] for r in records] == [True, True] and all(r["response"] == "Great!" for r in records)

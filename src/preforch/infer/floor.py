@@ -58,6 +58,26 @@ class Floor:
         return np.asarray(reply_scores, dtype=np.float64)
 
 
+@dataclass
+class FloorSettings:
+    """The floor as the settings of a job or the server (``floor``, ``floor_min_score``, ...): one part that
+    `preforch serve` and `preforch generate` both take."""
+
+    floor: bool = field(False, help="best-of-N: serve only a reply that clears the floor on every objective weighted "
+                                    "above floor_share; when none does, serve floor_reply (the result's floored "
+                                    "says so)")
+    floor_min_score: float = field(-1.0, help="the floor with floor_against: score, in the adapter normaliser's "
+                                              "units (z-scores by default)")
+    floor_share: float = field(0.5, help="an objective's floor applies when its weight for the prompt exceeds this")
+    floor_reply: str = field(DEFAULT_REPLY, help="what is served when no candidate passes the floor")
+    floor_against: FloorAgainst = field("score", help="score: the bar is floor_min_score; reply: the bar is what "
+                                                      "floor_reply itself scores for the prompt (the reward models "
+                                                      "score it as one more candidate)")
+
+    def floor_rule(self) -> Floor:
+        return Floor(self.floor, self.floor_min_score, self.floor_share, self.floor_reply, self.floor_against)
+
+
 def floor_passes(normalized: np.ndarray, weights: np.ndarray, min_score: float | np.ndarray,
                  share: float) -> np.ndarray:
     """Whether each candidate clears the floor on every objective weighted above ``share``.

@@ -22,6 +22,7 @@ from preforch.infer.conditioning import (
     conditioned_generation,
     load_final_policy,
 )
+from preforch.infer.floor import FloorSettings
 from preforch.models import generation
 from preforch.models.generation import GenerationConfig
 from preforch.models.paths import check_device
@@ -36,7 +37,7 @@ GenerateStrategy = Literal["sample", "best_of_n", "conditioned"]
 
 
 @dataclass
-class GenerateJobConfig(GenerationConfig):
+class GenerateJobConfig(GenerationConfig, FloorSettings):
     """Settings of `preforch generate`: plain sampling, best-of-N with prompt-aware weights, or a conditioned
     policy asked for the scores the weights imply."""
 
@@ -114,6 +115,12 @@ class GenerateJobConfig(GenerationConfig):
         if self.limit is not None and self.limit < 1:
             raise PreforchError(f"generate: limit must be >= 1, got {self.limit}")
         check_device(self.device, "generate: device")
+        if self.floor and strategy != "best_of_n":
+            raise PreforchError(f"generate: floor applies to strategy best_of_n, not {strategy}")
+        try:
+            self.floor_rule()
+        except PreforchError as err:
+            raise PreforchError(f"generate: {err}") from None
 
     def chosen_strategy(self) -> str:
         return self.strategy or ("best_of_n" if self.best_of is not None else "sample")
@@ -183,7 +190,7 @@ def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
         result = best_of_n(prompts, policy, scorer, config.best_of, adapter=adapter, weighting=config.weighting(),
                            generation=config.generation(),
                            return_candidates=config.all_candidates or bool(config.candidates_output),
-                           progress=config.progress)
+                           progress=config.progress, floor=config.floor_rule())
         records = [{"index": i, **rec} for i, rec in enumerate(result.to_records())]
         if not config.all_candidates:
             for rec in records:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from preforch.config import field
 from preforch.errors import PreforchError
-from preforch.infer.floor import DEFAULT_REPLY, Floor, FloorAgainst
+from preforch.infer.floor import FloorSettings
 from preforch.types import PolicyDType
 
 Strategy = Literal["sample", "best_of_n", "conditioned"]
@@ -15,7 +15,7 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
 @dataclass
-class ServeConfig:
+class ServeConfig(FloorSettings):
     """`preforch serve`: an HTTP service for prompt-aware weights, scores and chat completions."""
 
     host: str = field("127.0.0.1", help="address to bind; loopback by default (0.0.0.0 exposes the server)")
@@ -47,15 +47,6 @@ class ServeConfig:
                     "off | on (w_default: the request's weights in mode blend, else the adapter's training-mean "
                     "weights) | uniform | default weights; a request's preference.fallback overrides it")
     best_of: int = field(4, help="default N for best-of-N")
-    floor: bool = field(False, help="best-of-N: serve only a reply scoring at least floor_min_score (normalised) on "
-                                    "every objective weighted above floor_share; when none does, serve floor_reply "
-                                    "(the response's preference.floored says so)")
-    floor_min_score: float = field(-1.0, help="the floor, in the adapter normaliser's units (z-scores by default)")
-    floor_share: float = field(0.5, help="an objective's floor applies when its weight for the prompt exceeds this")
-    floor_reply: str = field(DEFAULT_REPLY, help="what is served when no candidate passes the floor")
-    floor_against: FloorAgainst = field("score", help="score: the bar is floor_min_score; reply: the bar is what "
-                                                      "floor_reply itself scores for the prompt (the reward models "
-                                                      "score it as one more candidate)")
     default_max_tokens: int = field(64, help="new tokens per reply when the request gives no max_tokens")
     temperature: float = field(0.7, help="default sampling temperature (0 = greedy)")
     top_p: float = field(0.9, help="default nucleus sampling mass")
@@ -93,9 +84,6 @@ class ServeConfig:
     playground: bool = field(True, help="serve the playground page at /")
     access_log: bool = field(True, help="log one line per request (method, path, status; never bodies)")
     log_level: LogLevel = field("info", help="server log level")
-
-    def floor_rule(self) -> Floor:
-        return Floor(self.floor, self.floor_min_score, self.floor_share, self.floor_reply, self.floor_against)
 
     def __post_init__(self) -> None:
         if not self.adapter:
