@@ -68,10 +68,10 @@ def run_conditioned(job: ConditionedJob, scorer=None, adapter=None, policy=None,
 
     resume_from = prepare_run_dir(job)
     parts = load_parts(job, scorer=scorer, adapter=adapter, policy=policy)
-    rows, source = load_rows(job.data, job.limit, job.seed)
+    rows, source = load_rows(job.data, job.limit, job.seed, job.response_columns())
     if "chosen" not in rows[0] and "messages" not in rows[0]:
         raise PreforchError(f"{source}: conditioned training needs responses: a 'chosen' column (or 'messages'); "
-                            f"columns are {list(rows[0])}")
+                            f"columns are {list(rows[0])} (--chosen-column names another)")
     prompts, responses, scores = _training_examples(job, parts, rows, source)
     conditioning = Conditioning(parts.objectives, job.tag_decimals, job.tag_mapping,
                                 np.quantile(scores, job.tag_low_quantile, axis=0).round(4).tolist(),

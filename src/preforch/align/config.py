@@ -67,7 +67,8 @@ def hashed_settings(config) -> dict:
     values = {k: v for k, v in dataclasses.asdict(config).items() if k not in RUN_CONTROL_FIELDS}
     if not values.get("trl"):  # runs from before the trl mapping existed keep their hash
         values.pop("trl", None)
-    for name, default in (("fallback", "off"), ("allow_scorer_mismatch", False)):
+    for name, default in (("fallback", "off"), ("allow_scorer_mismatch", False), ("chosen_column", "chosen"),
+                          ("rejected_column", "rejected"), ("preferred_id_column", None)):
         if values.get(name) == default:  # added after runs existed: at its default, old runs keep their hash
             values.pop(name)
     values["__route__"] = type(config).__name__

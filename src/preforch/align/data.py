@@ -13,13 +13,16 @@ import numpy as np
 from preforch.conversation import Conversation, as_conversation, split_hh, split_messages
 from preforch.data.example import is_embedded, load_embedded
 from preforch.data.load import column_present, read_table, rows_from_preference_data, to_preference_data
+from preforch.data.rows import ColumnMap
 from preforch.errors import PreforchError
 from preforch.types import PreferenceData
 
 
-def load_rows(data: str, limit: int | None = None, seed: int = 0) -> tuple[list[dict[str, Any]], str]:
+def load_rows(data: str, limit: int | None = None, seed: int = 0,
+              columns: ColumnMap | None = None) -> tuple[list[dict[str, Any]], str]:
     """Rows of ``data`` (a file, a datasets folder or an ``embedded:`` set), shuffled with ``seed`` when ``limit``
-    cuts them, and where they came from (for error messages)."""
+    cuts them, and where they came from (for error messages); ``columns`` renames the response columns to
+    chosen/rejected (and orders them by a preferred-id column)."""
     if is_embedded(data):
         ex = load_embedded(data, seed=seed)
         rows = rows_from_preference_data(ex)
@@ -31,6 +34,8 @@ def load_rows(data: str, limit: int | None = None, seed: int = 0) -> tuple[list[
     if limit is not None and limit < len(rows):
         order = np.random.default_rng(seed).permutation(len(rows))[:limit]
         rows = [rows[i] for i in sorted(order)]
+    if columns is not None and not columns.identity:
+        rows = [columns.apply(row, f"{source}: row {i}") for i, row in enumerate(rows, 1)]
     return rows, source
 
 

@@ -100,7 +100,7 @@ def collect_candidates(job: DPOJob, rows, source: str, parts) -> tuple[list, lis
         missing = [c for c in ("chosen", "rejected") if c not in rows[0]]
         if missing:
             raise PreforchError(f"{source}: pairs_from 'columns' needs columns 'chosen' and 'rejected'; missing "
-                                f"{missing} (columns are {list(rows[0])})")
+                                f"{missing} (columns are {list(rows[0])}; --chosen-column / --rejected-column name others)")
         data = preference_rows(rows, source, job.prompt_column)
         return data.prompts, [[c, r] for c, r in zip(data.chosen, data.rejected or [])]
     prompts = prompts_from_rows(rows, job.prompt_column, source)
@@ -150,7 +150,7 @@ def run_dpo(job: DPOJob, scorer=None, adapter=None, policy=None, callbacks=None)
 
     resume_from = prepare_run_dir(job)
     parts = load_parts(job, scorer=scorer, adapter=adapter, policy=policy)
-    rows, source = load_rows(job.data, job.limit, job.seed)
+    rows, source = load_rows(job.data, job.limit, job.seed, job.response_columns())
     prompts, candidates = collect_candidates(job, rows, source, parts)
     weights = resolve_weights(prompts, parts.objectives, job.weighting(), parts.adapter).weights  # [N, K]
     normalized = normalized_candidate_scores(prompts, candidates, parts.scorer, parts.normalizer)

@@ -1,7 +1,8 @@
 """The parts :class:`preforch.align.config.AlignConfig` is composed of: one small dataclass per group of settings.
 
 - :class:`PolicyPart`: the policy to train and whether model code may run (policy, trust_remote_code)
-- :class:`DataPart`: the prompts (data, prompt_column, limit)
+- :class:`DataPart`: the prompts and responses (data, prompt_column, chosen_column, rejected_column,
+  preferred_id_column, limit)
 - :class:`WeightingPart`: where per-prompt weights and the score normaliser come from (weight_mode, adapter,
   user_weights, blend, normalizer; ``weighting()``)
 - :class:`ScorersPart`: the reward scorers (scorers, scorer_batch_size, device, allow_scorer_mismatch)
@@ -28,6 +29,7 @@ from typing import Any
 
 from preforch.align.trl_settings import OWNED_ELSEWHERE
 from preforch.config import field
+from preforch.data.rows import ColumnMap
 from preforch.errors import PreforchError
 from preforch.weighting import Weighting, WeightMode
 
@@ -59,10 +61,21 @@ class DataPart:
                                              "such as 'embedded:example' (HH harmless + HH helpful + UltraFeedback)")
     prompt_column: str = field("prompt", help="column holding the prompt (text, HH dialogue text or a message list; "
                                               "rows without it are read as HH dialogues or 'messages' lists)")
+    chosen_column: str = field("chosen", help="DPO pairs / conditioned SFT: column holding the preferred response "
+                                              "(or, with preferred_id_column, response 0)")
+    rejected_column: str = field("rejected", help="DPO pairs / conditioned SFT: column holding the rejected response "
+                                                  "(or, with preferred_id_column, response 1)")
+    preferred_id_column: str | None = field(None, help="column saying which of chosen_column (0) and rejected_column "
+                                            "(1) is preferred, e.g. PKU-SafeRLHF's safer_response_id")
     limit: int | None = field(None, help="use at most this many rows (after a seeded shuffle); null = all")
 
     def _check_data(self) -> list[str]:
         return [f"limit={self.limit!r}"] if self.limit is not None and self.limit < 1 else []
+
+    def response_columns(self) -> ColumnMap:
+        """Where the responses are (the prompt column is read by the routes themselves: it may be absent in HH or
+        'messages' rows)."""
+        return ColumnMap("prompt", self.chosen_column, self.rejected_column, self.preferred_id_column)
 
 
 @dataclass

@@ -98,6 +98,7 @@ class EvaluateResponsesConfig:
     reference_point: list[float] | None = field(None, help="hypervolume reference point (one per objective); null "
                                                 "= per group, the minimum of all points less 10% of each range")
     kind_column: str = field("kind", help="column naming each prompt's kind")
+    prompt_column: str = field("prompt", help="column holding each prompt (text, HH text or a message list)")
     batch_size: int = field(64, help="prompts per adapter batch")
     plots: bool = field(True, help="write PNG plots (needs matplotlib, the `plot` extra)")
     output_dir: str = field("runs/evaluate_responses", help="folder for report.json, report.md and plots")
@@ -168,15 +169,16 @@ class ResponseRows:
     policies: dict[str, np.ndarray] | None  # name → [N, K] raw
 
 
-def load_responses(path: str, mode: str = "auto", kind_column: str = "kind") -> ResponseRows:
+def load_responses(path: str, mode: str = "auto", kind_column: str = "kind",
+                   prompt_column: str = "prompt") -> ResponseRows:
     """Read a responses file; every prompt needs the same number of candidates (or one row per policy)."""
     rows = read_table(path)
     if not rows:
         raise PreforchError(f"{path}: no rows")
     objectives = prefixed_columns(rows, SCORE_PREFIX, path)  # over all rows, not the first one's
-    if len(objectives) < 2 or not column_present(rows, "prompt", source=path):
-        raise PreforchError(f"{path}: expected a 'prompt' column and at least 2 score.<objective> columns, got "
-                            f"{list(rows[0])}")
+    if len(objectives) < 2 or not column_present(rows, prompt_column, source=path):
+        raise PreforchError(f"{path}: expected a {prompt_column!r} column (setting prompt_column) and at least 2 "
+                            f"score.<objective> columns, got {list(rows[0])}")
     has_policy = column_present(rows, "policy", source=path)
     if mode == "auto":
         mode = "policies" if has_policy else "best_of_n"
@@ -186,7 +188,7 @@ def load_responses(path: str, mode: str = "auto", kind_column: str = "kind") -> 
     kinds: dict[Conversation, str] = {}
     raw = number_matrix(rows, objectives, SCORE_PREFIX, path)  # [rows, K]: no booleans, no text, finite
     has_kinds = column_present(rows, kind_column, source=path)
-    conversations = [as_conversation(row.get("prompt"), f"{path}: row {i}, column 'prompt'")
+    conversations = [as_conversation(row.get(prompt_column), f"{path}: row {i}, column {prompt_column!r}")
                      for i, row in enumerate(rows, 1)]
     for i, row in enumerate(rows):
         by_prompt.setdefault(conversations[i], []).append(i)
@@ -242,7 +244,7 @@ def _prompt_aware_weights(config: EvaluateResponsesConfig, adapter, parsed: Resp
 
 def run_responses_evaluation(config: EvaluateResponsesConfig) -> Path:
     with staged_dir(config.output_dir, overwrite=config.overwrite) as tmp:
-        parsed = load_responses(config.responses, config.mode, config.kind_column)
+        parsed = load_responses(config.responses, config.mode, config.kind_column, config.prompt_column)
         k = len(parsed.objectives)
         if config.reference_point is not None and len(config.reference_point) != k:
             raise PreforchError(f"reference_point has {len(config.reference_point)} entries, the responses have "
