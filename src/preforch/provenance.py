@@ -17,6 +17,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from preforch import __version__
 from preforch.artifacts import read_object, require_format
 from preforch.errors import PreforchError, setting_hint
 
@@ -54,8 +55,6 @@ def data_record(source: str, rows: int) -> dict:
 def make_provenance(scorers: list[dict] | None, data: str | list[dict], rows: int | None = None) -> dict:
     """The record: ``scorers`` None when the scores came with the data (``score.<objective>`` columns). ``data`` is
     one source with its ``rows``, or a list of :func:`data_record` (heads trained on several sources)."""
-    from preforch import __version__
-
     return {"format_version": FORMAT_VERSION, "preforch_version": __version__, "scorers": scorers,
             "data": data if isinstance(data, list) else data_record(data, rows or 0)}
 

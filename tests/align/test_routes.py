@@ -17,7 +17,8 @@ from preforch.align.rewards import CONVERSATION_COLUMN, WEIGHTS_COLUMN
 from preforch.align.runs import COMPLETE_MARKER
 from preforch.conversation import from_key
 from preforch.errors import PreforchError
-from preforch.infer.conditioning import CONDITIONING_NAME, Conditioning, generate_conditioned, parse_tags
+from preforch.infer.conditioning import CONDITIONING_NAME, Conditioning, parse_tags
+from preforch.infer.generation import generate_conditioned
 from preforch.rewards.callable import CallableScorer
 
 

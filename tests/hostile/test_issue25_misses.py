@@ -41,7 +41,7 @@ def test_a_normaliser_with_a_denormal_spread_is_refused_at_load(tmp_path, stats,
 
 
 def test_a_pickle_peft_folder_is_refused_in_one_line(tmp_path):
-    from preforch.infer.conditioning import load_final_policy
+    from preforch.infer.generation import load_final_policy
 
     (tmp_path / "adapter_config.json").write_text("{}")
     (tmp_path / "adapter_model.bin").write_bytes(b"\x80\x04pickle")

@@ -144,7 +144,7 @@ def test_policy_folder_with_custom_code(tmp_path, capsys, evil):
 
 def test_conditioned_final_folder_with_custom_code(tmp_path, evil):
     """A `final/` folder of `align conditioned` (full weights) whose code asks to run."""
-    from preforch.infer.conditioning import load_final_policy
+    from preforch.infer.generation import load_final_policy
 
     final = Path(shutil.copytree(evil, tmp_path / "final"))
     with pytest.raises(PreforchError, match=r"custom code"):
@@ -153,7 +153,7 @@ def test_conditioned_final_folder_with_custom_code(tmp_path, evil):
 
 def test_conditioned_peft_folder_with_custom_code(tmp_path, evil):
     """A PEFT `final/` folder whose base model and tokenizer ask for custom code: refused, no stdin prompt."""
-    from preforch.infer.conditioning import load_final_policy
+    from preforch.infer.generation import load_final_policy
 
     final = tmp_path / "final"
     final.mkdir()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from preforch.adapter.config import AdapterConfig
@@ -61,8 +62,6 @@ def embed_texts(encoder, texts: list[str], batch_size: int = 64, cache: bool = T
 
     Shape: [N, D] in the order of ``texts``.
     """
-    from safetensors.torch import load_file, save_file
-
     unique = list(dict.fromkeys(texts))
     key = hashlib.sha256((encoder.identity() + "\x00" + "\x00".join(unique)).encode()).hexdigest()[:32]
     path = cache_root() / "embeddings" / f"{key}.safetensors"

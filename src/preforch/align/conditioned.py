@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from datasets import Dataset
+from trl import SFTConfig, SFTTrainer
 
 from preforch.align.config import ConditionedJob
 from preforch.align.data import (
@@ -63,9 +65,6 @@ def conditioned_rows(prompts: list[Conversation], responses: list[str], scores: 
 
 def run_conditioned(job: ConditionedJob, scorer=None, adapter=None, policy=None, callbacks=None) -> AlignResult:
     """Tag, fine-tune with SFT, save output_dir/final with conditioning.json (the tag format and mapping)."""
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
     resume_from = prepare_run_dir(job)
     parts = load_parts(job, scorer=scorer, adapter=adapter, policy=policy)
     rows, source = load_rows(job.data, job.limit, job.seed, job.response_columns())

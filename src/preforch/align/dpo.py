@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from datasets import Dataset
+from trl import DPOConfig, DPOTrainer
 
 from preforch.align.config import DPOJob
 from preforch.align.data import (
@@ -121,8 +123,6 @@ def normalized_candidate_scores(prompts: list, candidates: list[list[str]], scor
 
 
 def _modpo_trainer_class():
-    from trl import DPOTrainer
-
     class MarginDPOTrainer(DPOTrainer):
         """DPOTrainer whose precomputed reference log-probs of the chosen responses are shifted by margin/β,
         which subtracts the margin from the DPO logit (see the module docstring)."""
@@ -145,9 +145,6 @@ def _modpo_trainer_class():
 
 def run_dpo(job: DPOJob, scorer=None, adapter=None, policy=None, callbacks=None) -> AlignResult:
     """Label pairs by R, write them to output_dir/pairs.jsonl, train DPO, save output_dir/final."""
-    from datasets import Dataset
-    from trl import DPOConfig, DPOTrainer
-
     resume_from = prepare_run_dir(job)
     parts = load_parts(job, scorer=scorer, adapter=adapter, policy=policy)
     rows, source = load_rows(job.data, job.limit, job.seed, job.response_columns())

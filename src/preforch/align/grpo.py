@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from datasets import Dataset
+from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
 from preforch.align.config import GRPOJob, RLOOJob
 from preforch.align.data import has_chat_template, load_rows, policy_prompt, prompts_from_rows
@@ -56,8 +58,6 @@ def build_prompt_dataset(prompts: list[Conversation], weights: np.ndarray, chat:
                          confidence: np.ndarray | None = None, lam: np.ndarray | None = None):
     """Rows TRL trains on: prompt (messages or text), pro_conversation, pro_weights, and pro_confidence /
     pro_lambda when known. Shapes: weights [N, K]; confidence, lam [N]."""
-    from datasets import Dataset
-
     columns = {
         "prompt": [policy_prompt(p, chat) for p in prompts],
         CONVERSATION_COLUMN: [p.key() for p in prompts],
@@ -71,10 +71,7 @@ def build_prompt_dataset(prompts: list[Conversation], weights: np.ndarray, chat:
 
 def _trainer_class(job: GRPOJob):
     if isinstance(job, RLOOJob):
-        from trl import RLOOConfig, RLOOTrainer
-
         return RLOOTrainer, RLOOConfig, {"normalize_advantages": job.normalize_advantages}
-    from trl import GRPOConfig, GRPOTrainer
 
     return GRPOTrainer, GRPOConfig, {"loss_type": job.loss_type, "scale_rewards": job.scale_rewards,
                                      "multi_objective_aggregation": job.aggregation}

@@ -18,6 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from peft import LoraConfig
+from transformers import TrainerCallback, TrainingArguments
+
+from preforch.adapter import PreferenceAdapter
 from preforch.align.config import AlignConfig, hashed_settings
 from preforch.align.model_card import MODEL_CARD_NAME, model_card
 from preforch.align.trl_settings import check_run_environment, merged_trl_args
@@ -25,8 +30,10 @@ from preforch.atomic import check_output_dir, read_json, staged_dir, write_json
 from preforch.errors import PreforchError, setting_hint
 from preforch.models.generation import load_policy
 from preforch.models.paths import EMBEDDED_POLICY
+from preforch.provenance import check_scorers
 from preforch.rewards.multi import MultiScorer
 from preforch.rewards.normalize import Normalizer
+from preforch.rewards.registry import build_scorers
 from preforch.weighting import check_objectives
 
 log = logging.getLogger(__name__)
@@ -103,12 +110,6 @@ def last_complete_checkpoint(folder: Path) -> str | None:
     return str(max(found)[1]) if found else None
 
 
-def _callback_base():
-    from transformers import TrainerCallback
-
-    return TrainerCallback
-
-
 def complete_checkpoint_callback(config_hash: str):
     """A TrainerCallback that marks each checkpoint complete once transformers has written all of it.
 
@@ -116,7 +117,7 @@ def complete_checkpoint_callback(config_hash: str):
     atomically) makes the checkpoint count. An interrupted save leaves a folder without it, which resume skips.
     """
 
-    class CompleteCheckpointCallback(_callback_base()):
+    class CompleteCheckpointCallback(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
             if state.is_world_process_zero:
                 folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
@@ -139,14 +140,9 @@ def load_normalizer(config: AlignConfig, adapter) -> Normalizer:
 def load_parts(config: AlignConfig, scorer=None, adapter=None, policy=None) -> RunParts:
     """Policy, scorer, adapter and normaliser; objects given as arguments are used as they are (tests, benchmarks)."""
     if adapter is None and config.adapter:
-        from preforch.adapter import PreferenceAdapter
-
         adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
     normalizer = load_normalizer(config, adapter)
     if scorer is None:
-        from preforch.provenance import check_scorers
-        from preforch.rewards.registry import build_scorers
-
         scorers = build_scorers(config.scorers, device=config.device)
         # the adapter's (or the normaliser file's) record of the scorers its statistics were fitted on (issue 25)
         route = type(config).__name__.removesuffix("Job").lower()
@@ -166,8 +162,6 @@ def use_lora(config: AlignConfig, embedded: bool) -> bool:
 
 
 def lora_config(config: AlignConfig):
-    from peft import LoraConfig
-
     targets = config.lora_target_modules
     modules = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
     return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
@@ -177,8 +171,6 @@ def lora_config(config: AlignConfig):
 def checkpointing_arg(enabled: bool) -> dict:
     """transformers ≥ 5.x names it ``activation_checkpointing`` (``gradient_checkpointing`` warns); older
     releases know only the old name."""
-    from transformers import TrainingArguments
-
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
     return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
 
@@ -190,8 +182,6 @@ def trl_args(config: AlignConfig, **route_args) -> dict:
 
 def common_trl_args(config: AlignConfig) -> dict:
     """Keyword arguments every TRL config takes (transformers TrainingArguments)."""
-    import torch
-
     bf16 = config.bf16
     if bf16 is None:
         bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())

@@ -15,7 +15,7 @@ import sys
 import threading
 
 from preforch import __version__
-from preforch.cli.commands import COMMANDS, GROUPS, CommandGroup
+from preforch.cli.commands import COMMANDS, GROUPS, CommandGroup, resolve
 from preforch.errors import PreforchError
 
 #: The top-level commands in `preforch --help` order: a group or command of the table, or a module with
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         with exit_on_termination():
-            return int(args.func(args) or 0)
+            job = resolve(args.func) if isinstance(args.func, str) else args.func  # "module:function": see commands
+            return int(job(args) or 0)
     except PreforchError as err:
         print(f"preforch: error: {err}{producer_hint(str(err))}", file=sys.stderr)
         return 2

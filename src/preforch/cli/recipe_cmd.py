@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-from preforch.recipes.paper import STAGES
+from preforch.recipes.configs import STAGES
 
 
 def add_parser(sub) -> None:
@@ -13,12 +11,4 @@ def add_parser(sub) -> None:
                                    "adapter -> evaluate_adapter; each section holds that command's settings.")
     c.add_argument("--config", required=True, help="recipe YAML file (see configs/gpu/)")
     c.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated stages to run [default: {','.join(STAGES)}]")
-    c.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    from preforch.recipes.paper import read_recipe, run_recipe
-
-    stages = tuple(x for x in args.stages.split(",") if x)
-    run_recipe(read_recipe(args.config), source=args.config, stages=stages)
-    return 0
+    c.set_defaults(func="preforch.cli.jobs:recipe")

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
-from preforch.atomic import refuse_existing, write_text
 from preforch.conversation import as_conversation
 from preforch.data.load import check_text, json_value, read_prompts_file
 from preforch.errors import PreforchError
-from preforch.models.paths import check_device
-from preforch.weighting import Weighting, resolve_weights
 
 
 def add_parser(sub) -> None:
@@ -47,7 +42,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cpu)")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow custom model code from the adapter's encoder folder (only if you trust it)")
-    p.set_defaults(func=run)
+    p.set_defaults(func="preforch.cli.jobs:weights")
 
 
 def read_conversations(args: argparse.Namespace) -> list:
@@ -64,54 +59,3 @@ def read_conversations(args: argparse.Namespace) -> list:
     if not conversations:
         raise PreforchError("no prompts: give them as arguments, with --messages or with --prompts-file")
     return conversations
-
-
-def run(args: argparse.Namespace) -> int:
-    from preforch.adapter import PreferenceAdapter
-
-    if args.output:
-        refuse_existing(args.output, args.overwrite, "file")
-    if args.device:
-        check_device(args.device, "--device")
-    if args.batch_size < 1:
-        raise PreforchError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.blend is not None and not 0.0 <= args.blend <= 1.0:  # also refuses nan
-        raise PreforchError(f"--blend must be in [0, 1], got {args.blend}")
-    conversations = read_conversations(args)
-    user = None
-    if args.user_weights:
-        try:
-            user = [float(x) for x in args.user_weights.split(",")]
-        except ValueError:
-            raise PreforchError(f"--user-weights: expected comma-separated numbers, got {args.user_weights!r}") from None
-    fallback = args.fallback
-    if fallback not in ("off", "on", "uniform"):
-        try:
-            fallback = [float(x) for x in fallback.split(",")]
-        except ValueError:
-            raise PreforchError(f"--fallback: expected off, on, uniform or comma-separated weights, got "
-                                f"{args.fallback!r}") from None
-    weighting = Weighting.infer(args.mode, user, args.blend, fallback)
-    adapter = PreferenceAdapter.from_pretrained(args.adapter, device=args.device,
-                                                trust_remote_code=args.trust_remote_code)
-    resolved = resolve_weights(conversations, adapter.objectives, weighting, adapter, batch_size=args.batch_size,
-                               progress=len(conversations) > 256)
-    lines = []
-    for i, conversation in enumerate(conversations):
-        record = {"prompt": conversation.last_user}
-        if len(conversation.messages) > 1:
-            record["messages"] = conversation.to_messages()
-        record["weights"] = dict(zip(adapter.objectives, map(float, resolved.weights[i])))
-        record["confidence"] = None if resolved.confidence is None else round(float(resolved.confidence[i]), 6)
-        record["lambda"] = 0.0 if resolved.fallback is None else round(float(resolved.fallback[i]), 6)
-        if resolved.mode != "adapter":
-            record["mode"] = resolved.mode
-            if resolved.inferred is not None:
-                record["adapter_weights"] = dict(zip(adapter.objectives, map(float, resolved.inferred[i])))
-        lines.append(json.dumps(record, ensure_ascii=False))
-    text = "\n".join(lines) + "\n"
-    if args.output:
-        write_text(args.output, text)
-    else:
-        sys.stdout.write(text)
-    return 0

@@ -16,7 +16,9 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import torch
 
+from preforch.adapter import target_weights
 from preforch.data.split import prompt_fingerprint, split_by_prompt
 from preforch.errors import PreforchError
 from preforch.evaluate.metrics import (
@@ -165,7 +167,7 @@ def pairwise_table(lattice: np.ndarray, select: tuple[np.ndarray, np.ndarray, li
             return paired_difference(ada[idx], other, g, bootstrap, seed)
 
         rows[name] = PairwiseRow(
-            n_pairs=int(len(idx)), n_prompts=int(len(set(g))), adapter=est(ada[idx]), uniform=est(uni[idx]),
+            n_pairs=len(idx), n_prompts=len(set(g)), adapter=est(ada[idx]), uniform=est(uni[idx]),
             best_fixed=est(best_out), best_fixed_for_kind=est(own_out),
             best_fixed_for_kind_weights=lattice[np.bincount(own).argmax()].tolist(),
             oracle_fixed=est(lat_te[oracle, idx]), oracle_fixed_weights=lattice[oracle].tolist(),
@@ -200,7 +202,7 @@ def evaluate_adapter_arrays(objectives: list[str], test_weights, test_targets, *
     per_kind = {}
     for name, idx in _group_index(test_kinds, len(w)).items():
         if name != POOLED and len(idx):
-            per_kind[name] = {"n": int(len(idx)), "kl": float(kl[idx].mean()), "top1": float(top1[idx].mean()),
+            per_kind[name] = {"n": len(idx), "kl": float(kl[idx].mean()), "top1": float(top1[idx].mean()),
                               **{f"w.{o}": float(w[idx, j].mean()) for j, o in enumerate(objectives)},
                               **{f"w*.{o}": float(t[idx, j].mean()) for j, o in enumerate(objectives)}}
     lattice = simplex_lattice(k, resolution)  # [M, K]
@@ -267,8 +269,6 @@ def evaluate_adapter(adapter, data: PreferenceData, test_data: PreferenceData | 
     in the protocol); ``reward_model_prompts``: fingerprints of the prompts the scoring reward models were
     trained on. Both are excluded from the test rows, the latter also from the selection rows.
     """
-    from preforch.adapter import target_weights
-
     for part in (data, test_data):
         if part is None:
             continue
@@ -330,8 +330,6 @@ def evaluate_adapter(adapter, data: PreferenceData, test_data: PreferenceData | 
     )
     u = uncertainty_once(adapter, te.prompts, batch_size) if has_pairs else None  # [N_test]
     if u is not None:
-        import torch
-
         confidence = 1.0 - adapter.uncertainty.fallback_share(torch.as_tensor(u)).numpy()  # [N_test]
         ev.fallback = evaluate_fallback(weights, confidence, adapter.default_weights, c_te,
                                         scores(te, "scores_rejected"), [p.key() for p in te.prompts], bootstrap, seed,

@@ -1,7 +1,4 @@
-"""What serving and `preforch generate` share and training does not: best-of-N candidate ranking, conditioning
-tags at generation, prefill reuse and the served floor. No trl here; importing ``preforch.infer`` stays light
-(numpy only; torch is imported where a model runs)."""
-
-from preforch.infer.best_of_n import BestOfNResult, best_of_n, choose_best
-
-__all__ = ["BestOfNResult", "best_of_n", "choose_best"]
+"""What serving and `preforch generate` share and training does not: best-of-N candidate ranking
+(``best_of_n``), conditioning tags (``conditioning``, light), generating with a trained policy and loading its
+``final/`` folder (``generation``), prefill reuse (``prefill``) and the served floor (``floor``, light). No trl or
+peft here; importing the package itself loads nothing."""

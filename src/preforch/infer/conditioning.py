@@ -16,12 +16,10 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from preforch.artifacts import check_own_file, read_object, require_format, require_keys
-from preforch.conversation import Conversation, as_conversation, as_conversations
+from preforch.artifacts import read_object, require_format, require_keys
+from preforch.conversation import Conversation, as_conversation
 from preforch.errors import PreforchError
-from preforch.models.generation import GenerationConfig, LoadedPolicy, generate_with_config, load_policy
-from preforch.models.paths import model_load_error
-from preforch.weighting import Weighting, objective_order, resolve_weights
+from preforch.weighting import objective_order
 
 CONDITIONING_NAME = "conditioning.json"
 CONDITIONING_FORMAT = 1
@@ -137,73 +135,5 @@ def tag_weights(weights: np.ndarray, objectives: list[str], conditioning: Condit
     return np.asarray(weights, dtype=np.float64)[:, order]
 
 
-@dataclass
-class ConditionedGeneration:
-    """Replies of a conditioned policy and what they were asked for. Shapes: texts [N][G]; weights and
-    targets [N, K], columns in ``objectives`` (the tags' order)."""
-
-    texts: list[list[str]]
-    weights: np.ndarray
-    targets: np.ndarray
-    objectives: list[str]
-    weight_source: str
-
-
-def conditioned_generation(final_dir: str | Path, prompts: list, weighting: Weighting | None = None, adapter=None,
-                           policy=None, generation=None, progress: bool = False) -> ConditionedGeneration:
-    """Generate from a conditioned policy with desired-score tags from the resolved weights (default: the
-    adapter's w(x)). User weights given as a list are in the adapter's objective order (the tags' order without
-    an adapter); the adapter's objectives are matched to the tags by name."""
-    conditioning = Conditioning.load(Path(final_dir) / CONDITIONING_NAME)
-    prompts = as_conversations(prompts)
-    objectives = list(adapter.objectives) if adapter is not None else conditioning.objectives
-    resolved = resolve_weights(prompts, objectives, weighting or Weighting(), adapter)
-    weights = tag_weights(resolved.weights, objectives, conditioning)  # [N, K], tags' order
-    targets = desired_scores(weights, conditioning)  # [N, K]
-    if policy is None:
-        policy = load_final_policy(final_dir)
-    model, tokenizer = policy
-    tagged = [tag_prompt(p, conditioning.objectives, t, conditioning.decimals) for p, t in zip(prompts, targets)]
-    texts = generate_with_config(model, tokenizer, tagged, generation or GenerationConfig(), progress=progress)
-    return ConditionedGeneration(texts, weights, targets, conditioning.objectives, resolved.source)
-
-
-def generate_conditioned(final_dir: str | Path, prompts: list, weighting: Weighting | None = None, adapter=None,
-                         policy=None, **generation) -> list[list[str]]:
-    """:func:`conditioned_generation`'s replies; ``generation``: GenerationConfig fields. Shape: [N][G]."""
-    progress = bool(generation.pop("progress", False))
-    return conditioned_generation(final_dir, prompts, weighting, adapter, policy, GenerationConfig(**generation),
-                                  progress).texts
-
-
-def load_final_policy(final_dir: str | Path, trust_remote_code: bool = False):
-    """A trained policy from ``final/``: a PEFT adapter over its base model, or full weights. Custom model code
-    runs only when the caller passes ``trust_remote_code`` (never because the folder asks for it)."""
-    final = Path(final_dir)
-    if (final / "adapter_config.json").is_file():
-        if not (final / "adapter_model.safetensors").is_file() and (final / "adapter_model.bin").exists():
-            # PEFT would hand the pickle to torch.load, whose refusal is a long traceback
-            raise PreforchError(f"{final}: no adapter_model.safetensors (it holds adapter_model.bin, a pickle "
-                                "checkpoint); preforch reads PEFT weights only as safetensors (re-save with "
-                                "safe_serialization=True)")
-        for name in ("adapter_config.json", "adapter_model.safetensors"):
-            check_own_file(final / name)
-        from peft import AutoPeftModelForCausalLM
-        from transformers import AutoTokenizer
-
-        try:  # trust_remote_code is passed explicitly: left out, transformers would ask on stdin
-            model = AutoPeftModelForCausalLM.from_pretrained(str(final), trust_remote_code=trust_remote_code)
-            model = model.merge_and_unload().eval()
-            tokenizer = AutoTokenizer.from_pretrained(str(final), trust_remote_code=trust_remote_code)
-        except (OSError, ValueError, KeyError) as err:
-            raise model_load_error(err, final, "policy folder") from None
-        tokenizer.padding_side = "left"
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        return LoadedPolicy(model, tokenizer)
-    return load_policy(str(final), trust_remote_code=trust_remote_code)
-
-
-__all__ = ["CONDITIONING_NAME", "ConditionedGeneration", "Conditioning", "TagMapping", "conditioned_generation",
-           "conditioned_prompts", "desired_scores", "format_tags", "generate_conditioned", "load_final_policy",
+__all__ = ["CONDITIONING_NAME", "Conditioning", "TagMapping", "conditioned_prompts", "desired_scores", "format_tags",
            "parse_tags", "strip_tags", "tag_prompt", "tag_weights"]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from preforch.adapter.views import view_messages
 from preforch.conversation import Conversation
 from preforch.models.generation import format_prompts
@@ -35,8 +37,6 @@ def _same_folder(a: str | None, b: str | None) -> bool:
 
 def prefill_layer(adapter, model, tokenizer, chat_template: bool) -> int | None:
     """The hidden layer whose prefill state stands in for the adapter's encoder, or None when none can."""
-    import torch
-
     config = adapter.config
     if config.encoder != "causal_lm" or not chat_template or not getattr(tokenizer, "chat_template", None):
         return None

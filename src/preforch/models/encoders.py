@@ -9,6 +9,7 @@ from typing import Protocol
 
 import torch
 from tqdm.auto import tqdm
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from preforch.artifacts import folder_fingerprint
 from preforch.conversation import TEXT_LABELS
@@ -84,8 +85,6 @@ class SentenceEncoder:
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True,
                                                                 trust_remote_code=self.trust_remote_code)
@@ -97,8 +96,6 @@ class SentenceEncoder:
     @property
     def model(self):
         if self._model is None:
-            from transformers import AutoModel
-
             try:
                 model = AutoModel.from_pretrained(self.path, local_files_only=True, use_safetensors=True,
                                                   trust_remote_code=self.trust_remote_code)
@@ -159,8 +156,6 @@ class CausalLMEncoder:
 
     def __init__(self, path: str, max_length: int = 512, layer: int = -1, chat_template: bool = True,
                  device: str = "cpu", trust_remote_code: bool = False) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         folder = _check_folder(path)
         self.path = str(folder)
         self.max_length = max_length

@@ -10,44 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import torch
 from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
-from preforch.config import field
 from preforch.conversation import as_conversations
 from preforch.errors import PreforchError
 from preforch.models.batching import length_sorted_batches
+from preforch.models.generation_config import GenerationConfig
 from preforch.models.paths import model_load_error
 from preforch.models.policy import resolve_policy_path
 from preforch.types import PolicyDType
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GenerationConfig:
-    """How replies are sampled."""
-
-    max_new_tokens: int = field(64, help="new tokens per reply, at most")
-    num_return_sequences: int = field(1, help="replies per prompt (G)")
-    do_sample: bool = field(True, help="sample (true) or decode greedily (false; then G must be 1)")
-    temperature: float = field(0.7, help="sampling temperature (> 0)")
-    top_p: float = field(0.9, help="nucleus sampling mass in (0, 1]")
-    seed: int = field(0, help="random seed; each batch is seeded from it, so a run repeats exactly")
-    batch_size: int = field(8, help="prompts per forward batch (each batch holds batch_size x G rows)")
-    chat_template: bool = field(True, help="format each conversation with the tokenizer's chat template")
-    max_prompt_length: int = field(1024, help="prompt tokens kept, counted from the end")
-
-    def __post_init__(self) -> None:
-        for name in ("max_new_tokens", "num_return_sequences", "batch_size", "max_prompt_length"):
-            if getattr(self, name) < 1:
-                raise PreforchError(f"generation setting {name!r} must be >= 1, got {getattr(self, name)}")
-        if self.do_sample and self.temperature <= 0:
-            raise PreforchError(f"generation temperature must be > 0 when sampling, got {self.temperature}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise PreforchError(f"generation top_p must be in (0, 1], got {self.top_p}")
-        if not self.do_sample and self.num_return_sequences > 1:
-            raise PreforchError(f"greedy decoding gives identical replies: num_return_sequences is "
-                                f"{self.num_return_sequences}, expected 1 (or set do_sample: true)")
 
 
 class LoadedPolicy(NamedTuple):
@@ -58,8 +33,6 @@ class LoadedPolicy(NamedTuple):
 
 
 def _torch_dtype(dtype: PolicyDType):
-    import torch
-
     table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
     if dtype not in table:
         raise PreforchError(f"dtype {dtype!r}: expected one of {list(table)}")
@@ -73,8 +46,6 @@ def load_policy(path_or_embedded: str | None = None, dtype: PolicyDType = "float
     Weights load from safetensors only. A hub name is looked up only when the user configured one; with
     ``HF_HUB_OFFLINE=1`` only the local hub cache is consulted.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     name = resolve_policy_path(path_or_embedded)
     local = Path(name).is_dir()
     if not local and (name.startswith((".", "/", "~")) or name.count("/") > 1):  # a path, not "org/model"
@@ -171,9 +142,6 @@ def cancel_criteria(flags: Cancelled, repeat: int = 1):
     """A transformers stopping criterion that ends row j of a batch once ``flags[j // repeat]()`` is true (rows
     repeat each prompt ``repeat`` times, as ``num_return_sequences`` lays them out). generate() checks it after
     every decoding step and stops when every row has ended, so work nobody waits for ends within one step."""
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
     class Flags(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):
             done = [bool(flag()) for flag in flags for _ in range(repeat)]  # [B * G]
@@ -185,8 +153,6 @@ def cancel_criteria(flags: Cancelled, repeat: int = 1):
 def _generate(model, tokenizer, prompts: list, config: GenerationConfig, progress: bool,
               layer: int | None, cancelled: Cancelled | None = None) -> GenerationWithStates:
     """Sample replies; with ``layer`` set, keep that layer's last-prompt-token state of the prefill step."""
-    import torch
-
     if isinstance(prompts, str):
         raise PreforchError("generate: prompts must be a list (of conversations or texts), got a single string")
     if not prompts:

@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from preforch.adapter.config import AdapterConfig
 from preforch.adapter.splits import SPLIT_NAME, split_record
+from preforch.adapter.train import format_report, train_adapter
 from preforch.atomic import check_output_dir, refuse_existing, staged_dir, write_json, write_text
-from preforch.config import field
 from preforch.data import load
 from preforch.data.example import is_embedded
-from preforch.data.rows import RowReading
 from preforch.data.sources import load_data_setting
 from preforch.errors import PreforchError
 from preforch.evaluate.plots import plot_weights_by_kind
 from preforch.provenance import PROVENANCE_NAME, make_provenance, read_provenance, scorer_records
+from preforch.recipes import next_step
 from preforch.recipes.bad_rows import read_preference_file
+from preforch.recipes.configs import TrainAdapterJob
 from preforch.rewards.cache import ScoreCache
 from preforch.rewards.multi import MultiScorer
+from preforch.rewards.registry import build_scorers
 from preforch.rewards.scoring import score_preference_data
 from preforch.types import PreferenceData
 
@@ -34,33 +33,6 @@ EMBEDDED_EXAMPLE = "embedded:example"
 REPORT_NAME = "report.json"
 SCORES_NAME = "scores.parquet"
 PLOT_NAME = "weights_by_kind.png"
-
-
-@dataclass
-class TrainAdapterJob(AdapterConfig, RowReading):
-    """Everything `preforch adapter train` needs: the data, where to write, and the adapter settings."""
-
-    data: str = field(EMBEDDED_EXAMPLE, help="preference data: a .jsonl/.json/.parquet/.csv file, a saved datasets "
-                      "folder, or an embedded set: 'embedded:example' (HH harmless + HH helpful + UltraFeedback, "
-                      "pooled), embedded:all (the three + coconot), embedded:hh, embedded:hh-helpful, "
-                      "embedded:ultrafeedback, embedded:coconot, embedded:helpful, embedded:helpful-all")
-    output: str = field("runs/adapter", help="adapter folder to write")
-    overwrite: bool = field(False, help="replace an existing output folder")
-    kind_column: str = field("kind", help="optional column naming each row's prompt kind (for per-kind reports)")
-    limit_per_kind: int | None = field(None, help="embedded sets only: rows per kind, the first of each file "
-                                       "(balanced when <= 889, the UltraFeedback count; null = all)")
-    scorers: list[dict] = field([{"type": "builtin"}], help="scorer specs used when the data has no "
-                                "'score.<objective>' columns (see `preforch score --help`); default: the built-in "
-                                "harmless/helpful/concise models")
-    score_batch_size: int = field(64, help="responses per scoring chunk")
-    score_cache: bool = field(True, help="reuse and store scores in the on-disk score cache")
-    plot: bool = field(True, help="write weights_by_kind.png (needs matplotlib, the 'plot' extra)")
-    examples: int = field(6, help="validation prompts printed with their weights")
-    progress: bool = field(True, help="show progress bars")
-
-    def adapter_config(self) -> AdapterConfig:
-        names = {f.name for f in dataclasses.fields(AdapterConfig)}
-        return AdapterConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
 
 
 def load_job_data(job: TrainAdapterJob) -> PreferenceData:
@@ -74,8 +46,6 @@ def load_job_data(job: TrainAdapterJob) -> PreferenceData:
 def score_job_data(job: TrainAdapterJob, data: PreferenceData) -> tuple[PreferenceData, list[dict]]:
     """Score the preferred and rejected responses with the configured scorers (cached, resumable); also returns
     the scorers' provenance records (:func:`preforch.provenance.scorer_records`)."""
-    from preforch.rewards.registry import build_scorers
-
     if not job.scorers:
         raise PreforchError(f"{data.source}: no 'score.<objective>' columns and no scorers configured")
     started = time.perf_counter()
@@ -128,7 +98,6 @@ def run_train_job(job: TrainAdapterJob, data: PreferenceData | None = None):
     scorers = None if is_embedded(job.data) else (read_provenance(job.data) or {}).get("scorers")
     if data.scores_chosen is None:
         data, scorers = score_job_data(job, data)
-    from preforch.adapter.train import format_report, train_adapter  # torch loads when the job runs
 
     result = train_adapter(job.adapter_config(), data, progress=job.progress)
     adapter = result.adapter
@@ -163,3 +132,13 @@ def run_train_job(job: TrainAdapterJob, data: PreferenceData | None = None):
     print(f"adapter, report, split, scores ({SCORES_NAME}) and plot written to {out} "
           f"[{time.perf_counter() - started:.1f}s in all]")
     return result
+
+
+def run(job) -> int:
+    """`preforch adapter train`: train, then print the next commands."""
+    run_train_job(job)
+    out = job.output
+    next_step(f'preforch weights --adapter {out} "How do I pick a lock?" "Write a haiku about rain"',
+              "preforch evaluate adapter --config configs/evaluate_adapter.yaml"
+              + ("" if out == "runs/example" else f" --adapter {out} --data {out}/scores.parquet"))
+    return 0

@@ -7,12 +7,14 @@ checkpoints, so the folder's life stays next to the trainer, and only ``preforch
 
 from __future__ import annotations
 
+import os
 import warnings
 
 from preforch.align.conditioned import run_conditioned
 from preforch.align.config import AlignConfig
 from preforch.align.dpo import run_dpo
 from preforch.align.grpo import AlignResult, run_rl
+from preforch.recipes import next_step
 
 #: route → its trainer; grpo and rloo share one (the config class tells them apart).
 ROUTES = {"grpo": run_rl, "rloo": run_rl, "dpo": run_dpo, "conditioned": run_conditioned}
@@ -29,3 +31,32 @@ def train_route(route: str, job: AlignConfig) -> AlignResult:
         for message in THIRD_PARTY_NOTICES:
             warnings.filterwarnings("ignore", message=message, category=FutureWarning)
         return ROUTES[route](job)
+
+
+def run_route(route: str, job) -> int:
+    """`preforch align ROUTE`: train one route; prints the steps run and where the policy went."""
+    result = train_route(route, job)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun / accelerate launch only rank 0 reports
+        return 0
+    print(f"{route}: {result.report['global_step']} steps in {result.seconds:.1f} s; "
+          f"policy written to {result.final_dir}")
+    strategy = " --strategy conditioned --best-of null" if route == "conditioned" else ""
+    next_step(f"preforch generate --config configs/generate.yaml --prompts-file configs/prompts.txt "
+              f"--policy {result.final_dir}{strategy} --output runs/generate/{route}.jsonl --candidates-output null")
+    return 0
+
+
+def grpo_job(job) -> int:
+    return run_route("grpo", job)
+
+
+def rloo_job(job) -> int:
+    return run_route("rloo", job)
+
+
+def dpo_job(job) -> int:
+    return run_route("dpo", job)
+
+
+def conditioned_job(job) -> int:
+    return run_route("conditioned", job)

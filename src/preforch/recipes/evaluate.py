@@ -7,13 +7,12 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
+from preforch.adapter.model import PreferenceAdapter
 from preforch.adapter.splits import read_split_prompts
 from preforch.atomic import staged_dir
-from preforch.config import field
 from preforch.conversation import Conversation, as_conversation
 from preforch.data.load import (
     SCORE_PREFIX,
@@ -22,7 +21,6 @@ from preforch.data.load import (
     prefixed_columns,
     read_table,
 )
-from preforch.data.rows import RowReading
 from preforch.errors import PreforchError
 from preforch.evaluate.adapter_eval import evaluate_adapter, predict_once
 from preforch.evaluate.report import (
@@ -34,89 +32,15 @@ from preforch.evaluate.report import (
 from preforch.evaluate.responses import evaluate_best_of_n, evaluate_policies
 from preforch.models.builtin import BUILTIN_HEADS
 from preforch.provenance import check_scored_data
+from preforch.recipes import next_step
 from preforch.recipes.bad_rows import read_preference_file
+from preforch.recipes.configs import EvaluateAdapterConfig, EvaluateResponsesConfig
 from preforch.rewards.head_config import read_training_prompts
 from preforch.rewards.normalize import Normalizer
 from preforch.weighting import check_weights
 
 log = logging.getLogger(__name__)
 WEIGHT_PREFIX = "weight."
-
-
-@dataclass
-class EvaluateAdapterConfig(RowReading):
-    """Held-out quality of a trained adapter (KL, top-1, calibration, pairwise accuracy vs fixed weights)."""
-
-    adapter: str | None = field(None, help="adapter folder (from `preforch adapter train`)")
-    data: str | None = field(None, help="preference data with score.<objective> and score_rejected.<objective> "
-                             "columns (raw scores, same objectives as the adapter)")
-    test_data: str | None = field(None, help="held-out data; null = the adapter's recorded test split of `data` "
-                                  "(its test_fraction and seed: rows it never trained or early-stopped on)")
-    reward_model_prompts: list[str] = field(["builtin"], help="heads folders (or 'builtin' for the shipped heads) "
-                                            "whose training_prompts.json lists prompts a reward model was trained on: "
-                                            "excluded from the test rows and from the rows fixed vectors are chosen "
-                                            "on; [] when the scores came from models with unknown training data")
-    tau: float | None = field(None, help="target temperature for w*; null = the adapter's")
-    bootstrap: int = field(1000, help="bootstrap resamples (over prompts) for the 95% intervals and p-values")
-    resolution: int = field(10, help="simplex lattice resolution for fixed weight vectors (entries i/resolution)")
-    calibration_bins: int = field(10, help="bins of the max weight for the calibration error")
-    kind_column: str = field("kind", help="column naming each row's prompt kind (for per-kind rows)")
-    batch_size: int = field(64, help="prompts per adapter batch")
-    plots: bool = field(True, help="write PNG plots (needs matplotlib, the `plot` extra)")
-    output_dir: str = field("runs/evaluate_adapter", help="folder for report.json, report.md and plots")
-    overwrite: bool = field(False, help="replace an existing output folder")
-    trust_remote_code: bool = field(False, help="allow custom model code from the adapter's encoder folder (only "
-                                                "if you trust it; an adapter cannot allow it itself)")
-    allow_scorer_mismatch: bool = field(False, help="evaluate scores made by other scorers than the ones the adapter "
-                                                    "was trained with (the data's .provenance.json, written by "
-                                                    "`preforch score` / `generate`, against the adapter's); logged. "
-                                                    "Off: refused")
-
-    def __post_init__(self) -> None:
-        if not self.adapter or not self.data:
-            raise PreforchError("evaluate adapter: settings 'adapter' and 'data' are required")
-        if self.resolution < 1 or self.calibration_bins < 1 or self.bootstrap < 0:
-            raise PreforchError(f"evaluate adapter: resolution ({self.resolution}) and calibration_bins "
-                                f"({self.calibration_bins}) must be >= 1, bootstrap ({self.bootstrap}) >= 0")
-
-
-@dataclass
-class EvaluateResponsesConfig:
-    """Mean normalised rewards of responses under prompt-aware vs fixed weightings; fronts and hypervolume."""
-
-    responses: str | None = field(None, help="rows of prompt, response and score.<objective> (raw); several rows per "
-                                  "prompt = best-of-N candidates; a 'policy' column = one response per policy")
-    adapter: str | None = field(None, help="adapter folder: gives the prompt-aware weights and the normaliser")
-    weights_file: str | None = field(None, help="precomputed prompt-aware weights instead of an adapter: rows of "
-                                     "prompt and weight.<objective>; its prompts must match the responses'")
-    normalizer: str | None = field(None, help="normalizer.json; null = the adapter's, else z-scores fitted on the "
-                                   "responses themselves")
-    mode: Literal["auto", "best_of_n", "policies"] = field("auto", help="auto = policies when a 'policy' column "
-                                                           "exists, else best_of_n")
-    aware_policy: str | None = field(None, help="policies mode: the prompt-aware policy's name")
-    resolution: int = field(10, help="simplex lattice resolution for the fixed weightings (best_of_n)")
-    reference_point: list[float] | None = field(None, help="hypervolume reference point (one per objective); null "
-                                                "= per group, the minimum of all points less 10% of each range")
-    kind_column: str = field("kind", help="column naming each prompt's kind")
-    prompt_column: str = field("prompt", help="column holding each prompt (text, HH text or a message list)")
-    batch_size: int = field(64, help="prompts per adapter batch")
-    plots: bool = field(True, help="write PNG plots (needs matplotlib, the `plot` extra)")
-    output_dir: str = field("runs/evaluate_responses", help="folder for report.json, report.md and plots")
-    overwrite: bool = field(False, help="replace an existing output folder")
-    trust_remote_code: bool = field(False, help="allow custom model code from the adapter's encoder folder (only "
-                                                "if you trust it; an adapter cannot allow it itself)")
-    allow_scorer_mismatch: bool = field(False, help="evaluate scores made by other scorers than the ones the adapter "
-                                                    "was trained with (the data's .provenance.json, written by "
-                                                    "`preforch score` / `generate`, against the adapter's); logged. "
-                                                    "Off: refused")
-
-    def __post_init__(self) -> None:
-        if not self.responses:
-            raise PreforchError("evaluate responses: setting 'responses' is required")
-        if self.adapter and self.weights_file:
-            raise PreforchError("evaluate responses: give 'adapter' or 'weights_file', not both")
-        if self.resolution < 1:
-            raise PreforchError(f"evaluate responses: resolution must be >= 1, got {self.resolution}")
 
 
 def reward_model_prompts(folders: list[str]) -> set[str] | None:
@@ -136,8 +60,6 @@ def reward_model_prompts(folders: list[str]) -> set[str] | None:
 
 def run_adapter_evaluation(config: EvaluateAdapterConfig) -> Path:
     """Load, evaluate, write the report folder; returns its path."""
-    from preforch.adapter.model import PreferenceAdapter  # torch loads when the job runs
-
     with staged_dir(config.output_dir, overwrite=config.overwrite) as tmp:
         adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
         for path in (config.data, config.test_data):
@@ -251,8 +173,6 @@ def run_responses_evaluation(config: EvaluateResponsesConfig) -> Path:
                                 f"K={k} objectives {parsed.objectives}")
         adapter = None
         if config.adapter:
-            from preforch.adapter.model import PreferenceAdapter  # torch loads when the job runs
-
             adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
             adapter.check_objectives(parsed.objectives, f"responses file {config.responses}")
             check_scored_data(config.adapter, config.responses, "evaluate responses", config.allow_scorer_mismatch)
@@ -280,3 +200,22 @@ def run_responses_evaluation(config: EvaluateResponsesConfig) -> Path:
         write_responses_report(tmp, ev, settings, plots=config.plots)
     print(responses_markdown(ev))
     return Path(config.output_dir)
+
+
+def run_adapter(config) -> int:
+    """`preforch evaluate adapter`: evaluate, print what was written and the next command."""
+    out = run_adapter_evaluation(config)
+    print(f"wrote {out}/report.md, {out}/report.json" + (" and plots" if config.plots else ""))
+    next_step("preforch generate --config configs/generate.yaml --prompts-file configs/prompts.txt"
+              + ("" if config.adapter == "runs/example" else f" --adapter {config.adapter}"))
+    return 0
+
+
+def run_responses(config) -> int:
+    """`preforch evaluate responses`: evaluate, print what was written and the next command."""
+    out = run_responses_evaluation(config)
+    print(f"wrote {out}/report.md, {out}/report.json" + (" and plots" if config.plots else ""))
+    if config.adapter:
+        next_step("preforch align grpo --config configs/align/grpo.yaml"
+                  + ("" if config.adapter == "runs/example" else f" --adapter {config.adapter}"))
+    return 0

@@ -10,59 +10,20 @@ from pathlib import Path
 
 import numpy as np
 
+from preforch.adapter.model import PreferenceAdapter
 from preforch.atomic import staged_dir, write_json, write_text
-from preforch.config import field
 from preforch.conversation import Conversation, as_conversation
 from preforch.data.load import column_present, prefixed_columns, read_table
 from preforch.errors import PreforchError
 from preforch.evaluate.adapter_eval import predict_once
 from preforch.evaluate.plots import plot_routing
 from preforch.evaluate.routing import RoutingEvaluation, evaluate_routing, labels_from_expected, routing_text
+from preforch.recipes import next_step
+from preforch.recipes.configs import EvaluateRoutingConfig
 from preforch.recipes.evaluate import WEIGHT_PREFIX, load_weights_file
 
 LABEL_PREFIX = "label."
 REPORT_JSON, REPORT_TXT, PLOT = "report.json", "report.txt", "weights_by_label.png"
-
-
-@dataclass
-class EvaluateRoutingConfig:
-    """Do the weights go where they should? AUC, mean weights and top-1 share on labelled prompts."""
-
-    data: str | None = field(None, help="labelled prompts (JSONL, JSON, CSV, Parquet): a prompt column (text, HH "
-                             "dialogue or a message list ending with a user turn) and either an expected column "
-                             "naming the objective that should dominate, or one 0/1 column label.<objective> per "
-                             "labelled objective")
-    adapter: str | None = field(None, help="adapter folder whose weights are evaluated")
-    weights_file: str | None = field(None, help="precomputed weights instead of an adapter: rows of prompt and "
-                                     "weight.<objective>, covering every evaluated prompt")
-    split: str | None = field(None, help="evaluate only the rows whose split column has this value (the shipped "
-                              "probes: validation for choosing settings, test for reporting); null = every row")
-    pools: dict = field({}, help="named sets of groups reported together, e.g. {safety: [harmful, benign]}; an "
-                        "empty list pools every group")
-    prompt_column: str = field("prompt", help="column holding each prompt")
-    expected_column: str = field("expected", help="column naming the objective that should get the largest weight")
-    group_column: str = field("group", help="column naming each prompt's group (per-group tables); absent = none")
-    split_column: str = field("split", help="column the split setting selects on")
-    bootstrap: int = field(1000, help="bootstrap resamples (over prompts) for the 95% intervals")
-    calibration_bins: int = field(5, help="equal-width bins of each weight for the calibration table")
-    batch_size: int = field(64, help="prompts per adapter batch")
-    plots: bool = field(True, help="write weights_by_label.png (needs matplotlib, the `plot` extra)")
-    output_dir: str = field("runs/evaluate_routing", help="folder for report.json, report.txt and the plot")
-    overwrite: bool = field(False, help="replace an existing output folder")
-    trust_remote_code: bool = field(False, help="allow custom model code from the adapter's encoder folder (only "
-                                                "if you trust it; an adapter cannot allow it itself)")
-
-    def __post_init__(self) -> None:
-        if not self.data:
-            raise PreforchError("evaluate routing: setting 'data' is required")
-        if bool(self.adapter) == bool(self.weights_file):
-            raise PreforchError("evaluate routing: give exactly one of 'adapter' and 'weights_file'")
-        if self.bootstrap < 0 or self.calibration_bins < 1:
-            raise PreforchError(f"evaluate routing: bootstrap ({self.bootstrap}) must be >= 0 and calibration_bins "
-                                f"({self.calibration_bins}) >= 1")
-        for name, members in self.pools.items():
-            if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-                raise PreforchError(f"evaluate routing: pool {name!r} must be a list of group names, got {members!r}")
 
 
 @dataclass
@@ -139,8 +100,6 @@ def load_routing_probes(path: str, objectives: list[str], config: EvaluateRoutin
 def _weights(config: EvaluateRoutingConfig):
     """(objectives, a function from prompts to weights [N, K], where the weights come from)."""
     if config.adapter:
-        from preforch.adapter.model import PreferenceAdapter  # torch loads when the job runs
-
         adapter = PreferenceAdapter.from_pretrained(config.adapter, trust_remote_code=config.trust_remote_code)
         return (adapter.objectives, lambda prompts: predict_once(adapter, prompts, config.batch_size),
                 f"the adapter {config.adapter} (prompt view {adapter.config.prompt_view})")
@@ -171,3 +130,15 @@ def run_routing_evaluation(config: EvaluateRoutingConfig) -> RoutingEvaluation:
             plot_routing(objectives, ev.labelled, weights, probes.labels, probes.groups, tmp / PLOT,
                          title=f"weights by label: {Path(config.data).name}{where}")
     return ev
+
+
+def run(config) -> int:
+    """`preforch evaluate routing`: evaluate, print the tables and what was written."""
+    ev = run_routing_evaluation(config)
+    out = config.output_dir
+    print(routing_text(ev))
+    print(f"wrote {out}/{REPORT_TXT}, {out}/{REPORT_JSON}" + (f" and {out}/{PLOT}" if config.plots else ""))
+    if config.adapter:
+        next_step("preforch evaluate adapter --config configs/evaluate_adapter.yaml"
+                  + ("" if config.adapter == "runs/example" else f" --adapter {config.adapter}"))
+    return 0

@@ -3,137 +3,30 @@ conditioned policy asked for the scores the weights imply), write JSONL."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from preforch.adapter.model import PreferenceAdapter
 from preforch.atomic import refuse_existing, write_json, write_text
-from preforch.config import field
 from preforch.conversation import Conversation, as_conversations
 from preforch.data.load import read_prompts_file
 from preforch.errors import PreforchError
 from preforch.infer.best_of_n import best_of_n
-from preforch.infer.conditioning import (
-    CONDITIONING_NAME,
-    Conditioning,
-    conditioned_generation,
-    load_final_policy,
-)
-from preforch.infer.floor import FloorSettings
+from preforch.infer.conditioning import CONDITIONING_NAME, Conditioning
+from preforch.infer.generation import conditioned_generation, load_final_policy
 from preforch.models import generation
-from preforch.models.generation import GenerationConfig
-from preforch.models.paths import check_device
 from preforch.provenance import check_scorers, make_provenance, provenance_path, scorer_records
+from preforch.recipes import next_step
+from preforch.recipes.configs import GenerateJobConfig
 from preforch.rewards.multi import MultiScorer
-from preforch.types import PolicyDType
-from preforch.weighting import Weighting, WeightMode, check_objectives, user_vector
+from preforch.rewards.registry import build_scorers
+from preforch.weighting import check_objectives, user_vector
 
 __all__ = ["GenerateJobConfig", "GenerateJobResult", "conditioned_records", "generate_job", "read_prompts"]
-
-GenerateStrategy = Literal["sample", "best_of_n", "conditioned"]
-
-
-@dataclass
-class GenerateJobConfig(GenerationConfig, FloorSettings):
-    """Settings of `preforch generate`: plain sampling, best-of-N with prompt-aware weights, or a conditioned
-    policy asked for the scores the weights imply."""
-
-    strategy: GenerateStrategy | None = field(None, help="sample, best_of_n (needs best_of) or conditioned (a policy "
-                                                         "folder written by `preforch align conditioned`, tagged "
-                                                         "with desired scores from the weights); null = best_of_n "
-                                                         "when best_of is set, else sample")
-    policy: str = field("embedded:smollm2", help="policy: embedded:smollm2, a local folder, or a hub name (online only)")
-    dtype: PolicyDType = field("float32", help="policy dtype")
-    device: str = field("cpu", help="torch device of the policy, the scorers and the adapter")
-    trust_remote_code: bool = field(False, help="allow custom model code from the policy folder and the adapter's "
-                                                "encoder folder (only if you trust them; an artifact cannot allow it)")
-    prompts: list[str] = field([], help="prompts given inline (YAML list, or --prompts P1 P2 ...); each is one "
-                                        "user turn (or HH dialogue text)")
-    prompts_file: str | None = field(None, help="prompts file: .txt (one per line) or a table with a 'prompt' "
-                                                 "(text or message list) or 'messages' column "
-                                                 "(.jsonl/.json/.parquet/.csv, optionally .gz)")
-    limit: int | None = field(None, help="use only the first LIMIT prompts")
-    best_of: int | None = field(None, help="best-of-N: sample N >= 2 replies per prompt and keep the best by "
-                                           "R = sum_k w_k s~_k; null = plain sampling")
-    scorers: list[dict] = field([{"type": "builtin"}], help="best-of-N scorer specs (as in `preforch score`)")
-    score_batch_size: int = field(64, help="candidates per scoring batch")
-    adapter: str | None = field(None, help="adapter folder: per-prompt weights w(x) and its saved normaliser")
-    allow_scorer_mismatch: bool = field(False, help="best-of-N with scorers other than the ones the adapter was "
-                                                    "trained with (its provenance.json); logged. Off: refused")
-    weight_mode: WeightMode | None = field(None, help="best-of-N weights: adapter, fixed (user_weights) or blend; "
-                                           "null = adapter without user_weights, fixed with them, blend with them "
-                                           "and a blend")
-    user_weights: list[float] | dict[str, float] | None = field(None, help="the user's weights, one per objective "
-                                                                           "in the scorers' order (conditioned: the "
-                                                                           "adapter's, or the tags' without one) or "
-                                                                           "{objective: w}")
-    blend: float | None = field(None, help="mode blend: lambda in lambda*user_weights + (1-lambda)*w(x); null = 0.5")
-    fallback: str | list[float] | dict[str, float] = field(
-        "off", help="the calibrated fallback (1-lambda(x))*w(x) + lambda(x)*w_default on prompts the adapter is unsure "
-                    "of: off | on (w_default: user_weights in mode blend, else the adapter's training-mean weights) | "
-                    "uniform | default weights")
-    all_candidates: bool = field(False, help="best-of-N: also write every candidate with its scores and R")
-    output: str | None = field(None, help="JSONL output file; null = print to stdout")
-    candidates_output: str | None = field(None, help="best-of-N: also write every candidate as one row (prompt, "
-                                          "response, score.<objective>, candidate), the input of `preforch evaluate "
-                                          "responses`; a .jsonl file")
-    overwrite: bool = field(False, help="replace existing output files")
-    progress: bool = field(True, help="show progress bars")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.prompts and not self.prompts_file:
-            raise PreforchError("generate: give prompts (--prompts ... or --prompts-file FILE)")
-        if self.best_of is not None and self.best_of < 2:
-            raise PreforchError(f"best-of-N needs N >= 2 candidates per prompt, got best_of {self.best_of}")
-        strategy = self.chosen_strategy()
-        if strategy == "best_of_n" and self.best_of is None:
-            raise PreforchError("generate: strategy best_of_n needs --best-of N")
-        if strategy != "best_of_n" and self.best_of is not None:
-            raise PreforchError(f"generate: best_of applies to strategy best_of_n, not {strategy}")
-        if strategy == "sample" and (self.adapter or self.user_weights or self.blend is not None or self.weight_mode):
-            raise PreforchError("generate: adapter, weight_mode, user_weights and blend only apply with best_of N "
-                                "or strategy conditioned")
-        if strategy != "best_of_n" and (self.all_candidates or self.candidates_output):
-            raise PreforchError("generate: all_candidates and candidates_output only apply with best_of N")
-        if strategy == "best_of_n" and not self.do_sample:
-            raise PreforchError("best-of-N needs sampled candidates: set do_sample: true")
-        if strategy != "sample":
-            weighting = self.weighting()
-            if weighting.needs_adapter and not self.adapter:
-                raise PreforchError(f"{strategy} with weight mode {weighting.mode!r} needs --adapter DIR (or give "
-                                    "--user-weights w1,w2,... for fixed weights)")
-        for name in ("output", "candidates_output"):
-            path = getattr(self, name)
-            if path and not path.endswith(".jsonl"):
-                raise PreforchError(f"{path}: {name} must be a .jsonl file")
-        if self.output and self.output == self.candidates_output:
-            raise PreforchError(f"{self.output}: output and candidates_output must be different files")
-        if self.limit is not None and self.limit < 1:
-            raise PreforchError(f"generate: limit must be >= 1, got {self.limit}")
-        check_device(self.device, "generate: device")
-        if self.floor and strategy != "best_of_n":
-            raise PreforchError(f"generate: floor applies to strategy best_of_n, not {strategy}")
-        try:
-            self.floor_rule()
-        except PreforchError as err:
-            raise PreforchError(f"generate: {err}") from None
-
-    def chosen_strategy(self) -> str:
-        return self.strategy or ("best_of_n" if self.best_of is not None else "sample")
-
-    def weighting(self) -> Weighting:
-        try:
-            return Weighting.infer(self.weight_mode, self.user_weights, self.blend, self.fallback)
-        except PreforchError as err:
-            raise PreforchError(f"generate: {err}") from None
-
-    def generation(self) -> GenerationConfig:
-        return GenerationConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(GenerationConfig)})
-
 
 @dataclass
 class GenerateJobResult:
@@ -166,8 +59,6 @@ def generate_job(config: GenerateJobConfig) -> GenerateJobResult:
         return _finish_job(config, records, objectives, time.perf_counter() - start)
     scorer, adapter, objectives = None, None, []
     if config.best_of is not None:  # load and check scorers/adapter before the slow generation
-        from preforch.adapter.model import PreferenceAdapter  # torch loads when the job runs
-        from preforch.rewards.registry import build_scorers
 
         scorers = build_scorers(config.scorers, device=config.device)
         scorer = MultiScorer(scorers, batch_size=config.score_batch_size, progress=config.progress)
@@ -239,8 +130,6 @@ def conditioned_records(config: GenerateJobConfig, prompts: list[Conversation]) 
     Conditioning.load(Path(config.policy) / CONDITIONING_NAME)  # fail before any model loads
     adapter = None
     if config.adapter:
-        from preforch.adapter.model import PreferenceAdapter  # torch loads when the job runs
-
         adapter = PreferenceAdapter.from_pretrained(config.adapter, device=config.device)
     out = conditioned_generation(config.policy, prompts, config.weighting(), adapter, load_final_policy(config.policy),
                                  config.generation(), config.progress)
@@ -252,3 +141,21 @@ def conditioned_records(config: GenerateJobConfig, prompts: list[Conversation]) 
                 "weight_source": out.weight_source}
                for i, (p, r, w, t) in enumerate(zip(prompts, out.texts, out.weights, out.targets))]
     return records, out.objectives
+
+
+def run(config) -> int:
+    """`preforch generate`: generate, print the records (without an output file) and a summary on stderr."""
+    result = generate_job(config)
+    if result.output is None:
+        for rec in result.records:
+            print(json.dumps(rec, ensure_ascii=False))
+    what = {"best_of_n": f"best-of-{config.best_of} over {result.objectives}", "sample": "sampled",
+            "conditioned": f"conditioned on {result.objectives}"}[config.chosen_strategy()]
+    print(f"{len(result.records)} prompts {what} in {result.seconds:.1f} s -> {result.output or 'stdout'}"
+          + (f"; every candidate -> {result.candidates_output}" if result.candidates_output else ""), file=sys.stderr)
+    if result.candidates_output:
+        default = result.candidates_output == "runs/generate/candidates.jsonl" and config.adapter == "runs/example"
+        next_step("preforch evaluate responses --config configs/evaluate_responses.yaml"
+                  + ("" if default else f" --responses {result.candidates_output}"
+                     + (f" --adapter {config.adapter}" if config.adapter else " --adapter null")), file=sys.stderr)
+    return 0

@@ -12,15 +12,10 @@ from pathlib import Path
 
 from preforch.config import build_config, read_yaml_mapping
 from preforch.errors import PreforchError
-from preforch.recipes.adapter_train import TrainAdapterJob, run_train_job
-from preforch.recipes.evaluate import EvaluateAdapterConfig, run_adapter_evaluation
-from preforch.recipes.score import ScoreConfig, score_dataset
-
-STAGES = ("score", "adapter", "evaluate_adapter")
-
-
-def _classes() -> dict[str, type]:
-    return {"score": ScoreConfig, "adapter": TrainAdapterJob, "evaluate_adapter": EvaluateAdapterConfig}
+from preforch.recipes.adapter_train import run_train_job
+from preforch.recipes.configs import STAGES, recipe_sections
+from preforch.recipes.evaluate import run_adapter_evaluation
+from preforch.recipes.score import score_dataset
 
 
 def read_recipe(path: str | Path) -> dict[str, dict]:
@@ -36,7 +31,7 @@ def read_recipe(path: str | Path) -> dict[str, dict]:
 def build_recipe(sections: dict[str, dict], source: str = "recipe") -> dict[str, object]:
     """Typed configs per section; unknown settings and wrong types are errors naming the section."""
     out = {}
-    for name, cls in _classes().items():
+    for name, cls in recipe_sections().items():
         if name not in sections:
             continue
         known = {f.name for f in dataclasses.fields(cls)}

@@ -18,9 +18,11 @@ from preforch.data.load import read_table
 from preforch.data.sources import load_data_setting
 from preforch.errors import PreforchError
 from preforch.provenance import PROVENANCE_NAME, data_record, make_provenance
+from preforch.recipes import next_step
 from preforch.recipes.bad_rows import read_preference_file
 from preforch.recipes.rm_card import render_lora_card
 from preforch.rewards.head_config import LOCAL_ENCODER, TRAINING_PROMPTS_NAME, RMTrainConfig
+from preforch.rewards.heads import SharedEncoderHeads
 from preforch.rewards.train_head import RMTrainResult, StateCache, train_reward_head
 from preforch.types import PreferenceData
 
@@ -131,8 +133,6 @@ def _run_lora(config: RMTrainConfig, out: Path, encoder=None) -> RMTrainResult:
 def heads_record(staged: Path, out: Path) -> list[dict]:
     """The heads as a scorer record (:func:`preforch.provenance.scorer_records`): the ``{type: heads, path: out}``
     spec and the fingerprint that spec builds, read back from the staged folder so they agree."""
-    from preforch.rewards.heads import SharedEncoderHeads
-
     heads = SharedEncoderHeads.from_pretrained(staged)
     return [{"spec": {"type": "heads", "path": str(out)}, "objectives": list(heads.objectives),
              "fingerprint": heads.identity()}]
@@ -216,3 +216,17 @@ def _selection_lines(metrics: dict) -> list[str]:
     lines += [f"| {', '.join(f'{k}={v}' for k, v in r['settings'].items())} | {r['cv_loss']:.4f} | "
               f"{r['cv_accuracy']:.3f} |" for r in rows]
     return lines
+
+
+def run(config) -> int:
+    """`preforch rm train`: train, then print each objective's held-out accuracy."""
+    metrics = run_rm_train(config).metrics
+    for objective, m in metrics.get("objectives", {config.objective: metrics}).items():
+        lo, hi = m["heldout_accuracy_ci95"]
+        longer = m["baselines"]["longer_reply_wins"]
+        print(f"{objective}: held-out pairwise accuracy {m['heldout_accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}, "
+              f"{m['n_pairs']['heldout']} pairs; the longer reply wins {longer:.3f})")
+    print(f"wrote {config.output_dir}")
+    next_step(f"use it as a scorer: scorers: [{{type: heads, path: {config.output_dir}}}] in a score, adapter or "
+              "generate config")
+    return 0

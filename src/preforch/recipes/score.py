@@ -19,67 +19,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from preforch.rewards.registry import build_scorers
+
+try:  # optional: one process without it
+    from accelerate import PartialState
+except ImportError:
+    PartialState = None
 
 from preforch.atomic import refuse_existing, write_json
-from preforch.config import field
 from preforch.data.load import check_writable, read_table, write_table
-from preforch.data.rows import RowReading
 from preforch.errors import PreforchError
-from preforch.models.paths import check_device
 from preforch.provenance import make_provenance, provenance_path, scorer_records
+from preforch.recipes import next_step
 from preforch.recipes.bad_rows import report_rejected
+from preforch.recipes.configs import OUTPUT_SUFFIXES, ScoreConfig, output_kind
 from preforch.rewards.cache import ScoreCache
-from preforch.rewards.scorer import SCORER_TYPE_NAMES
 from preforch.rewards.scoring import as_multi, attach_scores, parse_rows, score_preference_data
 
 __all__ = ["OUTPUT_SUFFIXES", "ScoreConfig", "ScoreResult", "output_kind", "process_state", "score_dataset"]
-
-OUTPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
-
-
-@dataclass
-class ScoreConfig(RowReading):
-    """Settings of `preforch score`."""
-
-    input: str = field("", help="preference data file (.jsonl/.json/.parquet/.csv, optionally .gz) or a saved "
-                                "datasets folder")
-    output: str = field("", help="where to write the scored rows: .jsonl, .jsonl.gz (gzip-compressed) or .parquet")
-    scorers: list[dict] = field([{"type": "builtin"}],
-                                help="scorer specs, e.g. {type: hf, path: DIR, objective: harmless}, "
-                                     "{type: rule, name: concise}, {type: builtin}, {type: heads, path: DIR}")
-    batch_size: int = field(64, help="responses per scoring chunk (the cache commits after each chunk)")
-    cache: bool = field(True, help="reuse and store scores in the on-disk score cache")
-    cache_path: str | None = field(None, help="score cache file (default: $PREFORCH_CACHE/scores.sqlite, "
-                                              "~/.cache/preforch/scores.sqlite)")
-    device: str = field("auto", help="default device of model scorers whose spec sets none (auto: this "
-                                     "process's accelerator, else cpu)")
-    overwrite: bool = field(False, help="replace an existing output file")
-    progress: bool = field(True, help="show a progress bar")
-
-    def __post_init__(self) -> None:
-        if not self.input:
-            raise PreforchError("score: setting 'input' is required (a preference data file)")
-        if not self.output:
-            raise PreforchError("score: setting 'output' is required (a .jsonl or .parquet file)")
-        if output_kind(self.output) not in OUTPUT_SUFFIXES:
-            raise PreforchError(f"{self.output}: output must end in .jsonl or .parquet (or .jsonl.gz for gzip-compressed "
-                                "JSON lines)")
-        if self.batch_size < 1:
-            raise PreforchError(f"score: batch_size must be >= 1, got {self.batch_size}")
-        check_device(self.device, "device")
-        if not self.scorers:
-            raise PreforchError("score: setting 'scorers' is empty; give at least one scorer spec")
-        for i, spec in enumerate(self.scorers, 1):
-            if not isinstance(spec, dict) or "type" not in spec:
-                raise PreforchError(f"score: scorer {i} is {spec!r}; expected a mapping with a 'type' "
-                                    f"(one of {sorted(SCORER_TYPE_NAMES)})")
-
-
-def output_kind(path: str | Path) -> str:
-    """'.jsonl', '.jsonl.gz' or '.parquet' (or whatever else the name ends in)."""
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    return "".join(suffixes[-2:]) if suffixes[-1:] == [".gz"] else "".join(suffixes[-1:])
-
 
 @dataclass
 class ScoreResult:
@@ -118,11 +77,7 @@ class _SingleProcess:
 
 def process_state(device: str = "auto"):
     """``accelerate.PartialState`` (gloo on CPU under torchrun, nccl on GPUs), or a one-process stand-in."""
-    import torch  # loaded when a job runs, not when its settings are read
-
-    try:
-        from accelerate import PartialState
-    except ImportError:
+    if PartialState is None:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise PreforchError("several processes were launched but accelerate is not installed; "
                                 "pip install accelerate") from None
@@ -161,10 +116,7 @@ def score_dataset(config: ScoreConfig) -> ScoreResult:
     state = process_state(config.device)
     world, rank = state.num_processes, state.process_index
     if world > 1 and str(state.device).startswith("cpu"):
-        import torch
-
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))  # ranks share the cores
-    from preforch.rewards.registry import build_scorers
 
     rows = read_table(config.input)
     parsed = parse_rows(rows, source=config.input, columns=config.column_map(), on_bad_rows=config.on_bad_rows)
@@ -216,3 +168,21 @@ def score_dataset(config: ScoreConfig) -> ScoreResult:
                        responses=len(rows) * (2 if data.rejected is not None else 1), seconds=stats["seconds"],
                        load_seconds=load_seconds, cache_hits=stats["hits"], scored=stats["scored"],
                        truncated=stats["truncated"], processes=world)
+
+
+def run(config) -> int:
+    """`preforch score`: score, then print counts, timing and what was written (rank 0 only)."""
+    result = score_dataset(config)
+    if int(os.environ.get("RANK", "0")) != 0:  # only the main process of a torchrun reports
+        return 0
+    lookups = result.cache_hits + result.scored
+    print(f"scored {result.rows} rows ({result.responses} responses) on {len(result.objectives)} objective(s) "
+          f"{result.objectives} with {result.processes} process(es)")
+    print(f"time {result.seconds:.2f} s scoring (+{result.load_seconds:.2f} s loading), "
+          f"{result.responses_per_second:.1f} responses/s")
+    print(f"cache hits {result.cache_hits} of {lookups} scorer lookups" if config.cache else "cache off")
+    if result.truncated:
+        print(f"truncated {result.truncated} input(s) longer than max_length")
+    print(f"wrote {result.output}")
+    next_step(f"preforch adapter train --data {result.output} --output runs/adapter  (scores are read, not recomputed)")
+    return 0

@@ -21,7 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import safetensors
 import torch
+import transformers
+from safetensors.torch import save
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
@@ -160,8 +163,6 @@ class SharedEncoderHeads:
         return [h.objective for h in self.config.heads]
 
     def identity(self) -> str:
-        from safetensors.torch import save
-
         digest = hashlib.sha256(save({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}))
         digest.update(json.dumps(self._config_dict(), sort_keys=True).encode())
         return f"shared_heads:{self.encoder._fingerprint}:{digest.hexdigest()[:16]}"
@@ -264,9 +265,6 @@ class SharedEncoderHeads:
 
     def write_files(self, folder: Path) -> None:
         """Write config.json + model.safetensors into an existing (staged) folder."""
-        import safetensors
-        import transformers
-
         data = self._config_dict()
         data["library_versions"] = {"preforch": __version__, "torch": torch.__version__.split("+")[0],
                                     "transformers": transformers.__version__, "safetensors": safetensors.__version__}

@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
+from safetensors import SafetensorError
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from preforch.artifacts import folder_fingerprint, read_object
 from preforch.config import field
@@ -89,8 +92,6 @@ def hub_offline() -> bool:
 
 
 def resolve_device(device: str) -> str:
-    import torch
-
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
@@ -112,10 +113,6 @@ class HFScorer:
     """
 
     def __init__(self, config: HFScorerConfig) -> None:
-        import torch
-        from safetensors import SafetensorError
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-
 
         self.config = config
         local = Path(config.path).expanduser()
@@ -241,8 +238,6 @@ class HFScorer:
         """Raw reward logits, higher is better. Shape: [N, 1], float64, in input order.
 
         ``prompts``: conversations (or texts / message lists, parsed into conversations)."""
-        import torch
-
         texts, pairs = self.inputs(prompts, responses)
         out = np.empty((len(texts), 1), dtype=np.float64)  # [N, 1]
         if not texts:

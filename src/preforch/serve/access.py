@@ -13,6 +13,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from starlette.middleware.cors import CORSMiddleware
+
 from preforch.errors import PreforchError
 from preforch.serve.config import ServeConfig
 from preforch.serve.errors import error_body
@@ -136,7 +138,6 @@ def add_cors(app, config: ServeConfig) -> None:
     """Allow browser pages from ``cors_origins`` (none by default: same-origin only)."""
     if not config.cors_origins:
         return
-    from starlette.middleware.cors import CORSMiddleware
 
     app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
                        allow_headers=["Authorization", "Content-Type"], allow_credentials=False, max_age=600)

@@ -18,8 +18,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from preforch.adapter.views import view_messages
 from preforch.conversation import Conversation, as_conversation
 from preforch.errors import PreforchError
+from preforch.infer.best_of_n import rank_candidates
+from preforch.infer.conditioning import desired_scores, tag_prompt, tag_weights
+from preforch.infer.floor import choose_with_floor, floor_passes
+from preforch.infer.prefill import prefill_matches, prompt_token_count
+from preforch.models.generation import (
+    GenerationConfig,
+    format_prompts,
+    generate_with_config,
+    generate_with_prompt_states,
+)
 from preforch.serve import schemas as s
 from preforch.serve.preference import RequestError, apply_stop, as_named, check_preference, resolve_request
 from preforch.weighting import ResolvedWeights
@@ -114,7 +125,6 @@ def chat_conversation(messages: list[s.ChatMessage], engine) -> Conversation:
         conversation = as_conversation(turns, "messages")
     except PreforchError as err:
         raise RequestError(("body", "messages"), f"{err} (the last message must be the user's)") from None
-    from preforch.models.generation import format_prompts
 
     try:  # rendering only (no tokenizer state): safe beside the policy lane
         format_prompts(engine.policy[1], [conversation], engine.config.chat_template)
@@ -131,9 +141,6 @@ def generation_pass(engine, plan: ChatPlan, layer: int | None,
                     items: list[tuple[Conversation, tuple, threading.Event]]) -> list:
     """Generate for every gathered conversation in one batch. Items: (conversation, stop strings, the request's
     cancel flag); a cancelled request's rows stop at the next decoding step, the others go on."""
-    from preforch.infer.prefill import prefill_matches, prompt_token_count
-    from preforch.models.generation import GenerationConfig, generate_with_config, generate_with_prompt_states
-
     c = engine.config
     model, tokenizer = engine.policy
     conversations = [conv for conv, _, _ in items]
@@ -172,7 +179,6 @@ def prefill_layer_for(engine, conversation: Conversation) -> int | None:
     """The prefill layer to capture for this conversation, or None when the adapter's own pass is needed."""
     if engine.prefill_layer is None:
         return None
-    from preforch.adapter.views import view_messages
 
     if view_messages(conversation, engine.adapter.config.prompt_view) != conversation.to_messages():
         return None  # e.g. prompt_view last_user with earlier turns: the encoder reads less than the prefill
@@ -202,8 +208,6 @@ async def weights_and_replies(engine, plan: ChatPlan, conversation: Conversation
 
 def condition(engine, conversation: Conversation, weights: np.ndarray) -> tuple[Conversation, dict]:
     """The conversation with desired-score tags from ``weights`` [K] (adapter order), and the targets by name."""
-    from preforch.infer.conditioning import desired_scores, tag_prompt, tag_weights
-
     cond = engine.conditioning
     # the tags may list the objectives in another order: matched by name, never by position
     ordered = tag_weights(np.asarray(weights)[None], engine.objectives, cond)  # [1, K] in the tags' order
@@ -223,8 +227,6 @@ def preference_info(engine, plan: ChatPlan, used: ResolvedWeights, source: str, 
 async def rank(engine, plan: ChatPlan, conversation: Conversation, gen: Generated, used: ResolvedWeights,
                info: s.PreferenceInfo) -> int:
     """Score the candidates, fill the best-of-N fields of ``info``; returns the chosen index."""
-    from preforch.infer.best_of_n import rank_candidates
-
     floor = engine.config.floor_rule()
     against_reply = floor.enabled and floor.against == "reply"
     texts = [*gen.texts, floor.reply] if against_reply else gen.texts  # the floor's reply scored as one more
@@ -234,8 +236,6 @@ async def rank(engine, plan: ChatPlan, conversation: Conversation, gen: Generate
         raw, reply_normed = raw[:-1], engine.adapter.normalizer.transform(raw[-1:])  # [G, K], [1, K]
     norm, rewards, best = rank_candidates(raw[None], used.weights, engine.adapter.normalizer)  # [1, G, K]
     if floor.enabled:
-        from preforch.infer.floor import choose_with_floor, floor_passes
-
         best, floored = choose_with_floor(rewards, floor_passes(norm, used.weights, floor.bar(reply_normed),
                                                                 floor.share))
         info.floored = bool(floored[0])

@@ -9,6 +9,7 @@ from preforch.config import field
 from preforch.errors import PreforchError
 from preforch.infer.floor import FloorSettings
 from preforch.types import PolicyDType
+from preforch.weighting import Weighting
 
 Strategy = Literal["sample", "best_of_n", "conditioned"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
@@ -88,8 +89,6 @@ class ServeConfig(FloorSettings):
     def __post_init__(self) -> None:
         if not self.adapter:
             raise PreforchError("serve: setting 'adapter' is required (a folder written by `preforch adapter train`)")
-        from preforch.weighting import Weighting
-
         try:
             Weighting(fallback=self.fallback)
             self.floor_rule()

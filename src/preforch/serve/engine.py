@@ -16,9 +16,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from preforch.adapter import PreferenceAdapter
 from preforch.conversation import Conversation, as_conversation
 from preforch.errors import PreforchError
+from preforch.infer.conditioning import CONDITIONING_NAME, Conditioning
+from preforch.infer.generation import load_final_policy
+from preforch.infer.prefill import prefill_layer
+from preforch.models.generation import load_policy
+from preforch.models.policy import resolve_policy_path
+from preforch.provenance import check_scorers
+from preforch.rewards.multi import MultiScorer
+from preforch.rewards.registry import build_scorers
 from preforch.serve import schemas as s
 from preforch.serve.batching import Lane, ServerBusy
 from preforch.serve.config import ServeConfig
@@ -27,10 +37,9 @@ from preforch.serve.preference import (
     RequestError,
     as_named,
     check_preference,
-    objective_order,
     resolve_request,
 )
-from preforch.weighting import WeightPrediction, scalarize
+from preforch.weighting import WeightPrediction, objective_order, scalarize
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +59,9 @@ class ServeEngine:
         self.adapter = adapter
         self.objectives = list(adapter.objectives)
         self.scorer = scorer
-        self._columns = objective_order(list(scorer.objectives), self.objectives) if scorer is not None else None
+        self._columns = None if scorer is None else objective_order(
+            scorer.objectives, self.objectives, f"the scorers give objectives {list(scorer.objectives)}, the adapter "
+            f"weighs {self.objectives}; configure scorers with the adapter's objectives")
         self.policy = policy
         self.policy_name = policy_name if policy is not None else None
         self.conditioning = conditioning if policy is not None else None
@@ -61,27 +72,17 @@ class ServeEngine:
                             if policy is not None else None)
         self.prefill_layer = None
         if policy is not None and config.prefill_reuse:
-            from preforch.infer.prefill import prefill_layer
-
             self.prefill_layer = prefill_layer(adapter, policy[0], policy[1], config.chat_template)
 
     @classmethod
     def load(cls, config: ServeConfig) -> ServeEngine:
         """Load the adapter (and its encoder), the scorers, the policy and its conditioning named by ``config``."""
-        import torch
-
-        from preforch.adapter import PreferenceAdapter
-        from preforch.rewards.multi import MultiScorer
-        from preforch.rewards.registry import build_scorers
-
         if config.threads is not None:
             torch.set_num_threads(config.threads)
         start = time.perf_counter()
         adapter = PreferenceAdapter.from_pretrained(config.adapter, device=config.device)
         scorer = None
         if config.scorers:
-            from preforch.provenance import check_scorers
-
             scorers = build_scorers(config.scorers, device=config.device, source="serve scorers")
             check_scorers(config.adapter, config.scorers, scorers, "serve", config.allow_scorer_mismatch)
             scorer = MultiScorer(scorers, batch_size=config.score_batch_size)
@@ -173,8 +174,6 @@ class ServeEngine:
         return _rows(self.adapter.predict(conversations))  # N × (w [K], confidence)
 
     def _mlp_pass(self, states: list) -> list[tuple]:
-        import torch
-
         return _rows(self.adapter.predict_from_embeddings_with_confidence(torch.stack(states)))  # MLP only
 
     def _score_pass(self, pairs: list[tuple[Conversation, str]]) -> list[np.ndarray]:
@@ -245,29 +244,22 @@ def _at(values, i: int) -> float | None:
 
 def _load_policy(config: ServeConfig, objectives: list[str]):
     """(policy, its name, its conditioning or None). A conditioning's objectives must be the adapter's, by name."""
-    from preforch.models.policy import resolve_policy_path
-
     resolved = resolve_policy_path(config.policy)
     name = config.policy if resolved == config.policy else f"{config.policy} ({resolved})"
     folder = Path(resolved)
     if (folder / "adapter_config.json").is_file():  # a LoRA run's final/: merged onto its base model
-        from preforch.infer.conditioning import load_final_policy
 
         policy = load_final_policy(folder)
     else:
-        from preforch.models.generation import load_policy
-
         policy = load_policy(resolved, dtype=config.dtype, device=config.device,
                              trust_remote_code=config.trust_remote_code)
     conditioning = None
-    from preforch.infer.conditioning import CONDITIONING_NAME, Conditioning
 
     path = Path(config.conditioning) if config.conditioning else folder / CONDITIONING_NAME
     if config.conditioning or path.is_file():
         conditioning = Conditioning.load(path)
-        if sorted(conditioning.objectives) != sorted(objectives):
-            raise PreforchError(f"serve: the conditioning tags of {path} name objectives {conditioning.objectives}, "
-                                f"the adapter weighs {objectives}; the same names are needed")
+        objective_order(conditioning.objectives, objectives, f"serve: the conditioning tags of {path} name objectives "
+                        f"{conditioning.objectives}, the adapter weighs {objectives}; the same names are needed")
     if config.strategy == "conditioned" and conditioning is None:
         raise PreforchError(f"serve: strategy 'conditioned' needs a conditioned policy: no {CONDITIONING_NAME} in "
                             f"{folder} (set 'conditioning' or train one with `preforch align conditioned`)")

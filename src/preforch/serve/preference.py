@@ -60,14 +60,6 @@ def as_named(row: np.ndarray, objectives: list[str]) -> dict[str, float]:
     return {name: float(v) for name, v in zip(objectives, row)}
 
 
-def objective_order(scorer_objectives: list[str], adapter_objectives: list[str]) -> np.ndarray:
-    """Column index that reorders scorer columns into the adapter's order. Shape: [K]."""
-    if sorted(scorer_objectives) != sorted(adapter_objectives):
-        raise PreforchError(f"the scorers give objectives {scorer_objectives}, the adapter weighs "
-                            f"{adapter_objectives}; configure scorers with the adapter's objectives")
-    return np.array([scorer_objectives.index(name) for name in adapter_objectives], dtype=np.int64)
-
-
 def apply_stop(text: str, stop: str | list[str] | None) -> tuple[str, bool]:
     """Cut ``text`` before the first stop string; returns the text and whether it was cut."""
     stops = [stop] if isinstance(stop, str) else list(stop or [])

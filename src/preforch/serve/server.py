@@ -5,8 +5,14 @@ from __future__ import annotations
 import logging
 import socket
 
+import uvicorn
+
+from preforch.serve.access import is_loopback, read_api_key
+from preforch.serve.access_log import route_patterns
+from preforch.serve.app import create_app
 from preforch.serve.config import ServeConfig
 from preforch.serve.engine import ServeEngine
+from preforch.serve.timeouts import timed_protocol
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +46,6 @@ def log_config(level: str, routes: list[str] | None = None) -> dict:
 def uvicorn_config(app, config: ServeConfig, port: int | None = None, install_logging: bool = True):
     """A ``uvicorn.Config`` for ``app`` with the server settings (one worker; HTTP/1.1 keep-alive; deadlines for
     a request's headers and body, :mod:`preforch.serve.timeouts`)."""
-    import uvicorn
-
-    from preforch.serve.access_log import route_patterns
-    from preforch.serve.timeouts import timed_protocol
-
     return uvicorn.Config(app, host=config.host, port=config.port if port is None else port, workers=1,
                           access_log=config.access_log, log_level=config.log_level,
                           log_config=log_config(config.log_level, route_patterns(app)) if install_logging else None,
@@ -61,11 +62,6 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def serve(config: ServeConfig, engine: ServeEngine | None = None) -> None:
     """Load the models (unless ``engine`` is given), then serve until interrupted."""
-    import uvicorn
-
-    from preforch.serve.access import is_loopback, read_api_key
-    from preforch.serve.app import create_app
-
     key = read_api_key(config)  # before loading models: a bad key file fails fast
     if not is_loopback(config.host) and not key:
         log.warning("binding %s: the server is reachable from other machines and needs no API key (set %s or "

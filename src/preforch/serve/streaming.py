@@ -19,7 +19,18 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import torch
+from transformers import TextStreamer
+
 from preforch.conversation import Conversation
+from preforch.infer.prefill import prefill_matches, prompt_token_count
+from preforch.models.generation import (
+    GenerationConfig,
+    _generation_kwargs,
+    _padding,
+    cancel_criteria,
+    format_prompts,
+)
 from preforch.serve import schemas as s
 from preforch.serve.batching import ServerBusy
 from preforch.serve.chat import ChatPlan, complete, condition, preference_info, prefill_layer_for
@@ -57,18 +68,6 @@ def stream_pass(engine, plan: ChatPlan, conversation: Conversation, layer: int |
     """One streamed generation on the policy lane; ``push(text)`` gets each decoded piece, then ``_END``.
     Seeded exactly as :func:`preforch.models.generation.generate_with_config` seeds a one-prompt batch, so a
     seeded request streams the same reply it would return whole."""
-    import torch
-    from transformers import TextStreamer
-
-    from preforch.infer.prefill import prefill_matches, prompt_token_count
-    from preforch.models.generation import (
-        GenerationConfig,
-        _generation_kwargs,
-        _padding,
-        cancel_criteria,
-        format_prompts,
-    )
-
     class Pieces(TextStreamer):
         def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
             if text:
