@@ -22,7 +22,7 @@ def test_help(route, capsys):
 @pytest.mark.filterwarnings("error::FutureWarning")  # no deprecation notice from preforch's calls reaches a user
 def test_tiny_grpo_config_through_cli(tmp_path, tiny_policy_dir, prompts_file, capsys):
     norm = tmp_path / "normalizer.json"
-    Normalizer(["concise", "brief"]).fit(np.array([[-1.0, -1.0], [-3.0, -2.0], [-2.0, -2.5]])).save(norm)
+    Normalizer(["concise", "positive"]).fit(np.array([[-1.0, -1.0], [-3.0, -2.0], [-2.0, -2.5]])).save(norm)
     args = ["align", "grpo", "--config", "configs/tiny/align_grpo.yaml", "--policy", str(tiny_policy_dir),
             "--normalizer", str(norm), "--data", str(prompts_file), "--limit", "4",
             "--output-dir", str(tmp_path / "run")]
@@ -31,7 +31,7 @@ def test_tiny_grpo_config_through_cli(tmp_path, tiny_policy_dir, prompts_file, c
     assert main(args) == 0  # ...and its folder does not block the next try
     assert "policy written to" in capsys.readouterr().out
     report = json.loads((tmp_path / "run" / "final" / "align_report.json").read_text())
-    assert report["global_step"] == 2 and report["objectives"] == ["concise", "brief"]
+    assert report["global_step"] == 2 and report["objectives"] == ["concise", "positive"]
     assert main(args) == 2  # the folder exists now
     assert "output folder exists" in capsys.readouterr().err
 

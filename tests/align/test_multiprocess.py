@@ -29,7 +29,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_tiny_grpo_on_two_processes_writes_one_final_model(tmp_path, tiny_policy_dir, prompts_file):
     norm = tmp_path / "normalizer.json"
-    Normalizer(["concise", "brief"]).fit(np.array([[-1.0, -1.0], [-3.0, -2.0], [-2.0, -2.5]])).save(norm)
+    Normalizer(["concise", "positive"]).fit(np.array([[-1.0, -1.0], [-3.0, -2.0], [-2.0, -2.5]])).save(norm)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
            "GLOO_SOCKET_IFNAME": "lo"}  # a static rendezvous on 127.0.0.1: some sandboxes cannot resolve localhost
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",

@@ -142,9 +142,10 @@ def test_shipped_configs_parse():
     from preforch.config import build_config
     from preforch.recipes.evaluate_routing import EvaluateRoutingConfig
 
-    for name in ("evaluate_routing.yaml", "tiny/evaluate_routing.yaml"):
-        config = build_config(EvaluateRoutingConfig, ROOT / "configs" / name)
-        assert config.data == "configs/routing_probes.jsonl" and config.adapter == "runs/example"
+    config = build_config(EvaluateRoutingConfig, ROOT / "configs" / "evaluate_routing.yaml")
+    assert config.data == "configs/routing_probes.jsonl" and config.adapter == "runs/example"
+    tiny = build_config(EvaluateRoutingConfig, ROOT / "configs" / "tiny" / "evaluate_routing.yaml")
+    assert tiny.data == "configs/tiny/routing_probes.jsonl" and tiny.adapter == "runs/tiny/adapter"
     assert set(build_config(EvaluateRoutingConfig, ROOT / "configs" / "evaluate_routing.yaml").pools) >= {
         "need (harmful + framed vs benign + look-alike)"}
 

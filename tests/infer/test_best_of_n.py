@@ -206,7 +206,7 @@ def test_generate_cli_best_of_fixed_weights(tiny_policy_dir, tmp_path, prompts_f
     out = tmp_path / "best.jsonl"
     rc = _run_cli(["generate", "--config", str(TINY_CONFIG), "--policy", str(tiny_policy_dir),
                    "--prompts-file", str(prompts_file), "--limit", "4", "--user-weights", "1,0", "--all-candidates",
-                   "--output", str(out)])
+                   "--output", str(out), "--candidates-output", "null"])
     assert rc == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4  # the config's two inline prompts, then two from the file (limit 4)
