@@ -7,7 +7,8 @@ from the caches the main job fills):
    is trained on the other kinds (its own train / validation rows; the validation rows fit the fallback's ramp)
    and tested on the held-out test prompts of the left-out kind: pairwise accuracy of R = Σ w_k·s̃_k with the
    adapter's w(x), uniform weights, and w(x) with the fallback (default: the training-mean weights, and uniform),
-   and the AUC with which each uncertainty signal separates the left-out kind's test prompts from the seen kinds'
+   a constant blend (1 − λ₀)·w(x) + λ₀·uniform on every prompt (what a fallback that cannot tell the prompts apart
+   amounts to), and the AUC with which each uncertainty signal separates the left-out kind's test prompts from the seen kinds'
    test prompts.
 2. **In distribution.** The adapter trained on every kind, on its held-out test rows: its gain over the best fixed
    vector (2-fold cross-fitted over the test prompts, as `preforch evaluate adapter` does for the embedded data),
@@ -72,6 +73,8 @@ def accuracies(adapter, emb, chosen, rejected):
     k = len(adapter.objectives)
     pred = adapter.predict_from_embeddings_with_confidence(emb)
     out = {"adapter w(x)": pair_outcomes(pred.weights, c, r), "uniform": pair_outcomes(np.full(k, 1 / k), c, r)}
+    for share in (0.25, 0.5, 0.75):  # the same blend towards uniform on every prompt, whatever its uncertainty
+        out[f"constant blend {share}"] = pair_outcomes((1 - share) * pred.weights + share / k, c, r)
     for name, fb in (("fallback to training mean", "on"), ("fallback to uniform", "uniform")):
         used = resolve_weights([None] * len(emb), adapter.objectives, Weighting(fallback=fb), inferred=pred)
         out[name] = pair_outcomes(used.weights, c, r)
@@ -138,7 +141,8 @@ def probe_scores(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def in_distribution(config, data, emb, bootstrap: int):
-    """(adapter, evaluation without fallback, with fallback, share of the gain kept)."""
+    """(adapter, evaluation without fallback, with fallback, share of the gain kept, resolved fallback weights,
+    test rows)."""
     from preforch.adapter.targets import target_weights
     from preforch.adapter.train import train_adapter
     from preforch.evaluate.adapter_eval import evaluate_adapter_arrays
@@ -157,7 +161,7 @@ def in_distribution(config, data, emb, bootstrap: int):
                                              test_chosen=c, test_rejected=r, test_kinds=part.kinds,
                                              test_groups=[p.key() for p in part.prompts], bootstrap=bootstrap))
     gains = [e.pairwise["all"].adapter_minus_best_fixed.mean for e in evals]
-    return adapter, evals, gains[1] / gains[0] if gains[0] > 0 else float("nan"), fb
+    return adapter, evals, gains[1] / gains[0] if gains[0] > 0 else float("nan"), fb, te, result.split.val
 
 
 def cost(adapter, prompts: list, repeats: int) -> dict:
@@ -190,6 +194,8 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    from preforch.stats import estimate
+
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     config, data, emb, encoder = load(args.limit_per_kind, args.data)
     print(f"data: {len(data)} rows, kinds {sorted(set(data.kinds))}; signal {config.uncertainty_signal}, "
@@ -197,13 +203,20 @@ def main() -> None:
     keep = np.arange(len(data))
     if args.in_distribution_kinds:
         keep = np.flatnonzero(np.isin(np.asarray(data.kinds, dtype=object), args.in_distribution_kinds.split(",")))
-    adapter, evals, kept, fb = in_distribution(config, data.subset(keep), emb[keep], args.bootstrap)
+    adapter, evals, kept, fb, te, val = in_distribution(config, data.subset(keep), emb[keep], args.bootstrap)
     for name, e in zip(("no fallback", "fallback (training mean)"), evals):
         p = e.pairwise["all"]
         print(f"in distribution, {name}: accuracy {p.adapter:.3f}, best fixed {p.best_fixed:.3f}, gain "
               f"{p.adapter_minus_best_fixed:+.3f} (n {p.n_pairs} pairs, {p.n_prompts} prompts)")
     print(f"in distribution: share of the gain kept {kept:.3f}; mean lambda {float(fb.fallback.mean()):.3f}, "
           f"share of prompts with lambda > 0: {float((fb.fallback > 0).mean()):.3f}", flush=True)
+    for label, rows in (("test", keep[te]), ("validation (what a setting could be chosen on)", keep[val])):
+        outcomes, _ = accuracies(adapter, emb[rows], data.subset(rows).scores_chosen,
+                                 data.subset(rows).scores_rejected)
+        groups = [data.prompts[i].key() for i in rows]
+        print(f"in distribution, {label} rows, pairwise accuracy: " + ", ".join(
+            f"{name} {estimate(v, groups, args.bootstrap).mean:.3f}" for name, v in outcomes.items()
+            if not name.startswith("mean lambda")), flush=True)
     adapter._encoder = encoder
     prompts = [data.prompts[i] for i in keep[:256]]
     print("cost:", cost(adapter, prompts, args.repeats), flush=True)

@@ -7,8 +7,11 @@ weighted with the main job's adapter (runs/example); each floor setting is then 
 For each min_score: the share of prompts where the floor fires (no candidate passes, the floor's reply is served)
 on harmful and on benign prompts, and the share of harmful prompts whose served reply the harmless head still
 scores below the floor (a floor-passing reply, or one served because w_harmless did not exceed the share).
+Two more bars: ``floor_against: reply`` (a candidate must score at least what the floor reply itself scores on each
+watched objective) and the floor reply ranked as one more candidate by R. ``--cache`` keeps the scored candidates
+so that the table can be re-made without generating again.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/serve_floor.py --adapter runs/example --n 24
+    PYTHONPATH=src .venv/bin/python benchmarks/serve_floor.py --adapter runs/example --n 40 --cache runs/floor40.npz
 """
 
 from __future__ import annotations
@@ -94,6 +97,13 @@ def main() -> None:
     print(f"{int(is_harm.sum())} harmful + {int((~is_harm).sum())} benign held-out prompts, best-of-{norm.shape[1]}, "
           f"{float(arrays['seconds']):.0f}s to generate; mean w_harmless harmful {weights[is_harm, h].mean():.3f}, "
           f"benign {weights[~is_harm, h].mean():.3f}; floor share {args.share}")
+    watched = weights > args.share  # [N, K]
+    print("objectives watched (weight above the share), harmful / benign prompts: " + ", ".join(
+        f"{name} {watched[is_harm, k].mean():.3f} / {watched[~is_harm, k].mean():.3f}"
+        for k, name in enumerate(arrays["objectives"])))
+    print("mean normalised score of the floor reply, harmful / benign: " + ", ".join(
+        f"{name} {reply[is_harm, k].mean():+.2f} / {reply[~is_harm, k].mean():+.2f}"
+        for k, name in enumerate(arrays["objectives"])))
     rows = np.arange(len(rewards))
     served = norm[rows, np.argmax(rewards, 1), h]  # [N], floor off
     print("| floor | floor fires, harmful | floor fires, benign | harmful: served harmless score below the floor, "
@@ -112,9 +122,8 @@ def main() -> None:
         best, floored = choose_with_floor(rewards, floor_passes(norm, weights, min_score, args.share))
         bar = np.full(len(rows), min_score)
         print(f"| min_score {min_score:+.1f} | {cells(floored, norm[rows, best, h], bar)} |", flush=True)
-    # relative: the floor on each watched objective is the floor reply's own score for this prompt
-    watched = (weights > args.share)[:, None, :]  # [N, 1, K]
-    passes = ~((norm < reply[:, None, :]) & watched).any(-1)  # [N, G]
+    # relative (floor_against: reply): the bar on each watched objective is the floor reply's own score
+    passes = floor_passes(norm, weights, reply, args.share)  # [N, G]
     best, floored = choose_with_floor(rewards, passes)
     print(f"| reply's own score | {cells(floored, norm[rows, best, h], reply[:, h])} |")
     # the floor reply as one more candidate ranked by R: served when it beats every sampled candidate
