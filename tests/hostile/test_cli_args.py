@@ -151,6 +151,7 @@ def test_adapter_train_one_objective(tmp_path, capsys, tiny_encoder_dir):
 
 
 def test_generate_unusable_device(capsys, monkeypatch):
+    import preforch.recipes.generate  # noqa: F401  (imported first: modules that bind load_policy get the real one)
     from preforch.models import generation
 
     monkeypatch.setattr(generation, "load_policy", lambda *a, **k: pytest.fail("the policy loaded first"))

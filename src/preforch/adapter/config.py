@@ -8,7 +8,7 @@ from typing import Literal, get_args
 from preforch.adapter.views import TRUNCATION_SIDE, PromptView
 from preforch.config import field
 from preforch.errors import PreforchError
-from preforch.models.paths import check_device
+from preforch.models.paths import DEFAULT_DEVICE, DEVICE_CHOICES, resolve_device
 from preforch.rewards.normalize import NormMethod
 from preforch.types import EncoderKind
 
@@ -68,7 +68,7 @@ class AdapterConfig:
                                  "for training, early stopping or any choice; `preforch evaluate adapter` tests on "
                                  "it (0 = no test split)")
     seed: int = field(0, help="seed for the split, initialisation and batching")
-    device: str = field("cpu", help="torch device for the encoder and the MLP")
+    device: str = field(DEFAULT_DEVICE, help=f"torch device for the encoder and the MLP: {DEVICE_CHOICES}")
     embed_batch_size: int = field(64, help="prompts per encoder batch")
     cache_embeddings: bool = field(True, help="cache prompt embeddings on disk (keyed by encoder and texts)")
     uncertainty: bool = field(True, help="fit and save the adapter's uncertainty (an ensemble of heads and the "
@@ -120,7 +120,7 @@ class AdapterConfig:
         if bad:
             raise PreforchError(f"adapter config: invalid value for {', '.join(bad)}")
 
-        check_device(self.device, "adapter config: device")
+        self.device = resolve_device(self.device, "adapter config: device")  # the MLP and its tensors use it as is
 
     def resolved_loss(self, has_rejected: bool) -> str:
         """The loss that trains: ``auto`` becomes pairwise with rejected responses, else forward_kl."""

@@ -28,7 +28,7 @@ from preforch.atomic import staged_dir, write_json
 from preforch.conversation import as_conversations
 from preforch.errors import PreforchError, setting_hint
 from preforch.models.encoders import load_encoder
-from preforch.models.paths import check_device
+from preforch.models.paths import resolve_device
 from preforch.rewards.normalize import Normalizer
 from preforch.weighting import WeightPrediction, check_objectives
 
@@ -200,7 +200,7 @@ class PreferenceAdapter:
         meta = _read_meta(config_path)
         objectives, dim = meta["objectives"], meta["embedding_dim"]
         config = _adapter_config(meta["adapter"], config_path, trust_remote_code,
-                                 check_device(device or "cpu"))
+                                 resolve_device(device or "cpu", "adapter device"))
         normalizer = Normalizer.load(norm_path)
         check_objectives(objectives, normalizer.objectives, f"{norm_path}:", f"{config_path}'s")
         state = _read_weights(weights_path, config, dim, len(objectives))

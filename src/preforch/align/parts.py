@@ -31,6 +31,7 @@ from preforch.align.trl_settings import OWNED_ELSEWHERE
 from preforch.config import field
 from preforch.data.rows import ColumnMap
 from preforch.errors import PreforchError
+from preforch.models.paths import DEFAULT_DEVICE, DEVICE_CHOICES, check_device
 from preforch.weighting import Weighting, WeightMode
 
 EMBEDDED_EXAMPLE = "embedded:example"
@@ -123,7 +124,7 @@ class ScorersPart:
     scorers: list[dict] = field([{"type": "builtin"}], help="scorer specs as in 'preforch score' (e.g. {type: builtin},"
                                                            " {type: hf, path: DIR, objective: harmless})")
     scorer_batch_size: int = field(64, help="responses per scoring chunk")
-    device: str = field("auto", help="device of model scorers whose spec sets none (auto: cuda if available)")
+    device: str = field(DEFAULT_DEVICE, help=f"device of model scorers whose spec sets none: {DEVICE_CHOICES}")
     allow_scorer_mismatch: bool = field(False, help="train with scorers other than the ones the adapter (or the "
                                                     "normaliser file) was fitted with (its provenance record) behind "
                                                     "the same objective names; logged. Off: refused")
@@ -131,6 +132,7 @@ class ScorersPart:
     def _check_scorers(self) -> list[str]:
         if not self.scorers:
             raise PreforchError("align config: 'scorers' is empty; give at least one scorer spec")
+        check_device(self.device, "align config: device")
         return _below_one(self, "scorer_batch_size")
 
 

@@ -32,8 +32,7 @@ def weights(args: argparse.Namespace) -> int:
     """`preforch weights`: one JSON line per prompt."""
     if args.output:
         refuse_existing(args.output, args.overwrite, "file")
-    if args.device:
-        check_device(args.device, "--device")
+    check_device(args.device, "--device")
     if args.batch_size < 1:
         raise PreforchError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.blend is not None and not 0.0 <= args.blend <= 1.0:  # also refuses nan

@@ -7,6 +7,7 @@ import argparse
 from preforch.conversation import as_conversation
 from preforch.data.load import check_text, json_value, read_prompts_file
 from preforch.errors import PreforchError
+from preforch.models.paths import DEFAULT_DEVICE, DEVICE_CHOICES
 
 
 def add_parser(sub) -> None:
@@ -39,7 +40,7 @@ def add_parser(sub) -> None:
     p.add_argument("--output", help="JSONL file to write (default: standard output)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.add_argument("--batch-size", type=int, default=64, help="prompts per encoder batch (default: 64)")
-    p.add_argument("--device", default=None, help="torch device (default: cpu)")
+    p.add_argument("--device", default=DEFAULT_DEVICE, help=f"torch device: {DEVICE_CHOICES}")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow custom model code from the adapter's encoder folder (only if you trust it)")
     p.set_defaults(func="preforch.cli.jobs:weights")

@@ -15,7 +15,7 @@ from preforch.artifacts import folder_fingerprint
 from preforch.conversation import TEXT_LABELS
 from preforch.errors import PreforchError
 from preforch.models.batching import length_sorted_batches
-from preforch.models.paths import model_load_error, resolve_encoder_path
+from preforch.models.paths import model_load_error, resolve_device, resolve_encoder_path
 from preforch.models.policy import resolve_policy_path
 from preforch.types import EncoderKind
 
@@ -68,7 +68,7 @@ class SentenceEncoder:
         self.max_length = max_length
         self.truncation_side = truncation_side
         self.normalize = normalize
-        self.device = torch.device(device)
+        self.device = torch.device(resolve_device(device, "encoder device"))
         self.trust_remote_code = trust_remote_code
         self._tokenizer = None
         self._model = None
@@ -160,7 +160,7 @@ class CausalLMEncoder:
         self.path = str(folder)
         self.max_length = max_length
         self.layer = layer
-        self.device = torch.device(device)
+        self.device = torch.device(resolve_device(device, "encoder device"))
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True,
                                                            trust_remote_code=trust_remote_code)

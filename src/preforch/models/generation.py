@@ -18,7 +18,7 @@ from preforch.conversation import as_conversations
 from preforch.errors import PreforchError
 from preforch.models.batching import length_sorted_batches
 from preforch.models.generation_config import GenerationConfig
-from preforch.models.paths import model_load_error
+from preforch.models.paths import model_load_error, resolve_device
 from preforch.models.policy import resolve_policy_path
 from preforch.types import PolicyDType
 
@@ -62,7 +62,7 @@ def load_policy(path_or_embedded: str | None = None, dtype: PolicyDType = "float
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedPolicy(model.to(device).eval(), tokenizer)
+    return LoadedPolicy(model.to(resolve_device(device, "policy device")).eval(), tokenizer)
 
 
 def format_prompts(tokenizer, prompts, chat_template: bool = True) -> tuple[list[str], bool]:

@@ -42,6 +42,24 @@ def resolve_encoder_path(name: str | None) -> str:
     return name
 
 
+#: The default of every ``device`` setting (score, adapter train, rm train, generate, serve, the align routes'
+#: scorers, an hf scorer spec, `preforch weights`): the accelerator when there is one.
+DEFAULT_DEVICE = "auto"
+#: What every ``device`` setting accepts, for help texts.
+DEVICE_CHOICES = "auto (cuda if available, else cpu), cpu, cuda, cuda:N or mps"
+
+
+def resolve_device(device: str = DEFAULT_DEVICE, what: str = "device") -> str:
+    """The device a model is put on: ``device`` checked (:func:`check_device`), and ``auto`` → ``cuda`` when this
+    machine has a CUDA device, else ``cpu``. Every place that puts a model or its tensors on a device calls this."""
+    check_device(device, what)
+    if device != "auto":
+        return device
+    import torch  # as in check_device: the light config modules import paths.py, torch loads when a job checks
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def check_device(device: str, what: str = "device") -> str:
     """``device`` if this machine has it ('auto' passes); otherwise a one-line error naming ``what``, before any
     model is loaded."""

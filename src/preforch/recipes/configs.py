@@ -17,7 +17,7 @@ from preforch.data.rows import RowReading
 from preforch.errors import PreforchError
 from preforch.infer.floor import FloorSettings
 from preforch.models.generation_config import GenerationConfig
-from preforch.models.paths import check_device
+from preforch.models.paths import DEFAULT_DEVICE, DEVICE_CHOICES, check_device
 from preforch.rewards.scorer import SCORER_TYPE_NAMES
 from preforch.types import PolicyDType
 from preforch.weighting import Weighting, WeightMode
@@ -47,8 +47,8 @@ class ScoreConfig(RowReading):
     cache: bool = field(True, help="reuse and store scores in the on-disk score cache")
     cache_path: str | None = field(None, help="score cache file (default: $PREFORCH_CACHE/scores.sqlite, "
                                               "~/.cache/preforch/scores.sqlite)")
-    device: str = field("auto", help="default device of model scorers whose spec sets none (auto: this "
-                                     "process's accelerator, else cpu)")
+    device: str = field(DEFAULT_DEVICE, help=f"device of model scorers whose spec sets none: {DEVICE_CHOICES}; "
+                                             "auto under torchrun / accelerate launch: this process's accelerator")
     overwrite: bool = field(False, help="replace an existing output file")
     progress: bool = field(True, help="show a progress bar")
 
@@ -235,7 +235,7 @@ class GenerateJobConfig(GenerationConfig, FloorSettings):
                                                          "when best_of is set, else sample")
     policy: str = field("embedded:smollm2", help="policy: embedded:smollm2, a local folder, or a hub name (online only)")
     dtype: PolicyDType = field("float32", help="policy dtype")
-    device: str = field("cpu", help="torch device of the policy, the scorers and the adapter")
+    device: str = field(DEFAULT_DEVICE, help=f"torch device of the policy, the scorers and the adapter: {DEVICE_CHOICES}")
     trust_remote_code: bool = field(False, help="allow custom model code from the policy folder and the adapter's "
                                                 "encoder folder (only if you trust them; an artifact cannot allow it)")
     prompts: list[str] = field([], help="prompts given inline (YAML list, or --prompts P1 P2 ...); each is one "

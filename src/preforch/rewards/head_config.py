@@ -12,6 +12,7 @@ from preforch.artifacts import read_object, require_keys
 from preforch.config import field as setting
 from preforch.data.rows import RowReading
 from preforch.errors import PreforchError
+from preforch.models.paths import DEFAULT_DEVICE, DEVICE_CHOICES, resolve_device
 
 HEADS_FORMAT = 1
 #: File in a heads folder holding LoRA weights of the encoder, merged into it at load (HeadsConfig.encoder_lora).
@@ -180,7 +181,7 @@ class RMTrainConfig(RowReading):
     limit: int | None = setting(None, help="use only the first N pairs (tests, quick runs)")
     bootstrap: int = setting(1000, help="bootstrap resamples (over held-out prompts) for the 95% interval")
     encode_batch_size: int = setting(32, help="rows per encoder pass")
-    device: str = setting("cpu", help="torch device")
+    device: str = setting(DEFAULT_DEVICE, help=f"torch device of the encoder and the heads: {DEVICE_CHOICES}")
     progress: bool = setting(True, help="show progress bars")
     references: dict = setting({}, help="reference accuracies measured elsewhere (name: accuracy), shown in the card")
     margin_weighting: MarginWeighting = setting("none", help="'margin': weight each training pair's loss by its "
@@ -192,6 +193,7 @@ class RMTrainConfig(RowReading):
                                    + ", ".join(CV_SETTINGS))
 
     def __post_init__(self) -> None:
+        self.device = resolve_device(self.device, "rm train: device")  # the metrics record the device that trained
         if self.input_format not in get_args(InputFormat) or self.pooling not in get_args(Pooling):
             raise PreforchError(f"rm train: input_format {self.input_format!r} / pooling {self.pooling!r} unknown")
         for name in ("heldout_fraction", "val_fraction"):

@@ -28,7 +28,13 @@ from preforch.config import field
 from preforch.conversation import Conversation, as_conversation, as_conversations
 from preforch.errors import PreforchError
 from preforch.models.batching import length_sorted_batches
-from preforch.models.paths import check_device, model_load_error
+from preforch.models.paths import (
+    DEFAULT_DEVICE,
+    DEVICE_CHOICES,
+    check_device,
+    model_load_error,
+    resolve_device,
+)
 from preforch.types import TorchDType
 
 logger = logging.getLogger(__name__)
@@ -61,7 +67,7 @@ class HFScorerConfig:
     truncation_side: TruncationSide = field("left", help="which end to cut from a too-long input (left keeps "
                                                          "the end of the response for chat/plain)")
     dtype: TorchDType = field("float32", help="weights dtype")
-    device: str = field("auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:1, ...")
+    device: str = field(DEFAULT_DEVICE, help=f"torch device: {DEVICE_CHOICES}")
     batch_size: int = field(16, help="texts per forward pass (batches are length-sorted)")
     trust_remote_code: bool = field(False, help="allow model code from the model folder (off by default; only this "
                                                 "setting in your own config allows it, never a saved artifact)")
@@ -89,12 +95,6 @@ def hub_offline() -> bool:
     """True when HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set to a true value."""
     return any(os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE")
                for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def _check_classifier(config, where: str) -> None:
@@ -143,7 +143,7 @@ class HFScorer:
             raise model_load_error(err, config.path, "reward model folder (as a sequence classifier)") from None
         if len(self.tokenizer) <= len(set(self.tokenizer.all_special_tokens)):  # transformers builds an empty one
             raise PreforchError(f"{config.path}: the tokenizer has no vocabulary (no tokenizer files in the folder?)")
-        self.device = torch.device(resolve_device(config.device))
+        self.device = torch.device(resolve_device(config.device, f"hf scorer {config.path}: device"))
         self.model = self.model.to(self.device).eval()
         self.model.requires_grad_(False)
         self.tokenizer.truncation_side = config.truncation_side

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 
 from preforch.config import coerce
 from preforch.errors import PreforchError
-from preforch.models.paths import check_device
+from preforch.models.paths import resolve_device
 from preforch.rewards.builtin import load_builtin_scorer
 from preforch.rewards.callable import CallableScorer
 from preforch.rewards.heads import SharedEncoderHeads
-from preforch.rewards.hf import HFScorer, HFScorerConfig, resolve_device
+from preforch.rewards.hf import HFScorer, HFScorerConfig
 from preforch.rewards.rules import rule_scorer
 from preforch.rewards.scorer import SCORER_TYPE_NAMES, Scorer
 
@@ -44,8 +44,7 @@ def _build_rule(spec: dict, device: str, where: str) -> Scorer:
 
 def _build_builtin(spec: dict, device: str, where: str) -> Scorer:
     options = _spec_options(spec, ["device", "batch_size"], where)
-    options.setdefault("device", device)
-    check_device(str(options["device"]), f"{where}: device")
+    options["device"] = resolve_device(str(options.get("device", device)), f"{where}: device")
     return load_builtin_scorer(**options)
 
 
@@ -54,7 +53,7 @@ def _build_heads(spec: dict, device: str, where: str) -> Scorer:
     if "path" not in options:
         raise PreforchError(f"{where}: a heads scorer needs 'path' (a folder saved by SharedEncoderHeads)")
     return SharedEncoderHeads.from_pretrained(str(options["path"]),
-                                              device=check_device(str(options.get("device", device)), f"{where}: device"))
+                                              device=resolve_device(str(options.get("device", device)), f"{where}: device"))
 
 
 def _build_python(spec: dict, device: str, where: str) -> Scorer:
@@ -92,7 +91,7 @@ SCORER_TYPES = {
 
 def build_scorers(specs: list[dict], device: str = "cpu", source: str = "scorers") -> list[Scorer]:
     """One scorer per spec; errors name the spec (1-based)."""
-    device = resolve_device(device)
+    device = resolve_device(device, f"{source}: device")
     scorers = []
     for i, spec in enumerate(specs, 1):
         where = f"{source}[{i}] ({spec.get('type') if isinstance(spec, dict) else spec!r})"

@@ -8,6 +8,7 @@ from typing import Literal
 from preforch.config import field
 from preforch.errors import PreforchError
 from preforch.infer.floor import FloorSettings
+from preforch.models.paths import DEFAULT_DEVICE, DEVICE_CHOICES, check_device
 from preforch.types import PolicyDType
 from preforch.weighting import Weighting
 
@@ -31,7 +32,7 @@ class ServeConfig(FloorSettings):
     policy: str | None = field("embedded:smollm2", help="causal LM folder for /v1/chat/completions, or "
                                                         "embedded:smollm2; null = no chat endpoint")
     model_name: str = field("preforch", help="model id reported by /v1/models and in completions")
-    device: str = field("cpu", help="torch device for the adapter, the scorers and the policy")
+    device: str = field(DEFAULT_DEVICE, help=f"torch device for the adapter, the scorers and the policy: {DEVICE_CHOICES}")
     dtype: PolicyDType = field("float32", help="policy weights dtype")
     trust_remote_code: bool = field(False, help="allow custom model code from the policy folder")
     threads: int | None = field(None, help="torch CPU threads (null = torch's default)")
@@ -89,6 +90,7 @@ class ServeConfig(FloorSettings):
     def __post_init__(self) -> None:
         if not self.adapter:
             raise PreforchError("serve: setting 'adapter' is required (a folder written by `preforch adapter train`)")
+        check_device(self.device, "serve: device")
         try:
             Weighting(fallback=self.fallback)
             self.floor_rule()
