@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from preforch.errors import PreforchError
 from preforch.models.generation import GenerationConfig, format_prompts, generate, load_policy
@@ -99,3 +100,27 @@ def test_a_cancelled_prompt_stops_at_the_next_step_and_the_others_go_on(policy):
     assert max(tokens(t) for t in out[1]) <= 1  # one decoding step, then stopped
     assert min(tokens(t) for t in out[0] + out[2]) > 4  # the rest of the batch generated on
     assert out[0] == generate_with_config(model, tokenizer, prompts, config)[0]  # and as without the flags
+
+
+def test_one_decoding_step_serves_batches_and_streams(policy):
+    """decode_batch is the step generate_with_config runs per batch and the server streams through: a streamed
+    one-prompt decode gives the batch's reply and prefill state, and its pieces are that reply."""
+    from transformers import TextStreamer
+
+    from preforch.models.generation import decode_batch, generate_with_prompt_states
+
+    model, tok = policy
+    config = GenerationConfig(max_new_tokens=8, temperature=0.9, seed=11, batch_size=1)
+    whole = generate_with_prompt_states(model, tok, PROMPTS[:1], config, layer=-1)
+    pieces = []
+
+    class Pieces(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            pieces.append(text)
+
+    texts, templated = format_prompts(tok, PROMPTS[:1], config.chat_template)
+    streamed = decode_batch(model, tok, texts, config, add_special_tokens=not templated, layer=-1,
+                            streamer=Pieces(tok, skip_prompt=True, skip_special_tokens=True))
+    assert streamed.texts == whole.texts and whole.texts[0][0]
+    assert "".join(pieces).strip() == streamed.texts[0][0]
+    assert torch.equal(streamed.prompt_states, whole.prompt_states)

@@ -167,35 +167,53 @@ def _generate(model, tokenizer, prompts: list, config: GenerationConfig, progres
     g = config.num_return_sequences
     out: list[list[str]] = [[] for _ in prompts]
     states = torch.empty(len(prompts), int(model.config.hidden_size)) if layer is not None else None  # [N, D]
-    gen_kwargs = _generation_kwargs(model, tokenizer, config)
+    for b, idx in enumerate(tqdm(batches, desc="generate", disable=not progress, unit="batch")):
+        stops = None if cancelled is None else cancel_criteria([cancelled[i] for i in idx], g)
+        result = decode_batch(model, tokenizer, [texts[i] for i in idx], config, b, add_special, layer=layer,
+                              stopping_criteria=stops)
+        for j, i in enumerate(idx):
+            out[i] = result.texts[j]
+        if layer is not None:
+            states[idx] = result.prompt_states  # [B, D]
+    return GenerationWithStates(out, states)
+
+
+def decode_batch(model, tokenizer, texts: list[str], config: GenerationConfig, batch_index: int = 0,
+                 add_special_tokens: bool = False, layer: int | None = None, stopping_criteria=None,
+                 streamer=None) -> GenerationWithStates:
+    """One batch of formatted prompts (:func:`format_prompts`) through ``model.generate``: the decoding step that
+    :func:`generate_with_config` runs per batch and the server's streamed replies run for one prompt.
+
+    Left-padded and cut to the last ``max_prompt_length`` prompt tokens, seeded with ``config.seed * 1_000_003 +
+    batch_index`` (the global RNG is left as it was), ``num_return_sequences`` (G) replies per prompt, stripped.
+    ``stopping_criteria`` and ``streamer`` go to ``model.generate``. Shapes: texts [B][G]; prompt_states [B, D]
+    (float32, CPU), the last prompt token's state of ``layer`` from the prefill step, or None without ``layer``.
+    """
+    kwargs = _generation_kwargs(model, tokenizer, config)
     if layer is not None:
         # output_hidden_states keeps every step's states, but after the prefill each step holds one token
         # per layer ([B*G, 1, D]), a few KB: cheaper than a second prompt forward pass.
-        gen_kwargs.update(output_hidden_states=True, return_dict_in_generate=True)
+        kwargs.update(output_hidden_states=True, return_dict_in_generate=True)
+    if stopping_criteria is not None:
+        kwargs["stopping_criteria"] = stopping_criteria
+    if streamer is not None:
+        kwargs["streamer"] = streamer
+    g = config.num_return_sequences
     device = next(model.parameters()).device
-    fork_devices = [device] if device.type == "cuda" else []
-    with _padding(tokenizer, "left", "left"), torch.random.fork_rng(devices=fork_devices):
-        for b, idx in enumerate(tqdm(batches, desc="generate", disable=not progress, unit="batch")):
-            torch.manual_seed(config.seed * 1_000_003 + b)
-            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                              max_length=config.max_prompt_length, add_special_tokens=add_special,
-                              return_tensors="pt").to(device)
-            stops = {}
-            if cancelled is not None:
-                stops["stopping_criteria"] = cancel_criteria([cancelled[i] for i in idx], g)
-            with torch.inference_mode():
-                # Only ids and mask: some tokenizers add token_type_ids, which causal LMs refuse.
-                result = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                        **gen_kwargs, **stops)
-            ids = result.sequences if layer is not None else result  # [B * G, T + new]
-            if layer is not None:
-                prefill = result.hidden_states[0][layer]  # [B * G, T, D]; rows repeat each prompt G times
-                states[idx] = prefill[::g, -1].float().cpu()  # [B, D]; left padding: last column is real
-            new = ids[:, batch["input_ids"].shape[1]:]  # [B * G, new]
-            replies = tokenizer.batch_decode(new, skip_special_tokens=True)
-            for j, i in enumerate(idx):
-                out[i] = [r.strip() for r in replies[j * g:(j + 1) * g]]
-    return GenerationWithStates(out, states)
+    with _padding(tokenizer, "left", "left"), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed * 1_000_003 + batch_index)
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=config.max_prompt_length,
+                          add_special_tokens=add_special_tokens, return_tensors="pt").to(device)
+        with torch.inference_mode():
+            # Only ids and mask: some tokenizers add token_type_ids, which causal LMs refuse.
+            result = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
+    ids = result.sequences if layer is not None else result  # [B * G, T + new]
+    states = None
+    if layer is not None:
+        prefill = result.hidden_states[0][layer]  # [B * G, T, D]; rows repeat each prompt G times
+        states = prefill[::g, -1].float().cpu()  # [B, D]; left padding: the last column is real
+    replies = tokenizer.batch_decode(ids[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)  # [B * G]
+    return GenerationWithStates([[r.strip() for r in replies[j * g:(j + 1) * g]] for j in range(len(texts))], states)
 
 
 def _generation_kwargs(model, tokenizer, config: GenerationConfig) -> dict:

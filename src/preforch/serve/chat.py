@@ -59,6 +59,15 @@ class ChatPlan:
             return object()
         return ("generate", self.max_new, self.n, self.temperature, self.top_p, layer)
 
+    def generation(self, config, n: int, batch_size: int) -> GenerationConfig:
+        """The sampling settings of one generation pass (``config``: the server's); an unseeded plan draws a seed
+        per pass. Temperature 0 = greedy."""
+        return GenerationConfig(max_new_tokens=self.max_new, num_return_sequences=n, do_sample=self.temperature > 0,
+                                temperature=self.temperature or 1.0, top_p=self.top_p,
+                                seed=secrets.randbelow(2**31) if self.seed is None else self.seed,
+                                batch_size=batch_size, chat_template=config.chat_template,
+                                max_prompt_length=config.max_prompt_tokens)
+
 
 @dataclass
 class Generated:
@@ -145,10 +154,7 @@ def generation_pass(engine, plan: ChatPlan, layer: int | None,
     model, tokenizer = engine.policy
     conversations = [conv for conv, _, _ in items]
     cancelled = [flag.is_set for _, _, flag in items]
-    gen = GenerationConfig(max_new_tokens=plan.max_new, num_return_sequences=plan.n, do_sample=plan.temperature > 0,
-                           temperature=plan.temperature or 1.0, top_p=plan.top_p,
-                           seed=secrets.randbelow(2**31) if plan.seed is None else plan.seed,
-                           batch_size=len(items), chat_template=c.chat_template, max_prompt_length=c.max_prompt_tokens)
+    gen = plan.generation(c, plan.n, len(items))
     states = None
     if layer is not None:
         out = generate_with_prompt_states(model, tokenizer, conversations, gen, layer=layer, cancelled=cancelled)

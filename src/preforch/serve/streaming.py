@@ -19,18 +19,11 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import torch
 from transformers import TextStreamer
 
 from preforch.conversation import Conversation
 from preforch.infer.prefill import prefill_matches, prompt_token_count
-from preforch.models.generation import (
-    GenerationConfig,
-    _generation_kwargs,
-    _padding,
-    cancel_criteria,
-    format_prompts,
-)
+from preforch.models.generation import cancel_criteria, decode_batch, format_prompts
 from preforch.serve import schemas as s
 from preforch.serve.batching import ServerBusy
 from preforch.serve.chat import ChatPlan, complete, condition, preference_info, prefill_layer_for
@@ -66,8 +59,8 @@ def chunk(base: dict, delta: dict | None = None, finish: str | None = None, pref
 def stream_pass(engine, plan: ChatPlan, conversation: Conversation, layer: int | None, push,
                 cancel: threading.Event) -> StreamResult:
     """One streamed generation on the policy lane; ``push(text)`` gets each decoded piece, then ``_END``.
-    Seeded exactly as :func:`preforch.models.generation.generate_with_config` seeds a one-prompt batch, so a
-    seeded request streams the same reply it would return whole."""
+    The same decoding step as :func:`preforch.models.generation.generate_with_config` on a one-prompt batch
+    (:func:`~preforch.models.generation.decode_batch`), so a seeded request streams the reply it would return whole."""
     class Pieces(TextStreamer):
         def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
             if text:
@@ -76,30 +69,15 @@ def stream_pass(engine, plan: ChatPlan, conversation: Conversation, layer: int |
     c = engine.config
     model, tokenizer = engine.policy
     try:
-        gen = GenerationConfig(max_new_tokens=plan.max_new, do_sample=plan.temperature > 0,
-                               temperature=plan.temperature or 1.0, top_p=plan.top_p, batch_size=1,
-                               seed=plan.seed if plan.seed is not None else int(torch.randint(0, 2**31, ()).item()),
-                               chat_template=c.chat_template, max_prompt_length=c.max_prompt_tokens)
         texts, templated = format_prompts(tokenizer, [conversation], c.chat_template)
-        kwargs = _generation_kwargs(model, tokenizer, gen)
-        if layer is not None:
-            kwargs.update(output_hidden_states=True, return_dict_in_generate=True)
-        device = next(model.parameters()).device
-        with _padding(tokenizer, "left", "left"), torch.random.fork_rng(
-                devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(gen.seed * 1_000_003)
-            batch = tokenizer(texts, padding=True, truncation=True, max_length=gen.max_prompt_length,
-                              add_special_tokens=not templated, return_tensors="pt").to(device)
-            with torch.inference_mode():
-                result = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                        streamer=Pieces(tokenizer, skip_prompt=True, skip_special_tokens=True),
-                                        stopping_criteria=cancel_criteria([cancel.is_set]), **kwargs)
-        ids = result.sequences if layer is not None else result  # [1, T + new]
-        text = tokenizer.decode(ids[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        result = decode_batch(model, tokenizer, texts, plan.generation(c, 1, 1), add_special_tokens=not templated, layer=layer,
+                              stopping_criteria=cancel_criteria([cancel.is_set]),
+                              streamer=Pieces(tokenizer, skip_prompt=True, skip_special_tokens=True))
+        text = result.texts[0][0]
         prompt_tokens = prompt_token_count(tokenizer, conversation, c.chat_template)
         state = None
         if layer is not None and prefill_matches(engine.adapter, conversation, prompt_tokens, c.max_prompt_tokens):
-            state = result.hidden_states[0][layer][0, -1].float().cpu()  # [D]
+            state = result.prompt_states[0]  # [D]
         return StreamResult(text, prompt_tokens, state)
     finally:
         push(_END)
