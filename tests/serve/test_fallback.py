@@ -68,8 +68,13 @@ def test_an_adapter_without_uncertainty_reports_none(client):
         assert r["weights"] == r["inferred"]
 
 
-@pytest.mark.parametrize("min_score, floored", [(100.0, True), (-100.0, False)])
-def test_chat_floor_serves_its_reply_and_says_so(serve_config, min_score, floored):
+@pytest.mark.parametrize("min_score, against, reply, floored", [
+    (100.0, "score", "No.", True), (-100.0, "score", "No.", False),
+    # against the reply the bar is the reply's own score (min_score 100 would floor everything): 'Great!' is shorter
+    # and more positive than the tiny policy's random tokens; a long angry tirade is beaten by any of them
+    (100.0, "reply", "Great!", True), (100.0, "reply", "terrible awful hateful " * 60, False),
+])
+def test_chat_floor_serves_its_reply_and_says_so(serve_config, min_score, against, reply, floored):
     import dataclasses
 
     from fastapi.testclient import TestClient
@@ -78,31 +83,7 @@ def test_chat_floor_serves_its_reply_and_says_so(serve_config, min_score, floore
     from preforch.serve.engine import ServeEngine
 
     config = dataclasses.replace(serve_config, floor=True, floor_min_score=min_score, floor_share=0.0,
-                                 floor_reply="No.")
-    with TestClient(create_app(ServeEngine.load(config)), base_url="http://localhost") as c:
-        body = c.post("/v1/chat/completions", json={"model": "tiny", "best_of": 2, "seed": 1,
-                                                    "messages": [{"role": "user", "content": "hi there"}]})
-    assert body.status_code == 200, body.text
-    body = body.json()
-    assert body["preference"]["floored"] is floored
-    assert (body["choices"][0]["message"]["content"] == "No.") is floored
-    if floored:
-        assert body["choices"][0]["finish_reason"] == "stop" and body["usage"]["completion_tokens"] >= 1
-
-
-@pytest.mark.parametrize("reply, floored", [("Great!", True), ("terrible awful hateful " * 60, False)])
-def test_chat_floor_against_the_reply_serves_it_only_when_it_beats_every_candidate(serve_config, reply, floored):
-    """floor_against: reply: the bar on each objective is the reply's own score for the prompt. 'Great!' is shorter
-    and more positive than the tiny policy's random tokens; a long angry tirade is beaten by any of them."""
-    import dataclasses
-
-    from fastapi.testclient import TestClient
-
-    from preforch.serve.app import create_app
-    from preforch.serve.engine import ServeEngine
-
-    config = dataclasses.replace(serve_config, floor=True, floor_min_score=100.0, floor_share=0.0,
-                                 floor_reply=reply, floor_against="reply")  # min_score 100 would floor everything
+                                 floor_reply=reply, floor_against=against)
     with TestClient(create_app(ServeEngine.load(config)), base_url="http://localhost") as c:
         body = c.post("/v1/chat/completions", json={"model": "tiny", "best_of": 2, "seed": 1,
                                                     "messages": [{"role": "user", "content": "hi there"}]})
@@ -110,3 +91,5 @@ def test_chat_floor_against_the_reply_serves_it_only_when_it_beats_every_candida
     body = body.json()
     assert body["preference"]["floored"] is floored
     assert (body["choices"][0]["message"]["content"] == reply) is floored
+    if floored:
+        assert body["choices"][0]["finish_reason"] == "stop" and body["usage"]["completion_tokens"] >= 1

@@ -30,16 +30,14 @@ FloorAgainst = Literal["score", "reply"]
 
 @dataclass
 class Floor:
-    """Per-objective floors for served replies; off unless ``enabled``."""
+    """Per-objective floors for served replies; off unless ``enabled``. Users set it through
+    :class:`FloorSettings` (``floor``, ``floor_min_score``, ...), which documents each field."""
 
-    enabled: bool = field(False, help="refuse to serve a reply that scores below min_score on an objective "
-                                      "weighted above share; when no candidate passes, serve 'reply'")
-    min_score: float = field(-1.0, help="the floor: a normalised score s~ (z-score units of the adapter's "
-                                        "normaliser with the default zscore)")
-    share: float = field(0.5, help="an objective's floor applies when its weight for the prompt exceeds this")
-    reply: str = field(DEFAULT_REPLY, help="what is served when no candidate passes the floor")
-    against: FloorAgainst = field("score", help="score: the bar is min_score; reply: the bar is what 'reply' "
-                                                "itself scores for the prompt (min_score unused)")
+    enabled: bool = False
+    min_score: float = -1.0  # the bar with against "score": a normalised score s~
+    share: float = 0.5  # an objective's floor applies when its weight for the prompt exceeds this
+    reply: str = DEFAULT_REPLY  # served when no candidate passes
+    against: FloorAgainst = "score"  # "reply": the bar is what ``reply`` itself scores for the prompt
 
     def __post_init__(self) -> None:
         if (not np.isfinite(self.min_score) or not 0.0 <= self.share < 1.0 or not self.reply.strip()
