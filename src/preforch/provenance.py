@@ -71,7 +71,7 @@ def read_provenance(artifact: str | Path) -> dict | None:
     path = provenance_path(artifact)
     if not path.exists() and not path.is_symlink():
         return None
-    return _checked(read_object(path, "adapter provenance"), path)
+    return _checked(read_object(path, "provenance record"), path)
 
 
 def _checked(record: dict, path: Path) -> dict:
