@@ -5,6 +5,9 @@ CLI and the server.
   weights for every prompt) or ``blend`` (λ·w_user + (1−λ)·w(x)), with one blend default.
 - :func:`resolve_weights` turns a weighting, an adapter and conversations into w [N, K], applying the calibrated
   fallback w = (1 − λ(x))·w(x) + λ(x)·w_default where the weighting asks for it (issue 22).
+- :class:`WeightingSettings` is the same as settings (``weight_mode``, ``user_weights``, ``blend``, ``fallback``):
+  the one part every route's config takes (align, generate, `preforch weights`); the server, whose requests say
+  their own weighting, takes its base :class:`FallbackSettings`.
 - :func:`scalarize` is R = Σ_k w_k·s̃_k, :func:`choose_best` the best-of choice, :func:`check_objectives`
   the one check that two objective lists agree name for name and in order, :func:`objective_order` the one
   reorder of columns by name where the order may differ.
@@ -25,8 +28,9 @@ WeightMode = Literal["adapter", "fixed", "blend"]
 #: λ of mode 'blend' when none is given: half the user's weights, half the adapter's.
 DEFAULT_BLEND = 0.5
 UserWeights = Sequence[float] | Mapping[str, float]
+FallbackChoice = Literal["off", "on", "uniform"]
 #: Values of Weighting.fallback that are not weights.
-FALLBACK_CHOICES = ("off", "on", "uniform")
+FALLBACK_CHOICES = get_args(FallbackChoice)
 
 
 @dataclass
@@ -50,21 +54,13 @@ class WeightSource(Protocol):
 
 @dataclass
 class Weighting:
-    """Where per-prompt weights come from. Used by every route; validated on construction."""
+    """Where per-prompt weights come from. Used by every route; validated on construction. As settings (with
+    their help texts): :class:`WeightingSettings`."""
 
-    mode: WeightMode = field("adapter", help="per-prompt weights: 'adapter' (w(x) from the adapter), 'fixed' "
-                                             "(the user's weights for every prompt) or 'blend' "
-                                             "(blend·user + (1−blend)·w(x))")
-    weights: list[float] | dict[str, float] | None = field(None, help="the user's weights (modes fixed/blend): one "
-                                                                      "per objective in order, or {objective: weight}")
-    blend: float = field(DEFAULT_BLEND, help="mode blend: λ, the share of the user's weights (1 = user only, "
-                                             "0 = adapter only)")
-    fallback: str | list[float] | dict[str, float] = field(
-        "off", help="the calibrated fallback w = (1−λ(x))·w(x) + λ(x)·w_default, λ(x) from the adapter's "
-                    "uncertainty (0 on familiar prompts, up to 1 on unfamiliar ones): 'off'; 'on' (w_default: the "
-                    "user's weights in mode blend, else the adapter's training-mean weights); 'uniform'; or "
-                    "default weights (a list in objective order or {objective: weight}; the user's weights still "
-                    "come first in mode blend). Adapters saved without uncertainty report none and use λ = 0")
+    mode: WeightMode = "adapter"
+    weights: list[float] | dict[str, float] | None = None  # the user's weights (modes fixed/blend)
+    blend: float = DEFAULT_BLEND  # mode blend: λ, the share of the user's weights
+    fallback: FallbackChoice | list[float] | dict[str, float] = "off"  # see WeightingSettings.fallback
 
     def __post_init__(self) -> None:
         if self.mode not in get_args(WeightMode):
@@ -104,6 +100,44 @@ class Weighting:
         fb = dict(fallback) if isinstance(fallback, Mapping) else fallback if isinstance(fallback, str) \
             else list(fallback)
         return cls(mode=mode, weights=w, blend=DEFAULT_BLEND if blend is None else float(blend), fallback=fb)
+
+
+@dataclass
+class FallbackSettings:
+    """The calibrated fallback as a setting. `preforch serve` takes this part alone (each request says its own
+    weighting, and may override the fallback); every other route takes it through :class:`WeightingSettings`."""
+
+    fallback: FallbackChoice | list[float] | dict[str, float] = field(
+        "off", help="the calibrated fallback w = (1−λ(x))·w(x) + λ(x)·w_default on prompts the adapter is unsure "
+                    "of, λ(x) from its uncertainty (0 on familiar prompts, up to 1 on unfamiliar ones): off; on "
+                    "(w_default: the user's weights in mode blend, else the adapter's training-mean weights); "
+                    "uniform; or default weights (a list in objective order or {objective: weight}). An adapter "
+                    "saved without uncertainty uses λ = 0. In YAML quote on/off (\"on\"): bare on is a boolean")
+
+    def weighting(self) -> Weighting:
+        """The weighting these settings give (the adapter's w(x), with the fallback); errors start
+        ``weighting:``."""
+        return Weighting(fallback=self.fallback)
+
+
+@dataclass
+class WeightingSettings(FallbackSettings):
+    """Where each prompt's weights come from, as settings: one YAML key and one ``--flag`` each, the same in
+    every route. Left out, the mode follows from what is given (see :meth:`Weighting.infer`)."""
+
+    weight_mode: WeightMode | None = field(None, help="per-prompt weights: 'adapter' (w(x) from the adapter), "
+                                           "'fixed' (user_weights for every prompt) or 'blend' (blend·user + "
+                                           "(1−blend)·w(x)); null = adapter without user_weights, fixed with them, "
+                                           "blend with them and a blend")
+    user_weights: list[float] | dict[str, float] | None = field(None, help="the user's weights (modes fixed/blend): "
+                                                                           "one per objective in objective order "
+                                                                           "(e.g. 0.2,0.5,0.3), or {objective: "
+                                                                           "weight}")
+    blend: float | None = field(None, help="mode blend: λ, the share of the user's weights (1 = user only, 0 = "
+                                           "adapter only); null = 0.5")
+
+    def weighting(self) -> Weighting:
+        return Weighting.infer(self.weight_mode, self.user_weights, self.blend, self.fallback)
 
 
 @dataclass

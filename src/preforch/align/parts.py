@@ -3,8 +3,9 @@
 - :class:`PolicyPart`: the policy to train and whether model code may run (policy, trust_remote_code)
 - :class:`DataPart`: the prompts and responses (data, prompt_column, chosen_column, rejected_column,
   preferred_id_column, limit)
-- :class:`WeightingPart`: where per-prompt weights and the score normaliser come from (weight_mode, adapter,
-  user_weights, blend, normalizer; ``weighting()``)
+- :class:`WeightingPart`: where per-prompt weights and the score normaliser come from (the shared
+  :class:`preforch.weighting.WeightingSettings`: fallback, weight_mode, user_weights, blend, ``weighting()``; and
+  adapter, normalizer)
 - :class:`ScorersPart`: the reward scorers (scorers, scorer_batch_size, device, allow_scorer_mismatch)
 - :class:`LoraPart`: LoRA through PEFT (lora, lora_r, lora_alpha, lora_dropout, lora_target_modules)
 - :class:`TrainerPart`: the optimisation (learning_rate, max_steps, per_device_train_batch_size,
@@ -18,8 +19,9 @@ together and check them. Each part that has something to check does it in ``_che
 its out-of-range values as ``"name=value"`` (AlignConfig reports those of all parts in one message) and raises
 :class:`PreforchError` for a rule that ties its fields together. Error messages start with ``align config:``.
 
-Only the align routes use these parts. `preforch generate`, `score`, `serve` and `adapter train` have settings
-of the same names (scorers, device, weight_mode, ...) with other defaults or help texts, so they keep their own.
+Only the align routes use these parts, except the weighting settings, which every route shares. `preforch
+generate`, `score`, `serve` and `adapter train` have other settings of the same names (scorers, device, ...) with
+other defaults or help texts, so they keep their own.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from preforch.config import field
 from preforch.data.rows import ColumnMap
 from preforch.errors import PreforchError
 from preforch.models.paths import DEFAULT_DEVICE, DEVICE_CHOICES, check_device
-from preforch.weighting import Weighting, WeightMode
+from preforch.weighting import WeightingSettings
 
 EMBEDDED_EXAMPLE = "embedded:example"
 
@@ -80,34 +82,19 @@ class DataPart:
 
 
 @dataclass
-class WeightingPart:
-    """Where each prompt's weights come from, and the normaliser of the scores."""
+class WeightingPart(WeightingSettings):
+    """Where each prompt's weights come from (:class:`preforch.weighting.WeightingSettings`, the part every route
+    shares), the adapter that gives w(x), and the normaliser of the scores."""
 
-    weight_mode: WeightMode | None = field(None, help="per-prompt weights: 'adapter' (w(x) from the adapter), "
-                                           "'fixed' (user_weights for every prompt) or 'blend' (blend·user + "
-                                           "(1−blend)·w(x)); null = adapter without user_weights, fixed with them, "
-                                           "blend with them and a blend")
     adapter: str | None = field(None, help="preference-adapter folder (needed for weight modes adapter/blend; its "
                                            "normaliser is used for the scores in every mode)")
-    user_weights: list[float] | dict[str, float] | None = field(None, help="the user's weights (modes fixed/blend): "
-                                                                           "one per objective, or {objective: weight}")
-    blend: float | None = field(None, help="mode blend: share of the user's weights (1 = user only, 0 = adapter "
-                                           "only); null = 0.5")
     normalizer: str | None = field(None, help="normalizer.json to use when no adapter is given (fixed weights)")
-    fallback: str | list[float] | dict[str, float] = field(
-        "off", help="the calibrated fallback (1−λ(x))·w(x) + λ(x)·w_default on prompts the adapter is unsure of "
-                    "(issue 22): off | on (w_default: user_weights in mode blend, else the adapter's "
-                    "training-mean weights) | uniform | default weights")
-
-    def weighting(self) -> Weighting:
-        """Where each prompt's weights come from (errors name the setting)."""
-        try:
-            return Weighting.infer(self.weight_mode, self.user_weights, self.blend, self.fallback)
-        except PreforchError as err:
-            raise PreforchError(f"align config: {err}") from None
 
     def _check_weighting(self) -> list[str]:
-        weighting = self.weighting()
+        try:
+            weighting = self.weighting()
+        except PreforchError as err:
+            raise PreforchError(f"align config: {err}") from None
         if weighting.needs_adapter and not self.adapter:
             raise PreforchError(f"align config: weight_mode {weighting.mode!r} needs 'adapter' (a preference-adapter "
                                 "folder)")

@@ -20,7 +20,7 @@ from preforch.models.generation_config import GenerationConfig
 from preforch.models.paths import DEFAULT_DEVICE, DEVICE_CHOICES, check_device
 from preforch.rewards.scorer import SCORER_TYPE_NAMES
 from preforch.types import PolicyDType
-from preforch.weighting import Weighting, WeightMode
+from preforch.weighting import WeightingSettings
 
 __all__ = ["STAGES", "EvaluateAdapterConfig", "EvaluateResponsesConfig", "EvaluateRoutingConfig",
            "GenerateJobConfig", "ScoreConfig", "TrainAdapterJob", "output_kind", "recipe_sections"]
@@ -225,9 +225,11 @@ GenerateStrategy = Literal["sample", "best_of_n", "conditioned"]
 
 
 @dataclass
-class GenerateJobConfig(GenerationConfig, FloorSettings):
+class GenerateJobConfig(GenerationConfig, FloorSettings, WeightingSettings):
     """Settings of `preforch generate`: plain sampling, best-of-N with prompt-aware weights, or a conditioned
-    policy asked for the scores the weights imply."""
+    policy asked for the scores the weights imply. The weights come from the shared
+    :class:`~preforch.weighting.WeightingSettings` (user_weights in the scorers' objective order; conditioned: the
+    adapter's, or the tags' without one)."""
 
     strategy: GenerateStrategy | None = field(None, help="sample, best_of_n (needs best_of) or conditioned (a policy "
                                                          "folder written by `preforch align conditioned`, tagged "
@@ -251,18 +253,6 @@ class GenerateJobConfig(GenerationConfig, FloorSettings):
     adapter: str | None = field(None, help="adapter folder: per-prompt weights w(x) and its saved normaliser")
     allow_scorer_mismatch: bool = field(False, help="best-of-N with scorers other than the ones the adapter was "
                                                     "trained with (its provenance.json); logged. Off: refused")
-    weight_mode: WeightMode | None = field(None, help="best-of-N weights: adapter, fixed (user_weights) or blend; "
-                                           "null = adapter without user_weights, fixed with them, blend with them "
-                                           "and a blend")
-    user_weights: list[float] | dict[str, float] | None = field(None, help="the user's weights, one per objective "
-                                                                           "in the scorers' order (conditioned: the "
-                                                                           "adapter's, or the tags' without one) or "
-                                                                           "{objective: w}")
-    blend: float | None = field(None, help="mode blend: lambda in lambda*user_weights + (1-lambda)*w(x); null = 0.5")
-    fallback: str | list[float] | dict[str, float] = field(
-        "off", help="the calibrated fallback (1-lambda(x))*w(x) + lambda(x)*w_default on prompts the adapter is unsure "
-                    "of: off | on (w_default: user_weights in mode blend, else the adapter's training-mean weights) | "
-                    "uniform | default weights")
     all_candidates: bool = field(False, help="best-of-N: also write every candidate with its scores and R")
     output: str | None = field(None, help="JSONL output file; null = print to stdout")
     candidates_output: str | None = field(None, help="best-of-N: also write every candidate as one row (prompt, "
@@ -289,8 +279,11 @@ class GenerateJobConfig(GenerationConfig, FloorSettings):
             raise PreforchError("generate: all_candidates and candidates_output only apply with best_of N")
         if strategy == "best_of_n" and not self.do_sample:
             raise PreforchError("best-of-N needs sampled candidates: set do_sample: true")
-        if strategy != "sample":
+        try:
             weighting = self.weighting()
+        except PreforchError as err:
+            raise PreforchError(f"generate: {err}") from None
+        if strategy != "sample":
             if weighting.needs_adapter and not self.adapter:
                 raise PreforchError(f"{strategy} with weight mode {weighting.mode!r} needs --adapter DIR (or give "
                                     "--user-weights w1,w2,... for fixed weights)")
@@ -312,12 +305,6 @@ class GenerateJobConfig(GenerationConfig, FloorSettings):
 
     def chosen_strategy(self) -> str:
         return self.strategy or ("best_of_n" if self.best_of is not None else "sample")
-
-    def weighting(self) -> Weighting:
-        try:
-            return Weighting.infer(self.weight_mode, self.user_weights, self.blend, self.fallback)
-        except PreforchError as err:
-            raise PreforchError(f"generate: {err}") from None
 
     def generation(self) -> GenerationConfig:
         return GenerationConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(GenerationConfig)})

@@ -10,15 +10,16 @@ from preforch.errors import PreforchError
 from preforch.infer.floor import FloorSettings
 from preforch.models.paths import DEFAULT_DEVICE, DEVICE_CHOICES, check_device
 from preforch.types import PolicyDType
-from preforch.weighting import Weighting
+from preforch.weighting import FallbackSettings
 
 Strategy = Literal["sample", "best_of_n", "conditioned"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
 @dataclass
-class ServeConfig(FloorSettings):
-    """`preforch serve`: an HTTP service for prompt-aware weights, scores and chat completions."""
+class ServeConfig(FloorSettings, FallbackSettings):
+    """`preforch serve`: an HTTP service for prompt-aware weights, scores and chat completions. ``fallback``
+    (:class:`~preforch.weighting.FallbackSettings`) is the server's; a request's preference.fallback overrides it."""
 
     host: str = field("127.0.0.1", help="address to bind; loopback by default (0.0.0.0 exposes the server)")
     port: int = field(8000, help="TCP port (0 = any free port)")
@@ -44,10 +45,6 @@ class ServeConfig(FloorSettings):
                                                 "folder's conditioning.json when it has one")
     prefill_reuse: bool = field(True, help="a causal_lm adapter on the served policy reads w(x) from "
                                            "generation's prefill state instead of its own encoder pass")
-    fallback: str | list[float] | dict[str, float] = field(
-        "off", help="the calibrated fallback (1−λ(x))·w(x) + λ(x)·w_default on prompts the adapter is unsure of: "
-                    "off | on (w_default: the request's weights in mode blend, else the adapter's training-mean "
-                    "weights) | uniform | default weights; a request's preference.fallback overrides it")
     best_of: int = field(4, help="default N for best-of-N")
     default_max_tokens: int = field(64, help="new tokens per reply when the request gives no max_tokens")
     temperature: float = field(0.7, help="default sampling temperature (0 = greedy)")
@@ -92,7 +89,7 @@ class ServeConfig(FloorSettings):
             raise PreforchError("serve: setting 'adapter' is required (a folder written by `preforch adapter train`)")
         check_device(self.device, "serve: device")
         try:
-            Weighting(fallback=self.fallback)
+            self.weighting()
             self.floor_rule()
         except PreforchError as err:
             raise PreforchError(f"serve: {err}") from None
