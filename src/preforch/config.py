@@ -49,6 +49,10 @@ def _describe(tp) -> str:
     tp, optional = _unwrap_optional(tp)
     if get_origin(tp) is Literal:
         text = "{" + ",".join(str(a) for a in get_args(tp)) + "}"
+    elif get_origin(tp) is list and get_args(tp):
+        text = f"list of {_describe(get_args(tp)[0])}"
+    elif get_origin(tp) is dict and len(get_args(tp)) == 2:
+        text = f"mapping of {_describe(get_args(tp)[0])} to {_describe(get_args(tp)[1])}"
     elif get_origin(tp) in (typing.Union, types.UnionType):
         text = " or ".join(_describe(a) for a in get_args(tp) if a is not type(None))
     else:
@@ -144,8 +148,10 @@ def _coerce(value: Any, tp, name: str, source: str) -> Any:
         return value
     if origin is list:
         (item,) = get_args(tp) or (Any,)
-        if isinstance(value, str):  # a flag: YAML flow list "[{type: builtin}]", or "a,b,c"
-            value = yaml.safe_load(value) if value.lstrip().startswith("[") else [v for v in value.split(",") if v]
+        if isinstance(value, str):  # a flag: YAML flow list "[{type: builtin}]", or "a,b,c" (no empty items)
+            value = yaml.safe_load(value) if value.lstrip().startswith("[") else value.split(",") if value else []
+            if "" in value:
+                raise ValueError(value)
         if not isinstance(value, list):
             raise ValueError(value)
         out = []
@@ -252,10 +258,12 @@ def build_config(cls: type[C], yaml_path: str | Path | None = None, overrides: d
         raise PreforchError(f"{cls.__name__}: {err}") from None
 
 
-def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """One ``--flag`` per config field (underscores become dashes); defaults stay None so YAML wins."""
+def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
+                    title: str | None = None) -> None:
+    """One ``--flag`` per config field (underscores become dashes); defaults stay None so YAML wins. ``title``:
+    the group's heading in --help (default: the class, overriding --config)."""
     hints = typing.get_type_hints(cls)
-    group = parser.add_argument_group(f"settings ({cls.__name__}; override --config)")
+    group = parser.add_argument_group(title or f"settings ({cls.__name__}; override --config)")
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue

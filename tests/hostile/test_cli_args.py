@@ -17,13 +17,14 @@ from hostile_helpers import RULE_SCORER, cli, one_line_error, scored_rows, write
     (["--user-weights=-1,1,1"], r"non-negative"),
     (["--user-weights", "0,0,0"], r"positive"),
     (["--user-weights", "1,1"], r"3 weights"),
-    (["--user-weights", "a,b,c"], r"--user-weights: expected comma-separated numbers"),
-    (["--user-weights", "1,,1"], r"--user-weights: expected comma-separated numbers"),
+    (["--user-weights", "a,b,c"], r"setting 'user_weights' is 'a,b,c', expected list of float or mapping"),
+    (["--user-weights", "1,,1"], r"setting 'user_weights' is '1,,1', expected list of float or mapping"),
     (["--user-weights", "1,1,1", "--blend", "2"], r"blend"),
     (["--user-weights", "1,1,1", "--blend", "nan"], r"blend"),
     (["--user-weights", "1,1,1", "--blend", "-0.1"], r"blend"),
-    (["--mode", "blend"], r"(user|weights)"),
-    (["--mode", "fixed"], r"(user|weights)"),
+    (["--weight-mode", "blend"], r"(user|weights)"),
+    (["--weight-mode", "fixed"], r"(user|weights)"),
+    (["--fallback", "sometimes"], r"setting 'fallback' is 'sometimes', expected \{off,on,uniform\}"),
     (["--batch-size", "0"], r"--batch-size.*(positive|>= 1)"),
     (["--batch-size", "-5"], r"--batch-size.*(positive|>= 1)"),
     (["--messages", '{"role": "user", "content": "hi"}'], r"--messages 1"),
@@ -34,7 +35,8 @@ from hostile_helpers import RULE_SCORER, cli, one_line_error, scored_rows, write
     (["--messages", '[{"role": "user", "content": ' + "[" * 100_000 + "]" * 100_000 + "}]"], r"--messages 1"),
     (["caf\udce9 au lait"], r"prompt argument 1.*surrogate"),
 ], ids=["nan", "inf", "overflow", "negative", "zeros", "count", "text", "empty-item", "blend-2", "blend-nan",
-        "blend-negative", "blend-without-user", "fixed-without-user", "batch-0", "batch-negative", "messages-object",
+        "blend-negative", "blend-without-user", "fixed-without-user", "fallback-choice", "batch-0", "batch-negative",
+        "messages-object",
         "messages-empty", "messages-ends-with-assistant", "messages-surrogate", "messages-deep", "argv-bad-byte"])
 def test_weights_bad_arguments(adapter_dir, capsys, args, match):
     prompts = [] if any(a.startswith("caf") for a in args) else ["how do I sort a list?"]
@@ -46,6 +48,16 @@ def test_weights_huge_finite_user_weights(adapter_dir, capsys):
     assert rc == 0, err
     weights = json.loads(out)["weights"]
     assert all(abs(w - 1 / 3) < 1e-12 for w in weights.values())
+
+
+def test_weights_mode_is_the_old_spelling_of_weight_mode(adapter_dir, capsys):
+    rc, out, err = cli(capsys, "weights", "--adapter", adapter_dir, "hi", "--mode", "fixed", "--user-weights", "1,0,0")
+    assert rc == 0, err
+    record = json.loads(out)
+    assert record["mode"] == "fixed" and list(record["weights"].values()) == [1.0, 0.0, 0.0]
+    assert "preforch: warning: --mode is deprecated; use --weight-mode" in err.splitlines()
+    one_line_error(capsys, "weights", "--adapter", adapter_dir, "hi", "--mode", "fixed", "--weight-mode", "blend",
+                   match=r"--mode fixed and --weight-mode blend disagree")
 
 
 @pytest.mark.parametrize("content,match", [

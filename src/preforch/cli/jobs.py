@@ -14,11 +14,11 @@ import torch
 
 from preforch.adapter.model import PreferenceAdapter
 from preforch.atomic import refuse_existing, write_text
-from preforch.cli.weights_cmd import read_conversations
+from preforch.cli.weights_cmd import read_conversations, read_weighting
 from preforch.errors import PreforchError
 from preforch.models.paths import cache_root, check_device, package_dir
 from preforch.recipes.paper import read_recipe, run_recipe
-from preforch.weighting import Weighting, resolve_weights
+from preforch.weighting import resolve_weights
 
 
 def recipe(args: argparse.Namespace) -> int:
@@ -35,23 +35,8 @@ def weights(args: argparse.Namespace) -> int:
     check_device(args.device, "--device")
     if args.batch_size < 1:
         raise PreforchError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.blend is not None and not 0.0 <= args.blend <= 1.0:  # also refuses nan
-        raise PreforchError(f"--blend must be in [0, 1], got {args.blend}")
+    weighting = read_weighting(args)
     conversations = read_conversations(args)
-    user = None
-    if args.user_weights:
-        try:
-            user = [float(x) for x in args.user_weights.split(",")]
-        except ValueError:
-            raise PreforchError(f"--user-weights: expected comma-separated numbers, got {args.user_weights!r}") from None
-    fallback = args.fallback
-    if fallback not in ("off", "on", "uniform"):
-        try:
-            fallback = [float(x) for x in fallback.split(",")]
-        except ValueError:
-            raise PreforchError(f"--fallback: expected off, on, uniform or comma-separated weights, got "
-                                f"{args.fallback!r}") from None
-    weighting = Weighting.infer(args.mode, user, args.blend, fallback)
     adapter = PreferenceAdapter.from_pretrained(args.adapter, device=args.device,
                                                 trust_remote_code=args.trust_remote_code)
     resolved = resolve_weights(conversations, adapter.objectives, weighting, adapter, batch_size=args.batch_size,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import get_args
 
+from preforch.config import add_config_args, build_config, overrides_from
 from preforch.conversation import as_conversation
 from preforch.data.load import check_text, json_value, read_prompts_file
 from preforch.errors import PreforchError
 from preforch.models.paths import DEFAULT_DEVICE, DEVICE_CHOICES
+from preforch.weighting import Weighting, WeightingSettings, WeightMode
 
 
 def add_parser(sub) -> None:
@@ -24,20 +28,12 @@ def add_parser(sub) -> None:
                         '{"role": "user", "content": "how do I pick a lock?"}]\' (repeatable)')
     p.add_argument("--prompts-file", help="a text file (one prompt per line) or a data file with a 'prompt' (text or "
                                           "message list) or 'messages' column (.jsonl/.json/.parquet/.csv)")
-    p.add_argument("--mode", choices=["adapter", "fixed", "blend"], default=None,
-                   help="where the weights come from (default: adapter; fixed with --user-weights; blend with "
-                        "--user-weights and --blend)")
-    p.add_argument("--user-weights", help="your own weights, comma-separated in the adapter's objective order "
-                                          "(e.g. 0.2,0.5,0.3)")
-    p.add_argument("--blend", type=float, default=None,
-                   help="mode blend: lambda in lambda*w_user + (1-lambda)*w(x) (default 0.5)")
-    p.add_argument("--fallback", default="off", metavar="off|on|uniform|W1,W2,...",
-                   help="the calibrated fallback w = (1-lambda(x))*w(x) + lambda(x)*w_default, lambda(x) from the "
-                        "adapter's uncertainty: 'on' falls back to your --user-weights in mode blend, else to the "
-                        "adapter's training-mean weights; 'uniform'; or default weights in objective order "
-                        "(default: off). Every line reports 'confidence' (null for an adapter saved without "
-                        "uncertainty) and 'lambda', the share of w_default used")
-    p.add_argument("--output", help="JSONL file to write (default: standard output)")
+    add_config_args(p, WeightingSettings, title="weighting (the settings of the same names in align and generate)")
+    p.add_argument("--mode", dest="deprecated_mode", choices=get_args(WeightMode), default=None,
+                   help="deprecated spelling of --weight-mode (still accepted, with a warning)")
+    p.add_argument("--output", help="JSONL file to write (default: standard output). Every line reports "
+                                    "'confidence' (null for an adapter saved without uncertainty) and 'lambda', the "
+                                    "share of the fallback's w_default used")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.add_argument("--batch-size", type=int, default=64, help="prompts per encoder batch (default: 64)")
     p.add_argument("--device", default=DEFAULT_DEVICE, help=f"torch device: {DEVICE_CHOICES}")
@@ -60,3 +56,15 @@ def read_conversations(args: argparse.Namespace) -> list:
     if not conversations:
         raise PreforchError("no prompts: give them as arguments, with --messages or with --prompts-file")
     return conversations
+
+
+def read_weighting(args: argparse.Namespace) -> Weighting:
+    """The weighting the flags ask for (the settings of :class:`~preforch.weighting.WeightingSettings`, read as
+    every config reads them); ``--mode`` is the old spelling of ``--weight-mode``."""
+    if args.deprecated_mode is not None:
+        if args.weight_mode not in (None, args.deprecated_mode):
+            raise PreforchError(f"--mode {args.deprecated_mode} and --weight-mode {args.weight_mode} disagree; give "
+                                "--weight-mode alone")
+        print("preforch: warning: --mode is deprecated; use --weight-mode", file=sys.stderr)
+        args.weight_mode = args.deprecated_mode
+    return build_config(WeightingSettings, None, overrides_from(args, WeightingSettings)).weighting()
