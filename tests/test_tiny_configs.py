@@ -58,7 +58,7 @@ def run(name: str, workdir, capsys) -> None:
         serve_until_healthy(folder, argv)
     else:
         rc = main(argv)
-        out, err = capsys.readouterr()
+        err = capsys.readouterr().err
         assert rc == 0, f"preforch {' '.join(argv)}: exit {rc}\n{err[-2000:]}"
     done.add(name)
 
