@@ -105,7 +105,29 @@ class TrainAdapterJob(AdapterConfig, RowReading):
 
 
 @dataclass
-class EvaluateAdapterConfig(RowReading):
+class EvaluatePart:
+    """What every `preforch evaluate` job shares: the adapter's batches, plots, the output folder's overwrite and
+    whether the adapter's encoder code may run (each job names its own output_dir)."""
+
+    batch_size: int = field(64, help="prompts per adapter batch")
+    plots: bool = field(True, help="write PNG plots (needs matplotlib, the `plot` extra)")
+    overwrite: bool = field(False, help="replace an existing output folder")
+    trust_remote_code: bool = field(False, help="allow custom model code from the adapter's encoder folder (only "
+                                                "if you trust it; an adapter cannot allow it itself)")
+
+
+@dataclass
+class EvaluateScoresPart(EvaluatePart):
+    """An evaluation of scores against the adapter's: the scorers must be the adapter's unless allowed."""
+
+    allow_scorer_mismatch: bool = field(False, help="evaluate scores made by other scorers than the ones the adapter "
+                                                    "was trained with (the data's .provenance.json, written by "
+                                                    "`preforch score` / `generate`, against the adapter's); logged. "
+                                                    "Off: refused")
+
+
+@dataclass
+class EvaluateAdapterConfig(EvaluateScoresPart, RowReading):
     """Held-out quality of a trained adapter (KL, top-1, calibration, pairwise accuracy vs fixed weights)."""
 
     adapter: str | None = field(None, help="adapter folder (from `preforch adapter train`)")
@@ -122,16 +144,7 @@ class EvaluateAdapterConfig(RowReading):
     resolution: int = field(10, help="simplex lattice resolution for fixed weight vectors (entries i/resolution)")
     calibration_bins: int = field(10, help="bins of the max weight for the calibration error")
     kind_column: str = field("kind", help="column naming each row's prompt kind (for per-kind rows)")
-    batch_size: int = field(64, help="prompts per adapter batch")
-    plots: bool = field(True, help="write PNG plots (needs matplotlib, the `plot` extra)")
     output_dir: str = field("runs/evaluate_adapter", help="folder for report.json, report.md and plots")
-    overwrite: bool = field(False, help="replace an existing output folder")
-    trust_remote_code: bool = field(False, help="allow custom model code from the adapter's encoder folder (only "
-                                                "if you trust it; an adapter cannot allow it itself)")
-    allow_scorer_mismatch: bool = field(False, help="evaluate scores made by other scorers than the ones the adapter "
-                                                    "was trained with (the data's .provenance.json, written by "
-                                                    "`preforch score` / `generate`, against the adapter's); logged. "
-                                                    "Off: refused")
 
     def __post_init__(self) -> None:
         if not self.adapter or not self.data:
@@ -142,7 +155,7 @@ class EvaluateAdapterConfig(RowReading):
 
 
 @dataclass
-class EvaluateResponsesConfig:
+class EvaluateResponsesConfig(EvaluateScoresPart):
     """Mean normalised rewards of responses under prompt-aware vs fixed weightings; fronts and hypervolume."""
 
     responses: str | None = field(None, help="rows of prompt, response and score.<objective> (raw); several rows per "
@@ -160,16 +173,7 @@ class EvaluateResponsesConfig:
                                                 "= per group, the minimum of all points less 10% of each range")
     kind_column: str = field("kind", help="column naming each prompt's kind")
     prompt_column: str = field("prompt", help="column holding each prompt (text, HH text or a message list)")
-    batch_size: int = field(64, help="prompts per adapter batch")
-    plots: bool = field(True, help="write PNG plots (needs matplotlib, the `plot` extra)")
     output_dir: str = field("runs/evaluate_responses", help="folder for report.json, report.md and plots")
-    overwrite: bool = field(False, help="replace an existing output folder")
-    trust_remote_code: bool = field(False, help="allow custom model code from the adapter's encoder folder (only "
-                                                "if you trust it; an adapter cannot allow it itself)")
-    allow_scorer_mismatch: bool = field(False, help="evaluate scores made by other scorers than the ones the adapter "
-                                                    "was trained with (the data's .provenance.json, written by "
-                                                    "`preforch score` / `generate`, against the adapter's); logged. "
-                                                    "Off: refused")
 
     def __post_init__(self) -> None:
         if not self.responses:
@@ -181,7 +185,7 @@ class EvaluateResponsesConfig:
 
 
 @dataclass
-class EvaluateRoutingConfig:
+class EvaluateRoutingConfig(EvaluatePart):
     """Do the weights go where they should? AUC, mean weights and top-1 share on labelled prompts."""
 
     data: str | None = field(None, help="labelled prompts (JSONL, JSON, CSV, Parquet): a prompt column (text, HH "
@@ -201,12 +205,8 @@ class EvaluateRoutingConfig:
     split_column: str = field("split", help="column the split setting selects on")
     bootstrap: int = field(1000, help="bootstrap resamples (over prompts) for the 95% intervals")
     calibration_bins: int = field(5, help="equal-width bins of each weight for the calibration table")
-    batch_size: int = field(64, help="prompts per adapter batch")
-    plots: bool = field(True, help="write weights_by_label.png (needs matplotlib, the `plot` extra)")
-    output_dir: str = field("runs/evaluate_routing", help="folder for report.json, report.txt and the plot")
-    overwrite: bool = field(False, help="replace an existing output folder")
-    trust_remote_code: bool = field(False, help="allow custom model code from the adapter's encoder folder (only "
-                                                "if you trust it; an adapter cannot allow it itself)")
+    output_dir: str = field("runs/evaluate_routing", help="folder for report.json, report.txt and the plot "
+                                                          "(weights_by_label.png)")
 
     def __post_init__(self) -> None:
         if not self.data:
