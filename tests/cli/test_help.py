@@ -60,3 +60,23 @@ def test_an_unknown_flag_shows_the_subcommands_usage_and_close_matches(capsys, a
     last = err.strip().splitlines()[-1]
     assert "unrecognized arguments" in last and argv[-1] in last
     assert (hint in last) if hint else ("did you mean" not in last)
+
+
+@pytest.mark.parametrize("argv,flag,choices", [
+    (["rm", "train", "--features", "response,colour"], "features", "response,prompt,product,difference,length"),
+    (["rm", "train", "--lora-targets", "query,attn"], "lora_targets", "query,key,value,dense"),
+    (["adapter", "train", "--train-views", "context,middle"], "train_views", "last_user,context"),
+    (["generate", "--prompts", "hi", "--fallback", "sometimes"], "fallback", "off,on,uniform"),
+], ids=["rm-features", "rm-lora-targets", "adapter-train-views", "generate-fallback"])
+def test_a_setting_of_fixed_choices_names_them_in_help_and_error(capsys, argv, flag, choices):
+    """Settings typed Literal (or lists of one): --help lists the choices, a value outside them is one error line
+    that lists them too."""
+    command = argv[:1] if argv[0] == "generate" else argv[:2]
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    assert "{" + choices + "}" in " ".join(capsys.readouterr().out.split())
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    bad = argv[-1].split(",")[-1]
+    assert f"setting {flag!r} is {bad!r}, expected " in err
+    assert str(choices.split(",")) in err or "{" + choices + "}" in err

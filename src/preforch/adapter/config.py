@@ -40,9 +40,9 @@ class AdapterConfig:
                                     "adapter and used everywhere it runs: 'last_user' (the final user turn alone) or "
                                     "'context' (the whole conversation, truncated from the start so the final user "
                                     "turn survives)")
-    train_views: list[str] = field([], help="extra views of each training conversation added as training rows "
-                                   "(e.g. [context] next to prompt_view last_user); validation and test use "
-                                   "prompt_view only; [] = prompt_view alone")
+    train_views: list[PromptView] = field([], help="extra views of each training conversation added as training "
+                                          "rows (e.g. [context] next to prompt_view last_user); validation and test "
+                                          "use prompt_view only; [] = prompt_view alone")
     trust_remote_code: bool = field(False, help="allow custom model code from the encoder folder")
     hidden: int = field(256, help=f"MLP hidden width (at most {MAX_HIDDEN})")
     layers: int = field(2, help="number of linear layers in the MLP (1 = a linear softmax gate)")

@@ -34,7 +34,7 @@ class HeadSpec:
 
     objective: str
     pooling: Pooling = "response_mean"
-    features: list[str] = field(default_factory=lambda: ["response"])
+    features: list[Feature] = field(default_factory=lambda: ["response"])
     hidden: int = 0  # 0: a linear head; > 0: Linear → GELU → Dropout → Linear
     dropout: float = 0.0
 
@@ -52,7 +52,8 @@ class HeadSpec:
 
 
 
-LORA_TARGETS = ("query", "key", "value", "dense")  # BERT's attention projections and feed-forward layers
+LoraTarget = Literal["query", "key", "value", "dense"]  # BERT's attention projections and feed-forward layers
+LORA_TARGETS = get_args(LoraTarget)
 
 
 @dataclass
@@ -64,7 +65,7 @@ class LoraSpec:
     rank: int = 8
     alpha: float = 16.0
     layers: int = 2
-    targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
+    targets: list[LoraTarget] = field(default_factory=lambda: list(LORA_TARGETS))
 
     def __post_init__(self) -> None:
         if not 1 <= self.rank <= 256 or not self.alpha > 0 or not 1 <= self.layers <= 64:
@@ -150,7 +151,8 @@ class RMTrainConfig(RowReading):
     max_length: int = setting(256, help="encoder tokens per (prompt, response)")
     prompt_tokens: int = setting(64, help="tokens the prompt's end keeps at least (more when the response is short)")
     pooling: Pooling = setting("response_mean", help="how the head pools the token states")
-    features: list[str] = setting(["response"], help="pooled features: response, prompt, product, difference, length (log response tokens)")
+    features: list[Feature] = setting(["response"], help="pooled features: response, prompt, product, difference, "
+                                                       "length (log response tokens)")
     hidden: int = setting(0, help="MLP hidden width; 0 means a linear head")
     dropout: float = setting(0.0, help="dropout in the head")
     finetune_encoder: bool = setting(False, help="also train the whole encoder (slow; no embedding cache; the "
@@ -162,8 +164,9 @@ class RMTrainConfig(RowReading):
     lora_alpha: float = setting(16.0, help="LoRA scale numerator (scale = lora_alpha / lora_rank)")
     lora_layers: int = setting(2, help="how many top encoder layers get LoRA; the layers below stay frozen and their "
                                       "states are computed once and cached")
-    lora_targets: list[str] = setting(list(LORA_TARGETS), help="linear maps that get LoRA: query, key, value, "
-                                                               "dense (attention output and feed-forward)")
+    lora_targets: list[LoraTarget] = setting(list(LORA_TARGETS), help="linear maps that get LoRA: query, key, "
+                                                                      "value, dense (attention output and "
+                                                                      "feed-forward)")
     lora_lr: float = setting(5e-4, help="LoRA learning rate (the heads use lr)")
     lora_dropout: float = setting(0.1, help="dropout on the LoRA input while training")
     heads: dict = setting({}, help="objective: data, for several heads trained together on one (LoRA) encoder, "
