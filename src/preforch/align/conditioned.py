@@ -16,10 +16,11 @@ from trl import SFTConfig, SFTTrainer
 from preforch.align.config import ConditionedJob
 from preforch.align.data import (
     has_chat_template,
-    load_rows,
     policy_completion,
     policy_prompt,
+    preference_of,
     preference_rows,
+    read_rows,
 )
 from preforch.align.grpo import AlignResult
 from preforch.align.runs import (
@@ -67,7 +68,7 @@ def run_conditioned(job: ConditionedJob, scorer=None, adapter=None, policy=None,
     """Tag, fine-tune with SFT, save output_dir/final with conditioning.json (the tag format and mapping)."""
     resume_from = prepare_run_dir(job)
     parts = load_parts(job, scorer=scorer, adapter=adapter, policy=policy)
-    rows, source = load_rows(job.data, job.limit, job.seed, job.response_columns())
+    rows, source = read_rows(job, lambda row, where: preference_of(row, job.prompt_column, where))
     if "chosen" not in rows[0] and "messages" not in rows[0]:
         raise PreforchError(f"{source}: conditioned training needs responses: a 'chosen' column (or 'messages'); "
                             f"columns are {list(rows[0])} (--chosen-column names another)")

@@ -68,7 +68,7 @@ def hashed_settings(config) -> dict:
     if not values.get("trl"):  # runs from before the trl mapping existed keep their hash
         values.pop("trl", None)
     for name, default in (("fallback", "off"), ("allow_scorer_mismatch", False), ("chosen_column", "chosen"),
-                          ("rejected_column", "rejected"), ("preferred_id_column", None)):
+                          ("rejected_column", "rejected"), ("preferred_id_column", None), ("on_bad_rows", "error")):
         if values.get(name) == default:  # added after runs existed: at its default, old runs keep their hash
             values.pop(name)
     values["__route__"] = type(config).__name__

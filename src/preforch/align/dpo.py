@@ -26,12 +26,15 @@ from trl import DPOConfig, DPOTrainer
 from preforch.align.config import DPOJob
 from preforch.align.data import (
     candidates_from_rows,
+    candidates_of,
     has_chat_template,
-    load_rows,
     policy_completion,
     policy_prompt,
+    preference_of,
     preference_rows,
+    prompt_of,
     prompts_from_rows,
+    read_rows,
 )
 from preforch.align.grpo import AlignResult
 from preforch.align.runs import (
@@ -92,12 +95,33 @@ def make_pairs(candidates: list[list[str]], normalized: list[np.ndarray], weight
     return out
 
 
+def pairs_mode(job: DPOJob, row: dict) -> str:
+    """Where the pairs come from for a row like ``row``: ``pairs_from``, or (auto) candidate columns when set,
+    chosen/rejected columns when the row has both, else sampling from the policy."""
+    if job.pairs_from != "auto":
+        return job.pairs_from
+    has_pair = "chosen" in row and ("rejected" in row or "prompt" not in row)
+    return "candidates" if job.candidate_columns else "columns" if has_pair and "rejected" in row else "sample"
+
+
+def check_row(job: DPOJob, row: dict, where: str) -> None:
+    """Refuse a row :func:`collect_candidates` could not read (``on_bad_rows`` decides what that does)."""
+    mode = pairs_mode(job, row)
+    if mode == "columns":
+        missing = [c for c in ("chosen", "rejected") if c not in row]
+        if missing:
+            raise PreforchError(f"{where}: pairs_from 'columns' needs columns 'chosen' and 'rejected'; missing "
+                                f"{missing} (columns are {list(row)}; --chosen-column / --rejected-column name others)")
+        preference_of(row, job.prompt_column, where)
+        return
+    prompt_of(row, job.prompt_column, where)
+    if mode == "candidates":
+        candidates_of(row, job.candidate_columns, where)
+
+
 def collect_candidates(job: DPOJob, rows, source: str, parts) -> tuple[list, list[list[str]]]:
     """Prompts and their candidate responses, from the source ``pairs_from`` picks. Shape: [N], [N][G]."""
-    mode = job.pairs_from
-    if mode == "auto":
-        has_pair = "chosen" in rows[0] and ("rejected" in rows[0] or "prompt" not in rows[0])
-        mode = "candidates" if job.candidate_columns else "columns" if has_pair and "rejected" in rows[0] else "sample"
+    mode = pairs_mode(job, rows[0])
     if mode == "columns":
         missing = [c for c in ("chosen", "rejected") if c not in rows[0]]
         if missing:
@@ -147,7 +171,7 @@ def run_dpo(job: DPOJob, scorer=None, adapter=None, policy=None, callbacks=None)
     """Label pairs by R, write them to output_dir/pairs.jsonl, train DPO, save output_dir/final."""
     resume_from = prepare_run_dir(job)
     parts = load_parts(job, scorer=scorer, adapter=adapter, policy=policy)
-    rows, source = load_rows(job.data, job.limit, job.seed, job.response_columns())
+    rows, source = read_rows(job, lambda row, where: check_row(job, row, where))
     prompts, candidates = collect_candidates(job, rows, source, parts)
     weights = resolve_weights(prompts, parts.objectives, job.weighting(), parts.adapter).weights  # [N, K]
     normalized = normalized_candidate_scores(prompts, candidates, parts.scorer, parts.normalizer)

@@ -18,7 +18,7 @@ from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
 from preforch.align.config import GRPOJob, RLOOJob
-from preforch.align.data import has_chat_template, load_rows, policy_prompt, prompts_from_rows
+from preforch.align.data import has_chat_template, policy_prompt, prompt_of, prompts_from_rows, read_rows
 from preforch.align.rewards import (
     CONFIDENCE_COLUMN,
     CONVERSATION_COLUMN,
@@ -95,7 +95,7 @@ def run_rl(job: GRPOJob, scorer=None, adapter=None, policy=None, callbacks=None,
     resume_from = prepare_run_dir(job)
     parts: RunParts = load_parts(job, scorer=scorer, adapter=adapter, policy=policy)
     if prompts is None:
-        rows, source = load_rows(job.data, job.limit, job.seed)
+        rows, source = read_rows(job, lambda row, where: prompt_of(row, job.prompt_column, where))
         prompts = prompts_from_rows(rows, job.prompt_column, source)
     prompts = as_conversations(prompts)
     resolved = resolve_weights(prompts, parts.objectives, job.weighting(), parts.adapter)

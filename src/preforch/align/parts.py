@@ -31,7 +31,7 @@ from typing import Any
 
 from preforch.align.trl_settings import OWNED_ELSEWHERE
 from preforch.config import field
-from preforch.data.rows import ColumnMap
+from preforch.data.rows import ON_BAD_ROWS_HELP, ColumnMap, OnBadRows
 from preforch.errors import PreforchError
 from preforch.models.paths import DEFAULT_DEVICE, DEVICE_CHOICES, check_device
 from preforch.weighting import WeightingSettings
@@ -71,6 +71,7 @@ class DataPart:
     preferred_id_column: str | None = field(None, help="column saying which of chosen_column (0) and rejected_column "
                                             "(1) is preferred, e.g. PKU-SafeRLHF's safer_response_id")
     limit: int | None = field(None, help="use at most this many rows (after a seeded shuffle); null = all")
+    on_bad_rows: OnBadRows = field("error", help=ON_BAD_ROWS_HELP)
 
     def _check_data(self) -> list[str]:
         return [f"limit={self.limit!r}"] if self.limit is not None and self.limit < 1 else []

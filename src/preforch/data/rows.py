@@ -34,6 +34,8 @@ from preforch.types import PreferenceData
 SCORE_PREFIX = "score."
 REJECTED_SCORE_PREFIX = "score_rejected."
 OnBadRows = Literal["error", "skip"]
+ON_BAD_ROWS_HELP = ("a row that cannot be parsed: error stops with one line naming it; skip drops it, writes it with "
+                    "its reason to rejected_rows.jsonl next to the output and prints the count by reason")
 
 
 @dataclass
@@ -50,9 +52,7 @@ class RowReading:
                                             "rejected_column (1) is preferred, e.g. PKU-SafeRLHF: --chosen-column "
                                             "response_0 --rejected-column response_1 --preferred-id-column "
                                             "safer_response_id")
-    on_bad_rows: OnBadRows = field("error", help="a row that cannot be parsed: error stops with one line naming it; "
-                                   "skip drops it, writes it with its reason to rejected_rows.jsonl next to the "
-                                   "output and prints the count by reason")
+    on_bad_rows: OnBadRows = field("error", help=ON_BAD_ROWS_HELP)
 
     def column_map(self) -> ColumnMap:
         return ColumnMap(self.prompt_column, self.chosen_column, self.rejected_column, self.preferred_id_column)
@@ -198,7 +198,7 @@ def to_preference_data(rows: list[dict[str, Any]], source: str = "<rows>", requi
                                  columns=columns).data
 
 
-class _Rows:
+class RowChecks:
     """The per-row checks of one table: a bad row raises (error) or is set aside with its reason (skip)."""
 
     def __init__(self, rows: list[Any], source: str, on_bad_rows: OnBadRows) -> None:
@@ -251,7 +251,7 @@ def parse_preference_rows(rows: list[Any], source: str = "<rows>", *, require_sc
     """
     if not rows:
         raise PreforchError(f"{source}: no rows")
-    table = _Rows(rows, source, on_bad_rows)
+    table = RowChecks(rows, source, on_bad_rows)
     columns = columns or ColumnMap()
     mapped: list[dict[str, Any]] = [{} for _ in rows]
     for i, row in enumerate(rows):

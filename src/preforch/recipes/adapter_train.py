@@ -18,7 +18,7 @@ from preforch.errors import PreforchError
 from preforch.evaluate.plots import plot_weights_by_kind
 from preforch.provenance import PROVENANCE_NAME, make_provenance, read_provenance, scorer_records
 from preforch.recipes import next_step
-from preforch.recipes.bad_rows import read_preference_file
+from preforch.data.bad_rows import read_preference_file
 from preforch.recipes.configs import TrainAdapterJob
 from preforch.rewards.cache import ScoreCache
 from preforch.rewards.multi import MultiScorer

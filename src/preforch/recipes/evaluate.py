@@ -33,7 +33,7 @@ from preforch.evaluate.responses import evaluate_best_of_n, evaluate_policies
 from preforch.models.builtin import BUILTIN_HEADS
 from preforch.provenance import check_scored_data
 from preforch.recipes import next_step
-from preforch.recipes.bad_rows import read_preference_file
+from preforch.data.bad_rows import read_preference_file
 from preforch.recipes.configs import EvaluateAdapterConfig, EvaluateResponsesConfig
 from preforch.rewards.head_config import read_training_prompts
 from preforch.rewards.normalize import Normalizer

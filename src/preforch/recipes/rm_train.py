@@ -19,7 +19,7 @@ from preforch.data.sources import load_data_setting
 from preforch.errors import PreforchError
 from preforch.provenance import PROVENANCE_NAME, data_record, make_provenance
 from preforch.recipes import next_step
-from preforch.recipes.bad_rows import read_preference_file
+from preforch.data.bad_rows import read_preference_file
 from preforch.recipes.rm_card import render_lora_card
 from preforch.rewards.head_config import LOCAL_ENCODER, TRAINING_PROMPTS_NAME, RMTrainConfig
 from preforch.rewards.heads import SharedEncoderHeads

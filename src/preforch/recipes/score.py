@@ -33,7 +33,7 @@ from preforch.data.load import check_writable, read_table, write_table
 from preforch.errors import PreforchError
 from preforch.provenance import make_provenance, provenance_path, scorer_records
 from preforch.recipes import next_step
-from preforch.recipes.bad_rows import report_rejected
+from preforch.data.bad_rows import report_rejected
 from preforch.recipes.configs import OUTPUT_SUFFIXES, ScoreConfig, output_kind
 from preforch.rewards.cache import ScoreCache
 from preforch.rewards.scoring import as_multi, attach_scores, parse_rows, score_preference_data
@@ -121,7 +121,7 @@ def score_dataset(config: ScoreConfig) -> ScoreResult:
     rows = read_table(config.input)
     parsed = parse_rows(rows, source=config.input, columns=config.column_map(), on_bad_rows=config.on_bad_rows)
     if state.is_main_process:
-        report_rejected(parsed, output, config.input)
+        report_rejected(parsed.rejected, len(rows), output, config.input)
     rows, data = [rows[i] for i in parsed.kept], parsed.data
     t0 = time.perf_counter()
     device = str(state.device) if config.device == "auto" and world > 1 else config.device

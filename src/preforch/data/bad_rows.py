@@ -1,13 +1,15 @@
 """Reading a preference data file for a job, with its ``on_bad_rows`` and column settings: the rows set aside
-go to ``<output>.rejected_rows.jsonl`` next to the job's output, with one printed line counting them by reason."""
+go to ``<output>.rejected_rows.jsonl`` next to the job's output, with one printed line counting them by reason.
+The jobs (recipes/) and the align routes (align/data.py) both report through :func:`report_rejected`."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from preforch.data.load import read_table, write_table
-from preforch.data.rows import ParsedRows, RowReading, parse_preference_rows
+from preforch.data.rows import ParsedRows, RejectedRow, RowReading, parse_preference_rows
 
 __all__ = ["read_preference_file", "rejected_rows_path", "report_rejected"]
 
@@ -26,17 +28,17 @@ def rejected_rows_path(output: str | Path) -> Path:
     return output.parent / f"{name}{REJECTED_SUFFIX}"
 
 
-def report_rejected(parsed: ParsedRows, output: str | Path, source: str) -> Path | None:
-    """Write the set-aside rows (row, reason, values) and print one line; nothing when no row was set aside."""
-    if not parsed.rejected:
+def report_rejected(rejected: list[RejectedRow], total: int, output: str | Path, source: str) -> Path | None:
+    """Write the set-aside rows (row, reason, values) next to ``output`` and print one line counting them by
+    reason; nothing when no row was set aside. ``total``: the rows read."""
+    if not rejected:
         return None
     path = rejected_rows_path(output)
-    write_table([r.to_dict() for r in parsed.rejected], path)
-    reasons = parsed.reasons().most_common()
+    write_table([r.to_dict() for r in rejected], path)
+    reasons = Counter(r.reason for r in rejected).most_common()
     shown = "; ".join(f"{count}× {reason}" for reason, count in reasons[:3])
     more = f"; {len(reasons) - 3} more reason(s)" if len(reasons) > 3 else ""
-    total = len(parsed.kept) + len(parsed.rejected)
-    print(f"skipped {len(parsed.rejected)} of {total} rows of {source} ({len(reasons)} reason(s): {shown}{more}) "
+    print(f"skipped {len(rejected)} of {total} rows of {source} ({len(reasons)} reason(s): {shown}{more}) "
           f"-> {path}")
     return path
 
@@ -49,5 +51,5 @@ def read_preference_file(path: str | Path, reading: RowReading, output: str | Pa
     rows = read_table(path) if rows is None else rows
     parsed = parse_preference_rows(rows, str(path), require_scores=require_scores, kind_column=kind_column,
                                    columns=reading.column_map(), on_bad_rows=reading.on_bad_rows)
-    report_rejected(parsed, output, str(path))
+    report_rejected(parsed.rejected, len(parsed.kept) + len(parsed.rejected), output, str(path))
     return parsed
