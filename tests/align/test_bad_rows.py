@@ -77,3 +77,26 @@ def test_grpo_skips_broken_rows_through_the_cli(tmp_path, tiny_policy_dir, capsy
     assert main([*args, "--on-bad-rows", "skip"]) == 0
     out = capsys.readouterr().out
     assert "skipped 2 of 6 rows" in out and "policy written to" in out
+
+
+def test_prompts_are_cut_to_max_prompt_length_keeping_their_end(tiny_policy):
+    """TRL's trainers do not cut prompts: preforch does, so one long dialogue cannot blow up a batch."""
+    from preforch.align.data import fit_prompt, prompt_tokens
+    from preforch.conversation import as_conversation
+
+    tok = tiny_policy[1] if isinstance(tiny_policy, tuple) else tiny_policy.tokenizer
+    long = as_conversation([{"role": "user", "content": "first question " * 40},
+                            {"role": "assistant", "content": "an answer " * 40},
+                            {"role": "user", "content": "alpha beta " * 60 + "the final words"}])
+    for chat in (True, False):
+        short = fit_prompt(as_conversation("hi there"), tok, 64, chat)
+        assert short == as_conversation("hi there")  # short prompts pass untouched
+        cut = fit_prompt(long, tok, 64, chat)
+        assert prompt_tokens(cut, tok, chat) <= 64 and prompt_tokens(long, tok, chat) > 64
+        assert len(cut.messages) == 1 and cut.last_user.endswith("the final words")  # earliest turns went first
+    two = as_conversation([{"role": "user", "content": "old " * 5}, {"role": "assistant", "content": "ok"},
+                           {"role": "user", "content": "new question"}])
+    n = prompt_tokens(as_conversation("new question"), tok, True)
+    assert fit_prompt(two, tok, n, True) == as_conversation("new question")  # whole turns dropped, text intact
+    with pytest.raises(PreforchError, match="leaves no room"):
+        fit_prompt(long, tok, 2, True)

@@ -15,6 +15,7 @@ from trl import SFTConfig, SFTTrainer
 
 from preforch.align.config import ConditionedJob
 from preforch.align.data import (
+    fit_prompt,
     has_chat_template,
     policy_completion,
     policy_prompt,
@@ -56,10 +57,12 @@ def _training_examples(job: ConditionedJob, parts, rows, source) -> tuple[list[C
 
 
 def conditioned_rows(prompts: list[Conversation], responses: list[str], scores: np.ndarray, objectives: list[str],
-                     decimals: int, chat: bool) -> dict[str, list]:
-    """The SFT rows: each prompt tagged with its own response's normalised scores [M, K], and that response."""
+                     decimals: int, chat: bool, fit=None) -> dict[str, list]:
+    """The SFT rows: each prompt tagged with its own response's normalised scores [M, K] (then cut by ``fit``, which
+    keeps the end, so the tags stay), and that response."""
     return {
-        "prompt": [policy_prompt(tag_prompt(p, objectives, s, decimals), chat) for p, s in zip(prompts, scores)],
+        "prompt": [policy_prompt((fit or (lambda c: c))(tag_prompt(p, objectives, s, decimals)), chat)
+                   for p, s in zip(prompts, scores)],
         "completion": [policy_completion(r, chat) for r in responses],
     }
 
@@ -77,7 +80,8 @@ def run_conditioned(job: ConditionedJob, scorer=None, adapter=None, policy=None,
                                 np.quantile(scores, job.tag_low_quantile, axis=0).round(4).tolist(),
                                 np.quantile(scores, job.tag_high_quantile, axis=0).round(4).tolist())
     chat = has_chat_template(parts.tokenizer)
-    dataset = Dataset.from_dict(conditioned_rows(prompts, responses, scores, parts.objectives, job.tag_decimals, chat))
+    dataset = Dataset.from_dict(conditioned_rows(prompts, responses, scores, parts.objectives, job.tag_decimals, chat,
+                                                 lambda c: fit_prompt(c, parts.tokenizer, job.max_prompt_length, chat)))
     extra = {"num_train_epochs": job.num_train_epochs, "max_steps": -1} if job.num_train_epochs else {}
     args = SFTConfig(**trl_args(job, **extra, max_length=job.max_length, completion_only_loss=True))
     parts.tokenizer.padding_side = "right"

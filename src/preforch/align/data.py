@@ -138,6 +138,39 @@ def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
+def prompt_tokens(prompt: Conversation, tokenizer, chat: bool) -> int:
+    """Tokens the policy reads for ``prompt``: its chat template with the generation prompt, or its text."""
+    if chat:
+        ids = tokenizer.apply_chat_template(prompt.to_messages(), add_generation_prompt=True, tokenize=True)
+        return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
+    return len(tokenizer(prompt.text())["input_ids"])
+
+
+def fit_prompt(prompt: Conversation, tokenizer, max_tokens: int, chat: bool) -> Conversation:
+    """``prompt`` cut to at most ``max_tokens`` policy tokens, keeping its end (``max_prompt_length``): the
+    earliest messages go first, then the start of the final user turn's text. TRL's trainers do not cut prompts
+    themselves, and one long HH dialogue makes a whole batch's logits that long."""
+    if prompt_tokens(prompt, tokenizer, chat) <= max_tokens:
+        return prompt
+    while len(prompt.messages) > 1:
+        prompt = Conversation(prompt.messages[1:]) if prompt.messages[1].role != "assistant" else \
+            Conversation(prompt.messages[2:])
+        if prompt_tokens(prompt, tokenizer, chat) <= max_tokens:
+            return prompt
+    ids = tokenizer(prompt.last_user, add_special_tokens=False)["input_ids"]
+    for _ in range(4):  # decoding and encoding again can shift the count by a token or two
+        over = prompt_tokens(prompt, tokenizer, chat) - max_tokens
+        if over <= 0:
+            return prompt
+        if over >= len(ids):
+            raise PreforchError(f"max_prompt_length {max_tokens} leaves no room for the prompt: the policy's "
+                                f"template alone takes about {prompt_tokens(prompt, tokenizer, chat) - len(ids)} "
+                                "tokens; raise it")
+        ids = ids[over:]
+        prompt = prompt.with_last_user(tokenizer.decode(ids, skip_special_tokens=True).strip() or "…")
+    return prompt
+
+
 def policy_prompt(prompt: Conversation, chat: bool):
     """What TRL gets as 'prompt': the message list when the tokenizer has a chat template, else the text."""
     return prompt.to_messages() if chat else prompt.text()

@@ -27,6 +27,7 @@ from preforch.align.config import DPOJob
 from preforch.align.data import (
     candidates_from_rows,
     candidates_of,
+    fit_prompt,
     has_chat_template,
     policy_completion,
     policy_prompt,
@@ -191,7 +192,8 @@ def run_dpo(job: DPOJob, scorer=None, adapter=None, policy=None, callbacks=None)
                 Path(job.output_dir) / PAIRS_NAME)
     chat = has_chat_template(parts.tokenizer)
     dataset = Dataset.from_dict({
-        "prompt": [policy_prompt(prompts[i], chat) for i in pairs.index],
+        "prompt": [policy_prompt(fit_prompt(prompts[i], parts.tokenizer, job.max_prompt_length, chat), chat)
+                   for i in pairs.index],
         "chosen": [policy_completion(c, chat) for c in pairs.chosen],
         "rejected": [policy_completion(r, chat) for r in pairs.rejected],
     })

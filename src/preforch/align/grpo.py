@@ -18,7 +18,14 @@ from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
 from preforch.align.config import GRPOJob, RLOOJob
-from preforch.align.data import has_chat_template, policy_prompt, prompt_of, prompts_from_rows, read_rows
+from preforch.align.data import (
+    fit_prompt,
+    has_chat_template,
+    policy_prompt,
+    prompt_of,
+    prompts_from_rows,
+    read_rows,
+)
 from preforch.align.rewards import (
     CONFIDENCE_COLUMN,
     CONVERSATION_COLUMN,
@@ -55,11 +62,13 @@ class AlignResult:
 
 
 def build_prompt_dataset(prompts: list[Conversation], weights: np.ndarray, chat: bool,
-                         confidence: np.ndarray | None = None, lam: np.ndarray | None = None):
-    """Rows TRL trains on: prompt (messages or text), pro_conversation, pro_weights, and pro_confidence /
-    pro_lambda when known. Shapes: weights [N, K]; confidence, lam [N]."""
+                         confidence: np.ndarray | None = None, lam: np.ndarray | None = None,
+                         policy_prompts: list[Conversation] | None = None):
+    """Rows TRL trains on: prompt (messages or text; ``policy_prompts`` when given, the prompts cut to what the
+    policy reads), pro_conversation (the whole prompt, which the reward models score), pro_weights, and
+    pro_confidence / pro_lambda when known. Shapes: weights [N, K]; confidence, lam [N]."""
     columns = {
-        "prompt": [policy_prompt(p, chat) for p in prompts],
+        "prompt": [policy_prompt(p, chat) for p in policy_prompts or prompts],
         CONVERSATION_COLUMN: [p.key() for p in prompts],
         WEIGHTS_COLUMN: [[float(v) for v in row] for row in weights],
     }
@@ -100,8 +109,9 @@ def run_rl(job: GRPOJob, scorer=None, adapter=None, policy=None, callbacks=None,
     prompts = as_conversations(prompts)
     resolved = resolve_weights(prompts, parts.objectives, job.weighting(), parts.adapter)
     weights = resolved.weights  # [N, K]
-    dataset = build_prompt_dataset(prompts, weights, has_chat_template(parts.tokenizer), resolved.confidence,
-                                   resolved.fallback)
+    chat = has_chat_template(parts.tokenizer)
+    cut = [fit_prompt(p, parts.tokenizer, job.max_prompt_length, chat) for p in prompts]
+    dataset = build_prompt_dataset(prompts, weights, chat, resolved.confidence, resolved.fallback, cut)
     reward = ScalarizedReward(parts.scorer, parts.normalizer)
     trainer_cls, config_cls, extra = _trainer_class(job)
     args = config_cls(**trl_args(job, num_generations=job.num_generations,

@@ -147,7 +147,8 @@ class TrainerPart:
     max_steps: int = field(10, help="optimiser steps")
     per_device_train_batch_size: int = field(4, help="rows per device per step (GRPO/RLOO: completions)")
     gradient_accumulation_steps: int = field(1, help="micro-batches per optimiser step")
-    max_prompt_length: int = field(256, help="prompt tokens kept (from the end)")
+    max_prompt_length: int = field(256, help="prompt tokens the policy reads, kept from the end (earliest turns go "
+                                             "first); the reward models still score the whole prompt")
     seed: int = field(0, help="seed for data order, sampling and initialisation")
     bf16: bool | None = field(None, help="bf16 mixed precision; null = on when a bf16-capable GPU is present")
     gradient_checkpointing: bool = field(False, help="trade compute for memory (large policies)")
