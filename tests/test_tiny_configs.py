@@ -1,7 +1,8 @@
 """Every ``configs/tiny/*.yaml`` runs from the CLI as its header comment writes it (the ``#   preforch ...`` line,
 optional ``[...]`` parts left out), in a folder holding only links to the checkout's configs/ and src/ (the
-shipped data files), each after the configs whose outputs it reads. The fast ones run by default; those that load
-or train the embedded SmolLM2 (tens of seconds to two minutes each on 2 CPU cores, BENCHMARKS.md) are ``slow``."""
+shipped data files), each after the configs whose outputs it reads. The fast ones run by default (GRPO on the
+embedded SmolLM2 among them); the other configs that load or train it (20–40 s each on a quiet 2-core CPU,
+BENCHMARKS.md) are ``slow``."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ TINY = ROOT / "configs" / "tiny"
 #: config → the configs whose outputs it reads (run first when not run yet).
 NEEDS = {"evaluate_adapter": ["adapter"], "evaluate_routing": ["adapter"], "generate": [],
          "evaluate_responses": ["adapter", "generate"], "serve": ["adapter"]}
-#: seconds each on a quiet 2-core machine (score 8, adapter 19, evaluate routing 4): on in the default run.
-FAST = ["score", "adapter", "evaluate_routing"]
+#: seconds each on a quiet 2-core machine (score 8, adapter 19, evaluate routing 4, GRPO on the embedded SmolLM2
+#: 19): on in the default run; the GRPO one is the always-on end-to-end run of a real policy.
+FAST = ["score", "adapter", "evaluate_routing", "align_grpo"]
 ALL = sorted(p.stem for p in TINY.glob("*.yaml"))
 
 
