@@ -15,16 +15,14 @@ from preforch.conversation import Conversation, as_conversation, split_hh, split
 from preforch.data.bad_rows import rejected_rows_path, report_rejected
 from preforch.data.example import is_embedded, load_embedded
 from preforch.data.load import column_present, read_table, rows_from_preference_data, to_preference_data
-from preforch.data.rows import ColumnMap, RowChecks
+from preforch.data.rows import RowChecks
 from preforch.errors import PreforchError
 from preforch.types import PreferenceData
 
 
-def load_rows(data: str, limit: int | None = None, seed: int = 0,
-              columns: ColumnMap | None = None) -> tuple[list[dict[str, Any]], str]:
+def load_rows(data: str, limit: int | None = None, seed: int = 0) -> tuple[list[dict[str, Any]], str]:
     """Rows of ``data`` (a file, a datasets folder or an ``embedded:`` set), shuffled with ``seed`` when ``limit``
-    cuts them, and where they came from (for error messages); ``columns`` renames the response columns to
-    chosen/rejected (and orders them by a preferred-id column)."""
+    cuts them, and where they came from (for error messages). :func:`read_rows` maps and checks them."""
     if is_embedded(data):
         ex = load_embedded(data, seed=seed)
         rows = rows_from_preference_data(ex)
@@ -36,8 +34,6 @@ def load_rows(data: str, limit: int | None = None, seed: int = 0,
     if limit is not None and limit < len(rows):
         order = np.random.default_rng(seed).permutation(len(rows))[:limit]
         rows = [rows[i] for i in sorted(order)]
-    if columns is not None and not columns.identity:
-        rows = [columns.apply(row, f"{source}: row {i}") for i, row in enumerate(rows, 1)]
     return rows, source
 
 
@@ -159,13 +155,13 @@ def fit_prompt(prompt: Conversation, tokenizer, max_tokens: int, chat: bool) -> 
             return prompt
     ids = tokenizer(prompt.last_user, add_special_tokens=False)["input_ids"]
     for _ in range(4):  # decoding and encoding again can shift the count by a token or two
-        over = prompt_tokens(prompt, tokenizer, chat) - max_tokens
-        if over <= 0:
+        count = prompt_tokens(prompt, tokenizer, chat)
+        if count <= max_tokens:
             return prompt
+        over = count - max_tokens
         if over >= len(ids):
             raise PreforchError(f"max_prompt_length {max_tokens} leaves no room for the prompt: the policy's "
-                                f"template alone takes about {prompt_tokens(prompt, tokenizer, chat) - len(ids)} "
-                                "tokens; raise it")
+                                f"template alone takes about {count - len(ids)} tokens; raise it")
         ids = ids[over:]
         prompt = prompt.with_last_user(tokenizer.decode(ids, skip_special_tokens=True).strip() or "…")
     return prompt

@@ -105,14 +105,19 @@ def pairs_mode(job: DPOJob, row: dict) -> str:
     return "candidates" if job.candidate_columns else "columns" if has_pair and "rejected" in row else "sample"
 
 
+def require_pair_columns(row: dict, where: str) -> None:
+    """Refuse a row without both response columns that pairs_from 'columns' reads."""
+    missing = [c for c in ("chosen", "rejected") if c not in row]
+    if missing:
+        raise PreforchError(f"{where}: pairs_from 'columns' needs columns 'chosen' and 'rejected'; missing "
+                            f"{missing} (columns are {list(row)}; --chosen-column / --rejected-column name others)")
+
+
 def check_row(job: DPOJob, row: dict, where: str) -> None:
     """Refuse a row :func:`collect_candidates` could not read (``on_bad_rows`` decides what that does)."""
     mode = pairs_mode(job, row)
     if mode == "columns":
-        missing = [c for c in ("chosen", "rejected") if c not in row]
-        if missing:
-            raise PreforchError(f"{where}: pairs_from 'columns' needs columns 'chosen' and 'rejected'; missing "
-                                f"{missing} (columns are {list(row)}; --chosen-column / --rejected-column name others)")
+        require_pair_columns(row, where)
         preference_of(row, job.prompt_column, where)
         return
     prompt_of(row, job.prompt_column, where)
@@ -124,10 +129,7 @@ def collect_candidates(job: DPOJob, rows, source: str, parts) -> tuple[list, lis
     """Prompts and their candidate responses, from the source ``pairs_from`` picks. Shape: [N], [N][G]."""
     mode = pairs_mode(job, rows[0])
     if mode == "columns":
-        missing = [c for c in ("chosen", "rejected") if c not in rows[0]]
-        if missing:
-            raise PreforchError(f"{source}: pairs_from 'columns' needs columns 'chosen' and 'rejected'; missing "
-                                f"{missing} (columns are {list(rows[0])}; --chosen-column / --rejected-column name others)")
+        require_pair_columns(rows[0], source)
         data = preference_rows(rows, source, job.prompt_column)
         return data.prompts, [[c, r] for c, r in zip(data.chosen, data.rejected or [])]
     prompts = prompts_from_rows(rows, job.prompt_column, source)

@@ -107,6 +107,24 @@ def rank_candidates(raw_scores: np.ndarray, weights: np.ndarray,
     return normed, rewards, choose_best(rewards)
 
 
+def rank_with_floor(raw_scores: np.ndarray, weights: np.ndarray, normalizer: Normalizer | None,
+                    floor: Floor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`rank_candidates`, then the floor (when enabled) picks among the candidates that clear it.
+
+    ``raw_scores`` [N, G(+1), K]: when the floor compares with its reply (:meth:`Floor.with_reply`), the last
+    column holds the reply's scores. Returns raw and normalised scores of the candidates [N, G, K], R [N, G], the
+    chosen index [N] and, with the floor on, whether the floor's reply is served instead [N] (else None).
+    """
+    raw = np.asarray(raw_scores, dtype=np.float64)
+    raw, reply_raw = (raw[:, :-1], raw[:, -1]) if floor.scores_reply else (raw, None)  # [N, G, K], [N, K]
+    normed, rewards, best = rank_candidates(raw, weights, normalizer)
+    if not floor.enabled:
+        return raw, normed, rewards, best, None
+    reply = reply_raw if reply_raw is None or normalizer is None else normalizer.transform(reply_raw)  # [N, K]
+    best, floored = choose_with_floor(rewards, floor_passes(normed, weights, floor.bar(reply), floor.share))
+    return raw, normed, rewards, best, floored
+
+
 def score_each(scorer: Scorer, prompts: list, candidates: list[list[str]]) -> list[np.ndarray]:
     """Raw scores of every prompt's candidates, in one scorer call; prompts may have different numbers of
     candidates. Shape: [N][G_i] texts → N arrays [G_i, K]. A wrong shape or a non-finite score is an error
@@ -176,19 +194,10 @@ def best_of_n(prompts: list, policy, scorer: Scorer, n: int, *, adapter=None, we
         user_vector(weighting.weights, objectives, "user weights")
     candidates, inferred = _candidates_and_weights(policy, prompts, n, generation, progress, adapter, weighting)
     resolved = resolve_weights(prompts, objectives, weighting, adapter, inferred=inferred)  # [N, K]
-    against_reply = floor is not None and floor.enabled and floor.against == "reply"
-    scored = [[*c, floor.reply] for c in candidates] if against_reply else candidates  # the reply: one more
-    raw = score_candidates(scorer, prompts, scored)  # [N, G(+1), K]
-    raw, reply_raw = (raw[:, :-1], raw[:, -1]) if against_reply else (raw, None)  # [N, G, K], [N, K]
-    norm, norm_source = _pick_normalizer(normalizer, adapter, raw, objectives)
-    reply_normed = None
-    if against_reply:
-        reply_normed = reply_raw if norm is None else norm.transform(reply_raw)  # [N, K]
-    normed, rewards, best = rank_candidates(raw, resolved.weights, norm)  # [N, G, K], [N, G], [N]
-    floored = None
-    if floor is not None and floor.enabled:
-        passes = floor_passes(normed, resolved.weights, floor.bar(reply_normed), floor.share)  # [N, G]
-        best, floored = choose_with_floor(rewards, passes)  # [N], [N]
+    floor = floor or Floor()
+    raw = score_candidates(scorer, prompts, [floor.with_reply(c) for c in candidates])  # [N, G(+1), K]
+    norm, norm_source = _pick_normalizer(normalizer, adapter, raw[:, :len(candidates[0])], objectives)
+    raw, normed, rewards, best, floored = rank_with_floor(raw, resolved.weights, norm, floor)  # [N, G, K], ..., [N]
     rows = np.arange(len(prompts))
     responses = [floor.reply if floored is not None and floored[i] else candidates[i][j] for i, j in enumerate(best)]
     return BestOfNResult(

@@ -46,6 +46,15 @@ class Floor:
                                 f"score or reply; got min_score={self.min_score!r}, share={self.share!r}, "
                                 f"reply={self.reply!r:.40}, against={self.against!r}")
 
+    @property
+    def scores_reply(self) -> bool:
+        """Whether the reply itself must be scored: the floor is on and compares with the reply."""
+        return self.enabled and self.against == "reply"
+
+    def with_reply(self, texts: list[str]) -> list[str]:
+        """The candidates to score: ``texts``, and the reply as one more when :attr:`scores_reply`."""
+        return [*texts, self.reply] if self.scores_reply else list(texts)
+
     def bar(self, reply_scores: np.ndarray | None = None) -> float | np.ndarray:
         """What a candidate must score: ``min_score``, or (``against: reply``) the reply's own normalised scores
         ``reply_scores`` [N, K]."""

@@ -21,9 +21,8 @@ import numpy as np
 from preforch.adapter.views import view_messages
 from preforch.conversation import Conversation, as_conversation
 from preforch.errors import PreforchError
-from preforch.infer.best_of_n import rank_candidates
+from preforch.infer.best_of_n import rank_with_floor
 from preforch.infer.conditioning import desired_scores, tag_prompt, tag_weights
-from preforch.infer.floor import choose_with_floor, floor_passes
 from preforch.infer.prefill import prefill_matches, prompt_token_count
 from preforch.models.generation import (
     GenerationConfig,
@@ -234,17 +233,12 @@ async def rank(engine, plan: ChatPlan, conversation: Conversation, gen: Generate
                info: s.PreferenceInfo) -> int:
     """Score the candidates, fill the best-of-N fields of ``info``; returns the chosen index."""
     floor = engine.config.floor_rule()
-    against_reply = floor.enabled and floor.against == "reply"
-    texts = [*gen.texts, floor.reply] if against_reply else gen.texts  # the floor's reply scored as one more
-    raw = await engine.raw_scores([conversation] * len(texts), texts)  # [G(+1), K]
-    reply_normed = None
-    if against_reply:
-        raw, reply_normed = raw[:-1], engine.adapter.normalizer.transform(raw[-1:])  # [G, K], [1, K]
-    norm, rewards, best = rank_candidates(raw[None], used.weights, engine.adapter.normalizer)  # [1, G, K]
-    if floor.enabled:
-        best, floored = choose_with_floor(rewards, floor_passes(norm, used.weights, floor.bar(reply_normed),
-                                                                floor.share))
+    texts = floor.with_reply(gen.texts)
+    scored = await engine.raw_scores([conversation] * len(texts), texts)  # [G(+1), K]
+    raw, norm, rewards, best, floored = rank_with_floor(scored[None], used.weights, engine.adapter.normalizer, floor)
+    if floored is not None:
         info.floored = bool(floored[0])
+    raw = raw[0]  # [G, K]
     chosen = int(best[0])  # ties go to the first candidate
     names = engine.objectives
     info.chosen, info.reward = chosen, float(rewards[0, chosen])
